@@ -1,0 +1,21 @@
+"""tpri: Target Propagation via Regularized Inversion for recurrent networks.
+
+Library use (no Hydra needed)::
+
+    import torch, tpri
+    task = tpri.data.make_task("temporal_order", length=60)
+    model = tpri.RNN(task.input_size, 100, task.output_size)
+    tp = tpri.TargetProp(lr_target=1e-2, reg=10.0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = task.sample(20, torch.Generator().manual_seed(0))
+    opt.zero_grad(); loss = tp.backward(model, x, y, task.loss); opt.step()
+"""
+
+from tpri import data
+from tpri.inverse import Diverged, RNNInverse
+from tpri.models import RNN
+from tpri.tp import Backprop, TargetProp
+
+__version__ = "0.1.0"
+
+__all__ = ["RNN", "TargetProp", "Backprop", "Diverged", "RNNInverse", "data", "__version__"]

@@ -1,0 +1,93 @@
+"""The task interface shared by every dataset: training batches, a fixed held-out test set,
+a fixed sample of training data for measuring the train loss, the loss and the accuracy."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+OBJECTIVES = ("classification", "regression", "language_model")
+
+# The paper's accuracy rule for the adding problem: a prediction is right when |error| < 0.04.
+REGRESSION_TOLERANCE = 0.04
+
+
+class Task:
+    """A supervised sequence task.
+
+    Subclasses set the attributes and implement :meth:`sample`, :meth:`test_set` and
+    :meth:`train_eval_set`. Inputs are float tensors of shape (B, T, input_size); targets are
+    class indices (B,) for classification, values (B,) for regression, next-token indices
+    (B, T) for language modelling.
+    """
+
+    name: str = "task"
+    input_size: int
+    output_size: int
+    length: int  # T, the number of recurrent steps
+    objective: str = "classification"  # one of OBJECTIVES
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """A training batch drawn with `generator` (same generator state, same batch)."""
+        raise NotImplementedError
+
+    def test_set(self) -> tuple[Tensor, Tensor]:
+        """The fixed held-out set used for test loss / accuracy."""
+        raise NotImplementedError
+
+    def train_eval_set(self) -> tuple[Tensor, Tensor]:
+        """A fixed sample of training data on which the train loss is measured."""
+        raise NotImplementedError
+
+    # --- loss and metrics -------------------------------------------------------------
+    def loss(self, pred: Tensor, target: Tensor) -> Tensor:
+        """Batch-averaged loss: cross-entropy, or mean squared error for regression."""
+        if self.objective == "regression":
+            return F.mse_loss(pred.squeeze(-1), target)
+        if self.objective == "language_model":  # pred (B, T, V), target (B, T)
+            return F.cross_entropy(pred.flatten(0, 1), target.flatten())
+        return F.cross_entropy(pred, target)
+
+    def accuracy(self, pred: Tensor, target: Tensor) -> float:
+        """Share of correct predictions (regression: |error| < 0.04, the paper's rule)."""
+        if self.objective == "regression":
+            return ((pred.squeeze(-1) - target).abs() < REGRESSION_TOLERANCE).float().mean().item()
+        return (pred.argmax(-1) == target).float().mean().item()
+
+
+class TensorTask(Task):
+    """A task backed by in-memory tensors (images, text): batches are drawn uniformly with
+    replacement from the training tensors, so a generator state fully determines the stream.
+
+    Args:
+        x_train, y_train: training inputs (N, T, n) and targets.
+        x_test, y_test: held-out inputs and targets.
+        output_size: number of classes (or 1 for regression).
+        n_eval: size of the fixed training sample used to measure the train loss.
+    """
+
+    def __init__(self, name: str, x_train: Tensor, y_train: Tensor, x_test: Tensor,
+                 y_test: Tensor, output_size: int, objective: str = "classification",
+                 n_eval: int = 1000, eval_seed: int = 1234):
+        if x_train.ndim != 3 or x_test.ndim != 3:
+            raise ValueError(f"{name}: inputs must have shape (N, T, n), got "
+                             f"{tuple(x_train.shape)} and {tuple(x_test.shape)}")
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+        self.name, self.objective, self.output_size = name, objective, output_size
+        self.x_train, self.y_train, self.x_test, self.y_test = x_train, y_train, x_test, y_test
+        self.input_size, self.length = x_train.shape[2], x_train.shape[1]
+        g = torch.Generator().manual_seed(eval_seed)
+        n = min(n_eval, len(x_train))
+        self._eval_idx = torch.randperm(len(x_train), generator=g)[:n]
+
+    def sample(self, batch_size, generator):
+        idx = torch.randint(len(self.x_train), (batch_size,), generator=generator)
+        return self.x_train[idx], self.y_train[idx]
+
+    def test_set(self):
+        return self.x_test, self.y_test
+
+    def train_eval_set(self):
+        return self.x_train[self._eval_idx], self.y_train[self._eval_idx]

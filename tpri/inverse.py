@@ -1,0 +1,92 @@
+"""Regularized inverse of one step of a tanh / identity RNN (spec, step 3).
+
+    psi_t^{-1}(v) = argmin_h ||a^{-1}(v) - (W h + U x_t + b)||^2 + r ||h||^2
+                  = (W^T W + r I)^{-1} W^T (a^{-1}(v) - U x_t - b)
+
+W^T W + r I is factorised once (Cholesky) and the d x d matrix A = (W^T W + r I)^{-1} W^T is
+formed once, so each time step costs elementwise work plus one (B, d) @ (d, d) product.
+Batches are rows: a row vector s maps to s @ A^T.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+CLAMP_EPS = 1e-3  # a^{-1}(v) = atanh(clamp(v, -1 + eps, 1 - eps)) for tanh
+
+
+class Diverged(RuntimeError):
+    """Training left the numerically valid region (failed factorisation, non-finite values)."""
+
+
+def _clamp(h: Tensor) -> Tensor:
+    return h.clamp(-1 + CLAMP_EPS, 1 - CLAMP_EPS)
+
+
+class RNNInverse:
+    """Layer inverses of h_t = a(W h_{t-1} + U x_t + b) at fixed parameters.
+
+    Time is the leading axis of the cached tensors; `k` indexes 0-based steps, so `k` holds
+    h_{k+1}, and the methods map a quantity at step k to step k - 1.
+
+    Args:
+        W (d, d), U (d, n), b (d,): the recurrence's parameters (detached).
+        activation: "tanh" or "identity".
+        reg: r >= 0.
+        x: inputs (B, T, n); hs: forward states (B, T, d), detached.
+    Raises:
+        Diverged: when W^T W + r I is not numerically positive definite.
+    """
+
+    def __init__(self, W: Tensor, U: Tensor, b: Tensor, activation: str, reg: float,
+                 x: Tensor, hs: Tensor):
+        self.activation, self.U, self.b = activation, U, b
+        self.x, self.h = x.transpose(0, 1), hs.transpose(0, 1)  # (T, B, n), (T, B, d)
+        gram = W.T @ W + reg * torch.eye(W.shape[0], dtype=W.dtype, device=W.device)
+        chol, info = torch.linalg.cholesky_ex(gram)
+        if info.item() != 0 or not torch.isfinite(chol).all():
+            raise Diverged(f"Cholesky factorisation of W^T W + reg I failed (reg={reg})")
+        self.At = torch.cholesky_solve(W.T, chol).T.contiguous()  # (d, d): A^T
+        self._slope_inv = self._h_inv = None
+
+    # --- the activation and its inverse --------------------------------------------------
+    def act_inv(self, v: Tensor) -> Tensor:
+        """a^{-1}(v), with the tanh input clamped to [-1 + eps, 1 - eps]."""
+        return torch.atanh(_clamp(v)) if self.activation == "tanh" else v
+
+    def slope_inv(self) -> Tensor:
+        """1 / a'(a^{-1}(h_t)) for every step, (T, B, d); for tanh 1 / (1 - clamp(h)^2)."""
+        if self._slope_inv is None:
+            self._slope_inv = (1 / (1 - _clamp(self.h) ** 2) if self.activation == "tanh"
+                               else torch.ones_like(self.h))
+        return self._slope_inv
+
+    def h_inv(self) -> Tensor:
+        """a^{-1}(h_t) for every step, (T, B, d)."""
+        if self._h_inv is None:
+            self._h_inv = self.act_inv(self.h)
+        return self._h_inv
+
+    # --- the regularized inverse and the three target rules ------------------------------
+    def apply(self, s: Tensor, out: Tensor | None = None) -> Tensor:
+        """s @ A^T, i.e. (W^T W + r I)^{-1} W^T s for each row s; (B, d) -> (B, d)."""
+        return torch.mm(s, self.At, out=out)
+
+    def psi_inv(self, v: Tensor, k: int) -> Tensor:
+        """psi^{-1} of step k applied to v (B, d): the regularized pre-image at step k - 1."""
+        drive = self.x[k] @ self.U.T + self.b  # (B, d): U x_t + b
+        return self.apply(self.act_inv(v) - drive)
+
+    # Each rule maps the displacement e = v - h at step k (B, d) to the one at step k - 1.
+    def linearized(self, e: Tensor, k: int, out: Tensor | None = None) -> Tensor:
+        """Jacobian of psi^{-1} at h_k applied to e: A (e / a'(a^{-1}(h_k)))."""
+        return self.apply(e * self.slope_inv()[k], out)
+
+    def difference(self, e: Tensor, k: int, out: Tensor | None = None) -> Tensor:
+        """psi^{-1}(h_k + e) - psi^{-1}(h_k) (U x_t + b cancels)."""
+        return self.apply(self.act_inv(self.h[k] + e) - self.h_inv()[k], out)
+
+    def inverse(self, e: Tensor, k: int, out: Tensor | None = None) -> Tensor:
+        """Plain TP: psi^{-1}(h_k + e) - h_{k-1}."""
+        return torch.sub(self.psi_inv(self.h[k] + e, k), self.h[k - 1], out=out)

@@ -1,0 +1,107 @@
+"""Recurrent models trained by TP or BP.
+
+Every model exposes the same three pieces, which is all `TargetProp` needs:
+  states(x)   -> all hidden states h_1..h_T, shape (B, T, d)
+  predict(hs) -> the prediction from the states (the readout)
+  regularized_inverse(x, hs, reg) -> the layer inverses psi_t^{-1} of the recurrence
+and `forward(x) = predict(states(x))`, so BP is plain autograd on `model(x)`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from tpri.inverse import RNNInverse
+
+ACTIVATIONS = ("tanh", "identity", "relu")
+INVERTIBLE = ("tanh", "identity")  # activations TP can invert exactly
+
+
+@torch.no_grad()
+def orthogonal_(weight: Tensor) -> Tensor:
+    """Set `weight` to the nearest (semi-)orthogonal matrix to a uniform random one in
+    [-1, 1), via an SVD: the paper's initialisation."""
+    u, _, vh = torch.linalg.svd(torch.empty_like(weight).uniform_(-1, 1), full_matrices=False)
+    return weight.copy_(u @ vh)
+
+
+class RNN(nn.Module):
+    """Elman RNN with a linear readout of the last state (sequence -> label).
+
+        h_0 = 0,  h_t = a(W h_{t-1} + U x_t + b),  y_hat = V h_T + c
+
+    `self.rnn` is a `torch.nn.RNN(batch_first=True)` holding W = `weight_hh_l0`,
+    U = `weight_ih_l0` and b = `bias_ih_l0 + bias_hh_l0`; it also computes the recurrence for
+    tanh and relu. torch has no identity RNN, so for `activation="identity"` the same
+    parameters are unrolled here. `self.readout` is the `nn.Linear` (V, c).
+
+    Args:
+        input_size: n, features per time step.
+        hidden: d, the width of the hidden state.
+        output_size: number of classes (or 1 for regression).
+        activation: "tanh" or "identity" (invertible, so usable by TP) or "relu" (BP only).
+    """
+
+    per_step_loss = False  # the loss reads h_T only
+
+    def __init__(self, input_size: int, hidden: int, output_size: int, activation: str = "tanh"):
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"model.activation: unknown activation {activation!r}; "
+                             f"accepted: {list(ACTIVATIONS)}")
+        for key, value in (("input_size", input_size), ("hidden", hidden),
+                           ("output_size", output_size)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"model.{key} must be an integer >= 1, got {value!r}")
+        self.activation = activation
+        nonlinearity = "relu" if activation == "relu" else "tanh"
+        self.rnn = nn.RNN(input_size, hidden, batch_first=True, nonlinearity=nonlinearity)
+        self.readout = nn.Linear(hidden, output_size)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Paper's initialisation: W, U and V orthogonal, biases zero."""
+        for weight in (self.rnn.weight_hh_l0, self.rnn.weight_ih_l0, self.readout.weight):
+            orthogonal_(weight)
+        for bias in (self.rnn.bias_ih_l0, self.rnn.bias_hh_l0, self.readout.bias):
+            nn.init.zeros_(bias)
+
+    @property
+    def bias(self) -> Tensor:
+        """b = b_ih + b_hh, the bias of the recurrence."""
+        return self.rnn.bias_ih_l0 + self.rnn.bias_hh_l0
+
+    def states(self, x: Tensor) -> Tensor:
+        """All hidden states h_1..h_T, shape (B, T, d), for inputs x of shape (B, T, n)."""
+        if self.activation != "identity":
+            return self.rnn(x)[0]
+        W = self.rnn.weight_hh_l0
+        drive = x @ self.rnn.weight_ih_l0.T + self.bias  # (B, T, d): U x_t + b for every t
+        h = drive.new_zeros(x.shape[0], W.shape[0])
+        hs = []
+        for drive_t in drive.unbind(1):  # unbind, not indexing: linear-time backward
+            h = drive_t + h @ W.T
+            hs.append(h)
+        return torch.stack(hs, 1)
+
+    def cell(self, h_prev: Tensor, x: Tensor) -> Tensor:
+        """One recurrence step applied to any batch shape: a(W h_prev + U x + b).
+        h_prev (..., d), x (..., n) -> (..., d). Used by TP's layer-local update."""
+        z = h_prev @ self.rnn.weight_hh_l0.T + x @ self.rnn.weight_ih_l0.T + self.bias
+        return {"tanh": torch.tanh, "relu": torch.relu, "identity": lambda v: v}[self.activation](z)
+
+    def predict(self, hs: Tensor) -> Tensor:
+        """Readout of the last state: (B, T, d) -> (B, output_size)."""
+        return self.readout(hs[:, -1])
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.predict(self.states(x))
+
+    def regularized_inverse(self, x: Tensor, hs: Tensor, reg: float) -> RNNInverse:
+        """The layer inverses psi_t^{-1} at the current parameters (one factorisation)."""
+        if self.activation not in INVERTIBLE:
+            raise ValueError(f"TP needs an invertible activation; model.activation="
+                             f"{self.activation!r} is BP-only (accepted for TP: {list(INVERTIBLE)})")
+        return RNNInverse(self.rnn.weight_hh_l0.detach(), self.rnn.weight_ih_l0.detach(),
+                          self.bias.detach(), self.activation, reg, x, hs)
