@@ -43,11 +43,13 @@ class RNNInverse:
                  x: Tensor, hs: Tensor):
         self.activation, self.U, self.b = activation, U, b
         self.x, self.h = x.transpose(0, 1), hs.transpose(0, 1)  # (T, B, n), (T, B, d)
+        self.h_steps = self.h.unbind(0)  # per-step views, indexed in the sweep's hot loop
         gram = W.T @ W + reg * torch.eye(W.shape[0], dtype=W.dtype, device=W.device)
         chol, info = torch.linalg.cholesky_ex(gram)
         if info.item() != 0 or not torch.isfinite(chol).all():
             raise Diverged(f"Cholesky factorisation of W^T W + reg I failed (reg={reg})")
         self.At = torch.cholesky_solve(W.T, chol).T.contiguous()  # (d, d): A^T
+        self._buffer = torch.empty_like(self.h_steps[0])  # (B, d) scratch for the sweep
         self._slope_inv = self._h_inv = None
 
     # --- the activation and its inverse --------------------------------------------------
@@ -55,17 +57,17 @@ class RNNInverse:
         """a^{-1}(v), with the tanh input clamped to [-1 + eps, 1 - eps]."""
         return torch.atanh(_clamp(v)) if self.activation == "tanh" else v
 
-    def slope_inv(self) -> Tensor:
-        """1 / a'(a^{-1}(h_t)) for every step, (T, B, d); for tanh 1 / (1 - clamp(h)^2)."""
+    def slope_inv(self) -> tuple[Tensor, ...]:
+        """1 / a'(a^{-1}(h_t)) per step, T tensors (B, d); tanh: 1 / (1 - clamp(h_t)^2)."""
         if self._slope_inv is None:
-            self._slope_inv = (1 / (1 - _clamp(self.h) ** 2) if self.activation == "tanh"
-                               else torch.ones_like(self.h))
+            slope = 1 - _clamp(self.h) ** 2 if self.activation == "tanh" else torch.ones_like(self.h)
+            self._slope_inv = (1 / slope).unbind(0)
         return self._slope_inv
 
-    def h_inv(self) -> Tensor:
-        """a^{-1}(h_t) for every step, (T, B, d)."""
+    def h_inv(self) -> tuple[Tensor, ...]:
+        """a^{-1}(h_t) per step, T tensors (B, d)."""
         if self._h_inv is None:
-            self._h_inv = self.act_inv(self.h)
+            self._h_inv = self.act_inv(self.h).unbind(0)
         return self._h_inv
 
     # --- the regularized inverse and the three target rules ------------------------------
@@ -81,12 +83,12 @@ class RNNInverse:
     # Each rule maps the displacement e = v - h at step k (B, d) to the one at step k - 1.
     def linearized(self, e: Tensor, k: int, out: Tensor | None = None) -> Tensor:
         """Jacobian of psi^{-1} at h_k applied to e: A (e / a'(a^{-1}(h_k)))."""
-        return self.apply(e * self.slope_inv()[k], out)
+        return self.apply(torch.mul(e, self.slope_inv()[k], out=self._buffer), out)
 
     def difference(self, e: Tensor, k: int, out: Tensor | None = None) -> Tensor:
         """psi^{-1}(h_k + e) - psi^{-1}(h_k) (U x_t + b cancels)."""
-        return self.apply(self.act_inv(self.h[k] + e) - self.h_inv()[k], out)
+        return self.apply(self.act_inv(self.h_steps[k] + e) - self.h_inv()[k], out)
 
     def inverse(self, e: Tensor, k: int, out: Tensor | None = None) -> Tensor:
         """Plain TP: psi^{-1}(h_k + e) - h_{k-1}."""
-        return torch.sub(self.psi_inv(self.h[k] + e, k), self.h[k - 1], out=out)
+        return torch.sub(self.psi_inv(self.h_steps[k] + e, k), self.h_steps[k - 1], out=out)

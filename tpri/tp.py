@@ -102,11 +102,12 @@ class TargetProp:
         step = getattr(inverse, self.targets)  # (e_k, k, out) -> e_{k-1}
         T, B, d = inverse.h.shape
         E = grad_last.new_empty(T, B, d)
-        torch.mul(grad_last, -self.lr_target, out=E[T - 1])
+        steps = E.unbind(0)  # views into E, one per step
+        torch.mul(grad_last, -self.lr_target, out=steps[T - 1])
         for k in range(T - 1, 0, -1):
-            step(E[k], k, out=E[k - 1])
+            step(steps[k], k, out=steps[k - 1])
             if grad_steps is not None:
-                E[k - 1].add_(grad_steps[:, k - 1], alpha=-self.lr_target)
+                steps[k - 1].add_(grad_steps[:, k - 1], alpha=-self.lr_target)
         if not torch.isfinite(E).all():
             raise Diverged("non-finite targets in the TP sweep")
         return E

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from tpri.data.base import Task, TensorTask
+from tpri.data.images import cifar10, digits, fashion_mnist, mnist
 from tpri.data.synthetic import AddingTask, TemporalOrderTask
+from tpri.data.text import PTBTask
 
 TASKS = {
     "temporal_order": TemporalOrderTask,
     "adding": AddingTask,
+    "digits": digits,
+    "mnist": mnist,
+    "fashion_mnist": fashion_mnist,
+    "cifar10": cifar10,
+    "ptb": PTBTask,
 }
 
 
@@ -18,4 +25,16 @@ def make_task(name: str, **options) -> Task:
     return TASKS[name](**options)
 
 
-__all__ = ["Task", "TensorTask", "TemporalOrderTask", "AddingTask", "TASKS", "make_task"]
+__all__ = [
+    "TASKS",
+    "AddingTask",
+    "PTBTask",
+    "Task",
+    "TemporalOrderTask",
+    "TensorTask",
+    "cifar10",
+    "digits",
+    "fashion_mnist",
+    "make_task",
+    "mnist",
+]

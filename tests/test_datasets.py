@@ -1,0 +1,386 @@
+"""Real-data tasks, loaded from tiny files written in the real formats (no network)."""
+
+import gzip
+import pickle
+import struct
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from omegaconf import OmegaConf
+
+from tpri.data import images as images_module
+from tpri.data import make_task
+from tpri.data.download import check_md5, extract_files, fetch, md5sum
+
+CONF = Path(__file__).resolve().parents[1] / "conf" / "dataset"
+IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+# --- writers of the real formats ---------------------------------------------------------
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """An IDX file of unsigned bytes: magic 0x0000080D, big-endian dims, data."""
+    header = struct.pack(">BBBB", 0, 0, 8, array.ndim) + struct.pack(f">{array.ndim}I",
+                                                                      *array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def write_idx_dataset(folder: Path, n_train=12, n_test=5, gz=True, seed=0) -> dict:
+    """Random 28x28 images and labels as the four IDX files; returns the arrays."""
+    rng = np.random.default_rng(seed)
+    arrays = {"train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28), np.uint8),
+              "train-labels-idx1-ubyte": rng.integers(0, 10, n_train, np.uint8),
+              "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, 28, 28), np.uint8),
+              "t10k-labels-idx1-ubyte": rng.integers(0, 10, n_test, np.uint8)}
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, array in arrays.items():
+        data = idx_bytes(array)
+        if gz:
+            (folder / f"{name}.gz").write_bytes(gzip.compress(data))
+        else:
+            (folder / name).write_bytes(data)
+    return arrays
+
+
+def write_cifar(folder: Path, n_per_batch=4, seed=0) -> tuple[np.ndarray, np.ndarray]:
+    """Six pickled batches under folder/cifar-10-batches-py; returns all images and labels."""
+    rng = np.random.default_rng(seed)
+    batches = folder / "cifar-10-batches-py"
+    batches.mkdir(parents=True, exist_ok=True)
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    images = rng.integers(0, 256, (6 * n_per_batch, 3072), np.uint8)
+    labels = rng.integers(0, 10, 6 * n_per_batch)
+    for i, name in enumerate(names):
+        part = slice(i * n_per_batch, (i + 1) * n_per_batch)
+        with open(batches / name, "wb") as f:
+            pickle.dump({b"data": images[part], b"labels": labels[part].tolist(),
+                         b"batch_label": name.encode()}, f)
+    return images, labels
+
+
+PTB_TRAIN = " the cat sat on the mat \n the dog sat \n a cat ran on the mat \n" * 5
+PTB_TEST = " the bird sat on the mat \n" * 12
+
+
+def write_ptb(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "ptb.train.txt").write_text(PTB_TRAIN)
+    (folder / "ptb.test.txt").write_text(PTB_TEST)
+
+
+def options(name: str, **overrides) -> dict:
+    """The options of conf/dataset/<name>.yaml (without name), with overrides."""
+    conf = OmegaConf.to_container(OmegaConf.load(CONF / f"{name}.yaml"), resolve=True)
+    conf.pop("name")
+    return {**conf, **overrides}
+
+
+# --- configs --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["digits", "mnist", "fashion_mnist", "cifar10", "ptb"])
+def test_every_yaml_key_is_commented_and_accepted(name, tmp_path):
+    lines = [line for line in (CONF / f"{name}.yaml").read_text().splitlines()
+             if line and not line.startswith("#")]
+    assert all("#" in line for line in lines if not line.startswith("name:"))
+    if name == "digits":
+        make_task(name, **options(name))
+        return
+    writers = {"mnist": write_idx_dataset, "fashion_mnist": write_idx_dataset,
+               "cifar10": write_cifar, "ptb": write_ptb}
+    writers[name](tmp_path)
+    overrides = {"n_tokens": None} if name == "ptb" else {}
+    make_task(name, **options(name, data_dir=str(tmp_path), **overrides))
+
+
+# --- digits ---------------------------------------------------------------------------
+
+
+def test_digits_shapes_and_range():
+    task = make_task("digits", **options("digits"))
+    assert task.x_train.shape == (1347, 64, 1) and task.x_test.shape == (450, 64, 1)
+    assert (task.input_size, task.length, task.output_size) == (1, 64, 10)
+    assert task.x_train.dtype == torch.float32 and task.y_train.dtype == torch.int64
+    assert task.x_train.min() == 0 and task.x_train.max() == 1
+    chunked = make_task("digits", **options("digits", size_chunk=4))
+    assert (chunked.length, chunked.input_size) == (16, 4)
+    assert torch.equal(chunked.x_train.flatten(1), task.x_train.flatten(1))
+
+
+def test_digits_split_is_fixed_by_its_seed():
+    a, b = make_task("digits", split_seed=3), make_task("digits", split_seed=3)
+    c = make_task("digits", split_seed=4)
+    assert torch.equal(a.x_test, b.x_test) and torch.equal(a.y_test, b.y_test)
+    assert not torch.equal(a.x_test, c.x_test)
+
+
+def test_digits_loss_and_accuracy():
+    task = make_task("digits")
+    _, y = task.test_set()
+    perfect = F.one_hot(y, 10).float() * 20
+    assert task.accuracy(perfect, y) == 1.0 and task.loss(perfect, y) < 1e-6
+    assert 0.0 <= task.accuracy(torch.zeros(len(y), 10), y) <= 1.0
+    xb, yb = task.sample(32, torch.Generator().manual_seed(0))
+    xb2, _ = task.sample(32, torch.Generator().manual_seed(0))
+    assert xb.shape == (32, 64, 1) and torch.equal(xb, xb2)
+    assert torch.isfinite(task.loss(torch.randn(32, 10), yb))
+
+
+def test_size_chunk_must_divide_the_sequence():
+    with pytest.raises(ValueError, match=r"size_chunk=5 .*accepted values: \[1, 2, 4, 8"):
+        make_task("digits", size_chunk=5)
+
+
+# --- MNIST and Fashion-MNIST ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("gz", [True, False])
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist"])
+def test_idx_round_trip(tmp_path, name, gz):
+    arrays = write_idx_dataset(tmp_path, gz=gz)
+    task = make_task(name, **options(name, data_dir=str(tmp_path)))
+    assert task.x_train.shape == (12, 784, 1) and task.x_test.shape == (5, 784, 1)
+    assert task.x_train.dtype == torch.float32
+    assert 0 <= task.x_train.min() and task.x_train.max() <= 1
+    expected = torch.from_numpy(arrays["train-images-idx3-ubyte"]).reshape(12, 784, 1) / 255
+    assert torch.allclose(task.x_train, expected)
+    assert task.y_train.tolist() == arrays["train-labels-idx1-ubyte"].tolist()
+    assert task.y_test.tolist() == arrays["t10k-labels-idx1-ubyte"].tolist()
+
+
+@pytest.mark.parametrize("size_chunk", [1, 7, 28, 784])
+def test_mnist_size_chunk(tmp_path, size_chunk):
+    write_idx_dataset(tmp_path)
+    task = make_task("mnist", **options("mnist", data_dir=str(tmp_path), size_chunk=size_chunk))
+    assert (task.length, task.input_size) == (784 // size_chunk, size_chunk)
+    assert task.x_test.shape == (5, 784 // size_chunk, size_chunk)
+
+
+def test_mnist_size_chunk_error_lists_accepted_values(tmp_path):
+    write_idx_dataset(tmp_path)
+    with pytest.raises(ValueError, match=r"size_chunk=5 must divide the 784 .*\[1, 2, 4, 7"):
+        make_task("mnist", **options("mnist", data_dir=str(tmp_path), size_chunk=5))
+
+
+def test_mnist_permutation_is_fixed(tmp_path):
+    write_idx_dataset(tmp_path)
+    plain = make_task("mnist", **options("mnist", data_dir=str(tmp_path)))
+    a = make_task("mnist", **options("mnist", data_dir=str(tmp_path), permute=True))
+    b = make_task("mnist", **options("mnist", data_dir=str(tmp_path), permute=True))
+    c = make_task("mnist", **options("mnist", data_dir=str(tmp_path), permute=True,
+                                     permute_seed=1))
+    assert torch.equal(a.x_train, b.x_train) and not torch.equal(a.x_train, c.x_train)
+    perm = torch.randperm(784, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(a.x_train, plain.x_train[:, perm])
+    assert torch.equal(a.x_test, plain.x_test[:, perm])  # the same permutation for test
+    assert torch.equal(a.y_train, plain.y_train)
+
+
+def test_mnist_n_train_and_normalize(tmp_path):
+    write_idx_dataset(tmp_path)
+    full = make_task("mnist", **options("mnist", data_dir=str(tmp_path)))
+    sub = make_task("mnist", **options("mnist", data_dir=str(tmp_path), n_train=7))
+    assert torch.equal(sub.x_train, full.x_train[:7]) and torch.equal(sub.y_train, full.y_train[:7])
+    assert torch.equal(sub.x_test, full.x_test)
+    with pytest.raises(ValueError, match="n_train=13"):
+        make_task("mnist", **options("mnist", data_dir=str(tmp_path), n_train=13))
+    norm = make_task("mnist", **options("mnist", data_dir=str(tmp_path), normalize=True))
+    assert abs(norm.x_train.mean()) < 1e-4 and abs(norm.x_train.std() - 1) < 1e-4
+    mean, std = full.x_train.mean(), full.x_train.std()
+    assert torch.allclose(norm.x_test, (full.x_test - mean) / std, atol=1e-5)
+
+
+def test_mnist_missing_files(tmp_path):
+    write_idx_dataset(tmp_path)
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(FileNotFoundError) as error:
+        make_task("mnist", **options("mnist", data_dir=str(tmp_path)))
+    message = str(error.value)
+    assert "t10k-labels-idx1-ubyte.gz" in message and str(tmp_path) in message
+    assert "train-images" not in message and "dataset.download=true" in message
+
+
+def test_data_dir_expands_user(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    write_idx_dataset(tmp_path / "mnist")
+    task = make_task("mnist", **options("mnist", data_dir="~/mnist"))
+    assert task.x_train.shape == (12, 784, 1)
+
+
+@pytest.mark.parametrize("damage, message", [  # IDX content -> file content
+    (lambda raw: gzip.compress(raw[:-10]), "truncated or corrupt"),
+    (lambda raw: gzip.compress(b"\x00\x00\x0b\x03" + raw[4:]), "bad magic number"),
+    (lambda raw: gzip.compress(raw)[:-20], "unreadable gzip"),
+])
+def test_idx_corrupt_file(tmp_path, damage, message):
+    write_idx_dataset(tmp_path)
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(damage(gzip.decompress(path.read_bytes())))
+    with pytest.raises(ValueError, match=message) as error:
+        make_task("mnist", **options("mnist", data_dir=str(tmp_path)))
+    assert "train-images-idx3-ubyte.gz" in str(error.value)
+
+
+def test_idx_mismatched_labels(tmp_path):
+    write_idx_dataset(tmp_path, gz=False)
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(np.zeros(4, np.uint8)))
+    with pytest.raises(ValueError, match="t10k-labels-idx1-ubyte.*do not match the 5 images"):
+        make_task("mnist", **options("mnist", data_dir=str(tmp_path)))
+
+
+def test_mnist_download_from_a_local_mirror(tmp_path, monkeypatch):
+    mirror = tmp_path / "mirror"
+    arrays = write_idx_dataset(mirror)
+    md5 = {f"{n}.gz": md5sum(mirror / f"{n}.gz") for n in IDX_NAMES}
+    source = images_module.IdxSource((f"file://{tmp_path}/absent/", f"file://{mirror}/"), md5)
+    monkeypatch.setitem(images_module.IDX_SOURCES, "mnist", source)
+    data_dir = tmp_path / "data"
+    task = make_task("mnist", **options("mnist", data_dir=str(data_dir), download=True))
+    assert task.y_train.tolist() == arrays["train-labels-idx1-ubyte"].tolist()
+    assert sorted(p.name for p in data_dir.iterdir()) == sorted(md5)
+
+
+# --- CIFAR-10 ------------------------------------------------------------------------
+
+
+def test_cifar_layouts(tmp_path):
+    images, labels = write_cifar(tmp_path)
+    rgb = make_task("cifar10", **options("cifar10", data_dir=str(tmp_path)))
+    assert rgb.x_train.shape == (20, 1024, 3) and rgb.x_test.shape == (4, 1024, 3)
+    assert rgb.y_train.tolist() == labels[:20].tolist()
+    assert rgb.y_test.tolist() == labels[20:].tolist()
+    planes = torch.from_numpy(images[:20]).float().reshape(20, 3, 1024) / 255
+    assert torch.allclose(rgb.x_train, planes.transpose(1, 2))
+    steps = make_task("cifar10", **options("cifar10", data_dir=str(tmp_path),
+                                           channels_as_steps=True, size_chunk=3))
+    assert (steps.length, steps.input_size) == (1024, 3)
+    assert torch.allclose(steps.x_train.flatten(1), planes.flatten(1))
+    grey = make_task("cifar10", **options("cifar10", data_dir=str(tmp_path), grayscale=True,
+                                          size_chunk=4))
+    assert (grey.length, grey.input_size) == (256, 4)
+    luma = 0.299 * planes[:, 0] + 0.587 * planes[:, 1] + 0.114 * planes[:, 2]
+    assert torch.allclose(grey.x_train.flatten(1), luma, atol=1e-6)
+    assert 0 <= grey.x_train.min() and grey.x_train.max() <= 1
+    with pytest.raises(ValueError, match="exclude"):
+        make_task("cifar10", **options("cifar10", data_dir=str(tmp_path), grayscale=True,
+                                       channels_as_steps=True))
+
+
+def test_cifar_permute_and_n_train(tmp_path):
+    write_cifar(tmp_path)
+    plain = make_task("cifar10", **options("cifar10", data_dir=str(tmp_path)))
+    perm = make_task("cifar10", **options("cifar10", data_dir=str(tmp_path), permute=True,
+                                          n_train=6))
+    order = torch.randperm(1024, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(perm.x_train, plain.x_train[:6, order])
+    assert torch.equal(perm.y_train, plain.y_train[:6])
+
+
+def test_cifar_missing_and_corrupt(tmp_path):
+    write_cifar(tmp_path)
+    batch = tmp_path / "cifar-10-batches-py" / "data_batch_3"
+    batch.write_bytes(batch.read_bytes()[:100])
+    with pytest.raises(ValueError, match="data_batch_3: not a readable CIFAR-10 batch"):
+        make_task("cifar10", **options("cifar10", data_dir=str(tmp_path)))
+    batch.unlink()
+    with pytest.raises(FileNotFoundError, match="data_batch_3 in .*cifar-10-batches-py"):
+        make_task("cifar10", **options("cifar10", data_dir=str(tmp_path)))
+
+
+def test_cifar_extraction_from_the_archive(tmp_path, monkeypatch):
+    source = tmp_path / "source"
+    images, _ = write_cifar(source)
+    archive = tmp_path / "data" / "cifar-10-python.tar.gz"
+    archive.parent.mkdir()
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(source / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    monkeypatch.setattr(images_module, "CIFAR_URL", "file:///nowhere/cifar-10-python.tar.gz")
+    monkeypatch.setattr(images_module, "CIFAR_MD5", "0" * 32)
+    with pytest.raises(ValueError, match="cifar-10-python.tar.gz: md5 checksum"):
+        make_task("cifar10", **options("cifar10", data_dir=str(archive.parent), download=True))
+    monkeypatch.setattr(images_module, "CIFAR_MD5", md5sum(archive))
+    task = make_task("cifar10", **options("cifar10", data_dir=str(archive.parent),
+                                          download=True, channels_as_steps=True))
+    assert torch.allclose(task.x_test.flatten(1), torch.from_numpy(images[20:]).float() / 255)
+
+
+# --- Penn Treebank -------------------------------------------------------------------
+
+
+def test_ptb_sequences(tmp_path):
+    write_ptb(tmp_path)
+    task = make_task("ptb", **options("ptb", data_dir=str(tmp_path), length=4, n_tokens=None))
+    words = PTB_TRAIN.split("\n")
+    n_tokens = sum(len(line.split()) + 1 for line in words[:-1])  # + <eos> per line
+    assert task.x_train.shape == ((n_tokens - 1) // 4, 4) == task.y_train.shape
+    assert task.x_train.dtype == torch.int64 and task.objective == "language_model"
+    assert task.vocab[:2] == ["<eos>", "<unk>"] and len(set(task.vocab)) == len(task.vocab)
+    assert task.input_size == task.output_size == len(task.vocab) == 10
+    stream = torch.cat([task.x_train.flatten(), task.y_train[-1, -1:]])
+    assert torch.equal(task.y_train.flatten(), stream[1:])  # targets: inputs shifted by one
+    decoded = [task.vocab[i] for i in task.x_train[:2].flatten()]
+    assert decoded == ["the", "cat", "sat", "on", "the", "mat", "<eos>", "the"]
+    test_words = [task.vocab[i] for i in task.x_test[0]]
+    assert test_words == ["the", "<unk>", "sat", "on"]  # "bird" is not in the training text
+
+
+def test_ptb_token_caps_and_loss(tmp_path):
+    write_ptb(tmp_path)
+    task = make_task("ptb", **options("ptb", data_dir=str(tmp_path), length=3, n_tokens=10,
+                                      n_test_tokens=7))
+    assert task.x_train.shape == (3, 3) and task.x_test.shape == (2, 3)
+    assert len(task.vocab) == 10  # the vocabulary still comes from the whole training file
+    _, y = task.sample(5, torch.Generator().manual_seed(0))
+    logits = torch.randn(5, 3, task.output_size)
+    assert torch.isfinite(task.loss(logits, y)) and 0 <= task.accuracy(logits, y) <= 1
+    assert task.train_eval_set()[0].shape == (3, 3)
+    with pytest.raises(ValueError, match="fewer than dataset.length"):
+        make_task("ptb", **options("ptb", data_dir=str(tmp_path), length=100, n_tokens=None))
+
+
+def test_ptb_missing_files(tmp_path):
+    write_ptb(tmp_path)
+    (tmp_path / "ptb.test.txt").unlink()
+    with pytest.raises(FileNotFoundError, match=r"ptb.test.txt in .*dataset.download=true"):
+        make_task("ptb", **options("ptb", data_dir=str(tmp_path)))
+
+
+# --- downloads --------------------------------------------------------------------------
+
+
+def test_check_md5(tmp_path):
+    path = tmp_path / "file.bin"
+    path.write_bytes(b"some bytes")
+    check_md5(path, md5sum(path))
+    with pytest.raises(ValueError, match="file.bin: md5 checksum"):
+        check_md5(path, "0" * 32)
+
+
+def test_fetch_verifies_and_leaves_no_partial_file(tmp_path):
+    source = tmp_path / "source.bin"
+    source.write_bytes(b"x" * 3_000_000)
+    out = tmp_path / "out"
+    with pytest.raises(OSError, match="md5 checksum") as error:
+        fetch([f"file://{source}"], out / "file.bin", "0" * 32)
+    assert f"file://{source}" in str(error.value)
+    assert list(out.iterdir()) == []  # neither the file nor a temporary one
+    dest = fetch([f"file://{tmp_path}/absent.bin", f"file://{source}"], out / "file.bin",
+                 md5sum(source))
+    assert dest.read_bytes() == source.read_bytes() and list(out.iterdir()) == [dest]
+
+
+def test_extract_files_rejects_missing_members(tmp_path):
+    (tmp_path / "a.txt").write_text("a")
+    archive = tmp_path / "a.tar"
+    with tarfile.open(archive, "w") as tar:
+        tar.add(tmp_path / "a.txt", arcname="dir/a.txt")
+    extract_files(archive, {"dir/a.txt": tmp_path / "out" / "a.txt"})
+    assert (tmp_path / "out" / "a.txt").read_text() == "a"
+    with pytest.raises(ValueError, match="no regular file 'dir/b.txt'"):
+        extract_files(archive, {"dir/b.txt": tmp_path / "out" / "b.txt"})

@@ -1,0 +1,55 @@
+"""TP and BP learn small seeded tasks well above chance within a few seconds."""
+
+import pytest
+import torch
+
+import tpri
+
+
+def train(task, method, make_opt, hidden=32, iters=600, seed=0, batch=20):
+    torch.manual_seed(seed)
+    model = tpri.RNN(task.input_size, hidden, task.output_size)
+    opt = make_opt(model.parameters())
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(iters):
+        x, y = task.sample(batch, gen)
+        opt.zero_grad()
+        method.backward(model, x, y, task.loss)
+        opt.step()
+    x, y = task.test_set()
+    with torch.no_grad():
+        return task.accuracy(model(x), y)
+
+
+def sgd(lr, momentum=0.0):
+    return lambda params: torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=momentum > 0)
+
+
+@pytest.mark.parametrize("targets", ["linearized", "difference"])
+def test_tp_learns_temporal_order(targets):
+    """The paper's temporal-order hyperparameters (lr 0.1, lr_target 1e-2, reg 10), T = 20."""
+    task = tpri.data.make_task("temporal_order", length=20)  # 4 classes: chance is 25%
+    method = tpri.TargetProp(lr_target=1e-2, reg=10.0, targets=targets)
+    assert train(task, method, sgd(0.1)) > 0.9
+
+
+def test_tp_local_update_learns_short_temporal_order():
+    task = tpri.data.make_task("temporal_order", length=10)
+    method = tpri.TargetProp(lr_target=1e-2, reg=10.0, update="local")
+    assert train(task, method, sgd(0.1)) > 0.85
+
+
+def test_tp_with_adam_learns_temporal_order():
+    task = tpri.data.make_task("temporal_order", length=20)
+    method = tpri.TargetProp(lr_target=1e-2, reg=10.0)
+    assert train(task, method, lambda p: torch.optim.Adam(p, lr=3e-3)) > 0.8
+
+
+def test_bp_learns_temporal_order():
+    task = tpri.data.make_task("temporal_order", length=20)
+    assert train(task, tpri.Backprop(), lambda p: torch.optim.Adam(p, lr=1e-2)) > 0.9
+
+
+def test_bp_learns_adding():
+    task = tpri.data.make_task("adding", length=10)  # predicting the mean scores ~15%
+    assert train(task, tpri.Backprop(), sgd(1e-2, momentum=0.9)) > 0.5

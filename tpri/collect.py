@@ -1,0 +1,341 @@
+"""Collect Hydra runs into one tidy table: one row per job and evaluation.
+
+    df = collect("multirun/2024-05-01")          # every job dir below, recursively
+    jobs = summarize(df)                         # one row per job: areas under curves, final, best
+    aggregate_seeds(jobs, ["auc_train_loss"])    # mean, std and count over seeds
+
+A job dir holds `.hydra/config.yaml` (the job's config, unresolved), `.hydra/hydra.yaml`
+(the chosen config groups), `metrics.csv` (one row per evaluation), `summary.json` (status)
+and, when gradients were logged, `gradients.csv`. Jobs still running or unreadable are
+skipped with one warning; diverged and failed jobs stay in the table with their status.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from omegaconf import OmegaConf
+
+ID_COLUMNS = [
+    "job_dir", "method", "dataset", "model", "optimizer", "seed",
+    "status", "reason", "its_per_sec", "wall_time",
+]
+METRICS = [
+    "iteration", "time", "train_loss", "train_accuracy", "test_loss", "test_accuracy",
+    "test_perplexity", "update_norm", "w_spectral_norm",
+]
+GROUPS = ["dataset", "model", "optimizer"]
+# columns that summarize() and the figures add: neither configuration nor raw metrics
+DERIVED = ["last_iteration", "T", "family", "solved"]
+DERIVED_PREFIXES = ("cos_", "auc_", "final_", "best_")
+# number of pixels of the image datasets read in chunks of `dataset.size_chunk` pixels
+PIXELS = {"mnist": 784, "fashion_mnist": 784, "digits": 64}
+
+
+class Unreadable(Exception):
+    """A job dir that cannot be read (yet): the message says why."""
+
+
+# ----------------------------------------------------------------------------- reading one job
+
+def find_jobs(root: str | Path) -> list[Path]:
+    """Every dir below `root` (itself included) holding a `.hydra/` dir, in natural order."""
+    jobs = []
+    for path, dirs, _ in os.walk(root):
+        if ".hydra" in dirs:
+            jobs.append(Path(path))
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+    return sorted(jobs, key=lambda p: [int(s) if s.isdigit() else s for s in re.split(r"(\d+)", str(p))])
+
+
+def read_config(job: Path) -> dict:
+    """The job's config, resolved where possible, flattened with dotted keys."""
+    path = job / ".hydra" / "config.yaml"
+    if not path.exists():
+        raise Unreadable("no .hydra/config.yaml")
+    try:
+        cfg = OmegaConf.load(path)
+    except Exception as e:
+        raise Unreadable(f"unparsable config.yaml ({e.__class__.__name__})") from e
+    return {key: _resolve(cfg, key, raw) for key, raw in _flatten(OmegaConf.to_container(cfg))}
+
+
+def _flatten(tree: dict, prefix: str = ""):
+    """(dotted key, value) for every leaf of a nested dict."""
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            yield from _flatten(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def _resolve(cfg, key: str, raw):
+    """The resolved value of `key` (lists as strings); the unresolved one if resolution fails."""
+    try:
+        value = OmegaConf.select(cfg, key)
+    except Exception:  # unknown resolver (${now:...}), unset ${oc.env:...}, broken interpolation
+        value = raw
+    if OmegaConf.is_config(value):
+        value = OmegaConf.to_container(value, resolve=False)
+    return str(value) if isinstance(value, (list, dict)) else value
+
+
+def read_choices(job: Path, config: dict) -> dict:
+    """The chosen option of each config group: `hydra.runtime.choices`, else `<group>.name`."""
+    choices = {}
+    path = job / ".hydra" / "hydra.yaml"
+    if path.exists():
+        try:
+            hydra = OmegaConf.load(path)
+            choices = OmegaConf.to_container(hydra.hydra.runtime.choices, resolve=False)
+        except Exception:
+            choices = {}
+    return {group: choices.get(group, config.get(f"{group}.name")) for group in GROUPS}
+
+
+def read_summary(job: Path) -> dict:
+    """The job's `summary.json`; unfinished (absent, running) or unparsable ones are Unreadable."""
+    path = job / "summary.json"
+    if not path.exists():
+        raise Unreadable("no summary.json (unfinished)")
+    try:
+        summary = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise Unreadable("unparsable summary.json") from e
+    if not isinstance(summary, dict) or summary.get("status") in (None, "running"):
+        raise Unreadable("still running")
+    return summary
+
+
+def read_metrics(job: Path, name: str = "metrics.csv") -> pd.DataFrame:
+    """A numeric csv of the job (empty if absent, blank cells NaN); a truncated one is Unreadable."""
+    path = job / name
+    if not path.exists():
+        return pd.DataFrame()
+    with open(path, newline="") as f:
+        rows = [row for row in csv.reader(f) if row]
+    if not rows:
+        return pd.DataFrame()
+    header, body = rows[0], rows[1:]
+    if any(len(row) != len(header) for row in body):
+        raise Unreadable(f"truncated {name}")
+    try:
+        values = [[float(x) if x.strip() else math.nan for x in row] for row in body]
+    except ValueError as e:
+        raise Unreadable(f"non-numeric {name}") from e
+    frame = pd.DataFrame(values, columns=header, dtype=float)
+    if "iteration" in frame:
+        frame["iteration"] = frame["iteration"].astype(int)
+    return frame
+
+
+def method_label(config: dict) -> str:
+    """A readable name of the training method: TP, BP (SGD), BP (Adam), DTP, TP (difference, local)."""
+    name = str(config.get("optimizer.name"))
+    if name == "tp":
+        details = [
+            config.get("optimizer.targets", "linearized"),
+            config.get("optimizer.update", "graph"),
+            config.get("optimizer.step", "sgd"),
+        ]
+        details = [d for d, default in zip(details, ["linearized", "graph", "sgd"]) if d != default]
+        details = [{"adam": "Adam", "sgd": "SGD"}.get(d, d) for d in details]
+        return f"TP ({', '.join(details)})" if details else "TP"
+    if name in ("sgd", "adam"):
+        return f"BP ({'SGD' if name == 'sgd' else 'Adam'})"
+    return name.upper()
+
+
+def read_job(job: Path, root: Path) -> pd.DataFrame:
+    """One job as rows (one per evaluation, or one row of NaN metrics if none) of the table."""
+    config = read_config(job)
+    summary = read_summary(job)
+    metrics = read_metrics(job)
+    if summary["status"] == "completed" and metrics.empty:
+        raise Unreadable("completed without metrics.csv rows")
+    info = {
+        "job_dir": job.relative_to(root).as_posix(),
+        "method": method_label(config),
+        **read_choices(job, config),
+        "seed": config.get("seed"),
+        "status": summary["status"],
+        "reason": summary.get("reason"),
+        "its_per_sec": summary.get("its_per_sec"),
+        "wall_time": summary.get("wall_time"),
+        **config,
+    }
+    if metrics.empty:
+        metrics = pd.DataFrame({"iteration": [np.nan]})
+    return pd.concat([pd.DataFrame([info] * len(metrics)), metrics], axis=1)
+
+
+# ----------------------------------------------------------------------------- the table
+
+def collect(root: str | Path) -> pd.DataFrame:
+    """All finished jobs below `root` as one long table: one row per job x evaluation.
+
+    Columns: the ID_COLUMNS (job_dir relative to `root`), the config keys flattened with dots
+    (lr, reg, dataset.length, model.hidden, optimizer.targets, ...) and the metrics.
+    Unfinished or unreadable job dirs are skipped and listed in a single warning.
+    """
+    root = Path(root)
+    frames, skipped = [], []
+    for job in find_jobs(root):
+        try:
+            frames.append(read_job(job, root))
+        except Unreadable as e:
+            skipped.append(f"{job} ({e})")
+    if skipped:
+        warnings.warn(f"skipped {len(skipped)} unfinished or unreadable job dirs:\n  "
+                      + "\n  ".join(skipped), stacklevel=2)
+    if not frames:
+        return pd.DataFrame(columns=ID_COLUMNS)
+    df = pd.concat(frames, ignore_index=True)
+    first = [c for c in df.columns if not _is_metric(c)]
+    return df[first + [c for c in df.columns if _is_metric(c)]]
+
+
+def write_results(root: str | Path, out: str | Path | None = None) -> Path:
+    """Collect the runs below `root` into `results.csv` (in `root` unless `out` is given)."""
+    out = Path(out) if out is not None else Path(root) / "results.csv"
+    collect(root).to_csv(out, index=False)
+    return out
+
+
+def load(path: str | Path) -> pd.DataFrame:
+    """The table of a `results.csv` file, or collected from the runs below a dir."""
+    path = Path(path)
+    return pd.read_csv(path, dtype={"job_dir": str}) if path.is_file() else collect(path)
+
+
+def select(df: pd.DataFrame, where: list[str] | None = None) -> pd.DataFrame:
+    """The rows matching every `key=value` of `where` (numbers compared as numbers)."""
+    for condition in where or []:
+        key, _, value = condition.partition("=")
+        if key not in df:
+            raise KeyError(f"--where {condition}: no column {key!r}")
+        column = df[key]
+        if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+            df = df[np.isclose(column.astype(float), float(value))]
+        else:
+            df = df[column.astype(str).str.lower() == value.lower()]
+    return df
+
+
+# ----------------------------------------------------------------------------- summaries
+
+def _is_metric(column: str) -> bool:
+    return column in METRICS or column.startswith("cos_")
+
+
+def config_columns(df: pd.DataFrame) -> list[str]:
+    """The columns holding configuration values: constant within a job, not ids, not metrics."""
+    candidates = [c for c in df.columns if c not in ID_COLUMNS + METRICS + DERIVED
+                  and not c.startswith(DERIVED_PREFIXES)]
+    if df.empty or df["job_dir"].is_unique:
+        return candidates
+    constant = df.groupby("job_dir")[candidates].nunique(dropna=False).max() <= 1
+    return [c for c in candidates if constant[c]]
+
+
+def swept_keys(df: pd.DataFrame) -> list[str]:
+    """The configuration columns whose value differs between jobs (the seed is an id, not one)."""
+    return [c for c in config_columns(df) if df[c].nunique(dropna=False) > 1]
+
+
+def family(df: pd.DataFrame) -> pd.Series:
+    """The method's family, first word of its label: TP, BP, DTP."""
+    return df["method"].str.split().str[0]
+
+
+def sequence_length(df: pd.DataFrame) -> pd.Series:
+    """T per row: pixels / `dataset.size_chunk` for image datasets, else `dataset.length`."""
+    name = df["dataset.name"] if "dataset.name" in df else df["dataset"]
+    length = df["dataset.length"] if "dataset.length" in df else pd.Series(np.nan, df.index)
+    if "dataset.size_chunk" in df:
+        pixels = name.map(PIXELS)
+        length = length.where(pixels.isna(), pixels / df["dataset.size_chunk"])
+    return length
+
+
+def area_under_curve(df: pd.DataFrame, metric: str, x: str = "iteration") -> pd.Series:
+    """Per job: the trapezoid area under `metric` against `x` over the span of `x`.
+
+    The result is the curve's mean value, comparable between jobs of different lengths.
+    A job with a single point gives that value; a NaN in the curve gives NaN.
+    """
+    def area(job: pd.DataFrame) -> float:
+        job = job.dropna(subset=[x]).sort_values(x)
+        xs, ys = job[x].to_numpy(float), job[metric].to_numpy(float)
+        if len(xs) < 2 or xs[-1] == xs[0]:
+            return float(ys.mean()) if len(ys) else math.nan
+        return float(np.trapezoid(ys, xs) / (xs[-1] - xs[0]))
+
+    return df.groupby("job_dir", sort=False)[[x, metric]].apply(area).rename(f"auc_{metric}")
+
+
+def summarize(df: pd.DataFrame, metrics=("train_loss", "test_accuracy")) -> pd.DataFrame:
+    """One row per job: ids, configuration, last iteration and, per metric, `auc_<metric>`,
+    `final_<metric>` (last evaluation) and `best_<metric>` (max for accuracies, else min)."""
+    metrics = [m for m in metrics if m in df]
+    keep = [c for c in ID_COLUMNS if c in df] + config_columns(df)
+    jobs = df.groupby("job_dir", sort=False)
+    table = jobs[keep[1:]].first().assign(last_iteration=jobs["iteration"].max())
+    for m in metrics:
+        best = jobs[m].max() if "accuracy" in m else jobs[m].min()
+        table[f"auc_{m}"] = area_under_curve(df, m)
+        table[f"final_{m}"] = jobs[m].last(skipna=False)
+        table[f"best_{m}"] = best
+    return table.reset_index()
+
+
+def aggregate_seeds(table: pd.DataFrame, values: list[str], by: list[str] | None = None):
+    """Mean, std and count of `values` over seeds, one row per configuration `by`
+    (default: the method and every swept key but the seed), columns `<value>_<stat>`."""
+    if by is None:
+        by = ["method", *swept_keys(table)]
+    stats = table.groupby(by, dropna=False)[values].agg(["mean", "std", "count"])
+    stats.columns = [f"{value}_{stat}" for value, stat in stats.columns]
+    return stats.reset_index()
+
+
+def best_configs(jobs: pd.DataFrame, by: list[str], score: str = "auc_train_loss",
+                 higher: bool = False) -> pd.DataFrame:
+    """The jobs of the best configuration per group `by`, seeds pooled.
+
+    Configurations (the swept keys but the seed) are ranked by their mean `score`; those
+    where a seed did not complete rank last, as do NaN scores.
+    """
+    keys = [k for k in swept_keys(jobs) if k not in by]
+    stats = jobs.groupby([*by, *keys], dropna=False).agg(
+        score=(score, "mean"), ok=("status", lambda s: bool((s == "completed").all())),
+    ).reset_index()
+    stats["rank"] = -stats["score"] if higher else stats["score"]
+    stats = stats.sort_values(["ok", "rank"], ascending=[False, True], na_position="last")
+    best = stats.groupby(by, dropna=False).head(1)[[*by, *keys]]
+    return jobs.merge(best, on=[*by, *keys])
+
+
+def read_gradients(df: pd.DataFrame, root: str | Path, jobs: list[str] | None = None):
+    """The `gradients.csv` of `jobs` (default: the first TP and the first BP job that logged
+    them), with their `method` and `job_dir`."""
+    root = Path(root)
+    if jobs is None:
+        logged = [j for j in df["job_dir"].unique() if (root / j / "gradients.csv").exists()]
+        firsts = df[df["job_dir"].isin(logged)].assign(family=family).drop_duplicates("family")
+        jobs = list(firsts.loc[firsts["family"].isin(["TP", "BP"]), "job_dir"])
+    frames = []
+    for job in jobs:
+        method = df.loc[df["job_dir"] == job, "method"].iloc[0]
+        frames.append(read_metrics(root / job, "gradients.csv").assign(method=method, job_dir=job))
+    if not frames:
+        raise ValueError(f"no gradients.csv below {root}: train with log_gradients=true")
+    return pd.concat(frames, ignore_index=True)

