@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 from omegaconf import OmegaConf
 
 ID_COLUMNS = [
@@ -53,7 +54,12 @@ def find_jobs(root: str | Path) -> list[Path]:
         if ".hydra" in dirs:
             jobs.append(Path(path))
         dirs[:] = [d for d in dirs if not d.startswith(".")]
-    return sorted(jobs, key=lambda p: [int(s) if s.isdigit() else s for s in re.split(r"(\d+)", str(p))])
+    return sorted(jobs, key=_natural)
+
+
+def _natural(path: Path) -> list:
+    """Sort key putting `sweep/2` before `sweep/10`."""
+    return [int(s) if s.isdigit() else s for s in re.split(r"(\d+)", path.as_posix())]
 
 
 def read_config(job: Path) -> dict:
@@ -62,10 +68,21 @@ def read_config(job: Path) -> dict:
     if not path.exists():
         raise Unreadable("no .hydra/config.yaml")
     try:
-        cfg = OmegaConf.load(path)
+        cfg = OmegaConf.create(_load_yaml(path))
     except Exception as e:
         raise Unreadable(f"unparsable config.yaml ({e.__class__.__name__})") from e
-    return {key: _resolve(cfg, key, raw) for key, raw in _flatten(OmegaConf.to_container(cfg))}
+    if not cfg:
+        raise Unreadable("empty config.yaml")
+    try:
+        return {k: _scalar(v) for k, v in _flatten(OmegaConf.to_container(cfg, resolve=True))}
+    except Exception:  # unknown resolver (${now:...}), unset ${oc.env:...}: resolve key by key
+        return {k: _resolve(cfg, k, v) for k, v in _flatten(OmegaConf.to_container(cfg))}
+
+
+def _load_yaml(path: Path):
+    """A yaml file as plain Python objects (with the fast C loader when available)."""
+    with open(path) as f:
+        return yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 def _flatten(tree: dict, prefix: str = ""):
@@ -78,13 +95,16 @@ def _flatten(tree: dict, prefix: str = ""):
 
 
 def _resolve(cfg, key: str, raw):
-    """The resolved value of `key` (lists as strings); the unresolved one if resolution fails."""
+    """The resolved value of `key`; the unresolved one if its resolution fails."""
     try:
         value = OmegaConf.select(cfg, key)
-    except Exception:  # unknown resolver (${now:...}), unset ${oc.env:...}, broken interpolation
-        value = raw
-    if OmegaConf.is_config(value):
-        value = OmegaConf.to_container(value, resolve=False)
+    except Exception:
+        return _scalar(raw)
+    return _scalar(OmegaConf.to_container(value) if OmegaConf.is_config(value) else value)
+
+
+def _scalar(value):
+    """A table cell: lists (and empty dicts) as their string."""
     return str(value) if isinstance(value, (list, dict)) else value
 
 
@@ -94,8 +114,7 @@ def read_choices(job: Path, config: dict) -> dict:
     path = job / ".hydra" / "hydra.yaml"
     if path.exists():
         try:
-            hydra = OmegaConf.load(path)
-            choices = OmegaConf.to_container(hydra.hydra.runtime.choices, resolve=False)
+            choices = dict(_load_yaml(path)["hydra"]["runtime"]["choices"])
         except Exception:
             choices = {}
     return {group: choices.get(group, config.get(f"{group}.name")) for group in GROUPS}
@@ -116,7 +135,7 @@ def read_summary(job: Path) -> dict:
 
 
 def read_metrics(job: Path, name: str = "metrics.csv") -> pd.DataFrame:
-    """A numeric csv of the job (empty if absent, blank cells NaN); a truncated one is Unreadable."""
+    """A numeric csv of the job (empty if absent, blank cells NaN); Unreadable if truncated."""
     path = job / name
     if not path.exists():
         return pd.DataFrame()
@@ -138,7 +157,7 @@ def read_metrics(job: Path, name: str = "metrics.csv") -> pd.DataFrame:
 
 
 def method_label(config: dict) -> str:
-    """A readable name of the training method: TP, BP (SGD), BP (Adam), DTP, TP (difference, local)."""
+    """A readable name of the method: TP, BP (SGD), BP (Adam), DTP, TP (difference, local)."""
     name = str(config.get("optimizer.name"))
     if name == "tp":
         details = [
@@ -332,10 +351,13 @@ def read_gradients(df: pd.DataFrame, root: str | Path, jobs: list[str] | None = 
         logged = [j for j in df["job_dir"].unique() if (root / j / "gradients.csv").exists()]
         firsts = df[df["job_dir"].isin(logged)].assign(family=family).drop_duplicates("family")
         jobs = list(firsts.loc[firsts["family"].isin(["TP", "BP"]), "job_dir"])
+    methods = df.drop_duplicates("job_dir").set_index("job_dir")["method"]
     frames = []
-    for job in jobs:
-        method = df.loc[df["job_dir"] == job, "method"].iloc[0]
-        frames.append(read_metrics(root / job, "gradients.csv").assign(method=method, job_dir=job))
+    for job in (Path(j).as_posix() for j in jobs):
+        if job not in methods:
+            raise ValueError(f"{job}: no finished job of that name below {root}")
+        grads = read_metrics(root / job, "gradients.csv")
+        frames.append(grads.assign(method=methods[job], job_dir=job))
     if not frames:
         raise ValueError(f"no gradients.csv below {root}: train with log_gradients=true")
     return pd.concat(frames, ignore_index=True)

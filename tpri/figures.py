@@ -21,6 +21,7 @@ import seaborn as sns
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import LogFormatter, NullFormatter
 
 from tpri.collect import best_configs, family, load, select, sequence_length, summarize
 
@@ -206,17 +207,18 @@ def plot_winner(df: pd.DataFrame, methods=("TP", "BP")):
     for (t, d, winner, margin), signed in zip(
             table[["T", "model.hidden", "winner", "margin"]].itertuples(index=False), table_signed):
         i, j = ts.index(t), ds.index(d)
-        grid[j, i] = signed
+        grid[j, i] = 100 * signed
         note = "only" if np.isnan(margin) else f"{100 * abs(margin):.1f}"
-        ax.text(i, j, f"{winner}\n{note}", ha="center", va="center", fontsize=8)
+        color = "white" if abs(signed) > bound / 2 else "black"
+        ax.text(i, j, f"{winner}\n{note}", ha="center", va="center", fontsize=8, color=color)
     image = ax.imshow(np.ma.masked_invalid(grid), origin="lower", aspect="auto", cmap="RdBu",
-                      vmin=-bound, vmax=bound)
+                      vmin=-100 * bound, vmax=100 * bound)
     ax.set_xticks(range(len(ts)), [_fmt(t) for t in ts])
     ax.set_yticks(range(len(ds)), [_fmt(d) for d in ds])
     ax.set(xlabel=label("T"), ylabel=label("model.hidden"),
            title=f"{first} (blue) vs {second} (red)")
     ax.grid(False)
-    fig.colorbar(image, ax=ax, label=f"area under test accuracy, {first} − {second}")
+    fig.colorbar(image, ax=ax, label=f"area under test accuracy, {first} − {second} (points)")
     return fig, table
 
 
@@ -267,6 +269,7 @@ def plot_gradients(grads: pd.DataFrame, metrics: pd.DataFrame) -> Figure:
         ax.set(xlabel=label("iteration"), ylabel=label(column))
         if ax.lines:
             ax.legend()
+    axes[1, 0].set_yscale("log")
     return fig
 
 
@@ -317,6 +320,11 @@ def plot_compute(bench: pd.DataFrame, hidden: int | None = None, length: int | N
             ax.plot(times.index, times, marker="o", label=BENCH_METHODS.get(method, method))
         ax.set(xscale="log", yscale="log", xlabel=label(x), ylabel="time per iteration (ms)",
                title=f"{label(fixed)} = {_fmt(value)}")
+        ticks = sorted(rows[x].unique())
+        ax.set_xticks(ticks, [_fmt(t) for t in ticks], minor=False)
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.yaxis.set_major_formatter(LogFormatter())
+        ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
     axes[0, 0].legend()
     return fig
 

@@ -1,0 +1,54 @@
+"""Build models, update directions and torch optimizers from plain option dicts (the config
+groups `model/` and `optimizer/`), so the Hydra app and Python users share one code path."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from tpri.models import RNN
+from tpri.tp import Backprop, TargetProp
+
+MODELS = {"rnn": RNN}
+
+# optimizer config name -> the class computing the update direction
+DIRECTIONS = {"sgd": Backprop, "adam": Backprop, "tp": TargetProp}
+STEPS = ("sgd", "adam")
+STEP_KEYS = ("lr", "step", "momentum", "nesterov")  # options of the torch optimizer
+
+
+def _unknown(key: str, value, accepted) -> ValueError:
+    return ValueError(f"{key}: unknown option {value!r}; accepted: {sorted(accepted)}")
+
+
+def make_model(name: str, input_size: int, output_size: int, **options) -> nn.Module:
+    """The model `name` (a key of MODELS) for a task's input and output sizes."""
+    if name not in MODELS:
+        raise _unknown("model.name", name, MODELS)
+    return MODELS[name](input_size=input_size, output_size=output_size, **options)
+
+
+def make_direction(name: str, **options):
+    """The update direction (Backprop, TargetProp, ...) of optimizer config `name`; the step
+    options (STEP_KEYS) are ignored here."""
+    if name not in DIRECTIONS:
+        raise _unknown("optimizer.name", name, DIRECTIONS)
+    rest = {k: v for k, v in options.items() if k not in STEP_KEYS}
+    return DIRECTIONS[name](**rest)
+
+
+def make_optimizer(params, step: str = "sgd", lr: float = 0.1, momentum: float = 0.0,
+                   nesterov: bool = False, **_) -> torch.optim.Optimizer:
+    """The torch optimizer that steps on the directions: SGD (optionally momentum /
+    Nesterov) or Adam."""
+    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0:
+        raise ValueError(f"lr must be a number > 0, got {lr!r}")
+    if step == "sgd":
+        if not 0 <= momentum < 1:
+            raise ValueError(f"optimizer.momentum must be in [0, 1), got {momentum!r}")
+        if nesterov and momentum == 0:
+            raise ValueError("optimizer.nesterov=true needs optimizer.momentum > 0")
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov)
+    if step == "adam":
+        return torch.optim.Adam(params, lr=lr)
+    raise _unknown("optimizer.step", step, STEPS)
