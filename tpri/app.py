@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import hydra
@@ -14,11 +15,19 @@ CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
-def main(cfg: DictConfig) -> float:
+def _hydra_main(cfg: DictConfig) -> float:
     """Train one job into Hydra's output dir; returns the final train loss (for sweepers)."""
     summary = run(cfg, HydraConfig.get().runtime.output_dir)
     loss = summary.get("final", {}).get("train_loss")
     return float("inf") if loss is None or summary["status"] != "completed" else loss
+
+
+def main() -> None:
+    """Console entry. Hydra's argparse rejects flags between overrides, so the value-less
+    flags `-m` / `--multirun` are moved to the front: `train.py a=1 -m b=1,2` works."""
+    flags = [a for a in sys.argv[1:] if a in ("-m", "--multirun")]
+    sys.argv[1:] = flags + [a for a in sys.argv[1:] if a not in ("-m", "--multirun")]
+    _hydra_main()
 
 
 if __name__ == "__main__":
