@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib import colormaps
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
@@ -45,6 +46,7 @@ LABELS = {
     "update_norm": "update norm",
     "w_spectral_norm": r"spectral norm of $W$",
 }
+ZERO_BLACK = colormaps["magma"].with_extremes(bad="black")  # log colour scale, zeros masked
 BENCH_METHODS = {"bp": "BP", "tp_graph": "TP (graph)", "tp_local": "TP (local)"}
 
 
@@ -249,18 +251,19 @@ def plot_gradients(grads: pd.DataFrame, metrics: pd.DataFrame) -> Figure:
     panels = [("adjoint_norm", "BP", r"BP adjoint $\Vert\partial\ell/\partial h_t\Vert$"),
               ("displacement_norm", "TP", r"TP displacement $\Vert v_t - h_t\Vert$")]
     for ax, (column, owner, title) in zip(axes[0], panels):
-        rows = grads[grads[column] > 0] if column in grads else grads.iloc[:0]
+        rows = grads[grads[column].notna()] if column in grads else grads.iloc[:0]
         own = rows[family(rows) == owner]
         rows = own if len(own) else rows
         ax.set(title=title, xlabel=label("iteration"), ylabel="time step $t$")
         ax.grid(False)
-        if rows.empty:
-            ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes)
+        if not (rows[column] > 0).any():
+            note = "all zero" if len(rows) else "not logged"
+            ax.text(0.5, 0.5, note, ha="center", va="center", transform=ax.transAxes)
             continue
         grid = rows.pivot_table(index="step", columns="iteration", values=column, aggfunc="mean")
-        mesh = ax.pcolormesh(grid.columns, grid.index, grid.to_numpy(), shading="nearest",
-                             norm=LogNorm(), cmap="magma")
-        fig.colorbar(mesh, ax=ax)
+        mesh = ax.pcolormesh(grid.columns, grid.index, np.ma.masked_less_equal(grid.to_numpy(), 0),
+                             shading="nearest", norm=LogNorm(), cmap=ZERO_BLACK)
+        fig.colorbar(mesh, ax=ax, label="norm (black: 0)")
     colors = _colors(metrics["method"])
     for ax, column in zip(axes[1], ["update_norm", "w_spectral_norm"]):
         for method, runs in metrics.groupby("method"):

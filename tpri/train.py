@@ -25,7 +25,7 @@ from tpri.build import make_direction, make_model, make_optimizer
 from tpri.checkpoint import save_json, save_text, save_torch
 from tpri.config import ConfigError, check_config
 from tpri.data import make_task
-from tpri.diagnostics import bp_reference, cosines, recurrent_weight
+from tpri.diagnostics import bp_adjoints, bp_gradients, cosines, recurrent_weight
 from tpri.inverse import Diverged
 
 log = logging.getLogger("tpri")
@@ -166,18 +166,19 @@ class Job:
                 tick = time.perf_counter()
                 self.optimizer.zero_grad(set_to_none=True)
                 loss = self.direction.backward(self.model, x, y, task.loss)
+                # diagnostics of the update from an evaluated iterate, on its training batch
                 diagnose = (cfg["log_gradients"] or cfg["log_cosine"]) and it % cfg["eval_every"] == 0
-                before = recurrent_weight(self.model).detach().clone() if diagnose else None
                 if diagnose:
-                    run.diagnostics(it, self._diagnostics(x, y))
+                    before = recurrent_weight(self.model).detach().clone()
+                    values = run.diagnostics(it, self._diagnostics(x, y))
                 self.optimizer.step()
                 elapsed = time.perf_counter() - tick
                 run.train_time += elapsed
                 session_train += elapsed
                 if not torch.isfinite(loss):
                     raise Diverged(f"non-finite batch loss at iteration {it + 1}")
-                if before is not None:
-                    run.extra = self._weight_norms(before)
+                if diagnose:
+                    run.annotate({**values, **self._weight_norms(before)})
                 done = run.iteration = it + 1
                 if done % cfg["eval_every"] == 0 or done == cfg["max_iter"]:
                     row = run.record(done, run.train_time, self.evaluate())
@@ -195,14 +196,16 @@ class Job:
         return run.finish("completed", None, session_start, session_train)
 
     def _diagnostics(self, x, y) -> dict:
-        adjoints, bp_grads = bp_reference(self.model, x, y, self.task.loss)
-        result = {"adjoint_norm": adjoints.tolist()}
-        displacements = getattr(self.direction, "displacements", None)
-        if displacements is not None:
-            result["displacement_norm"] = displacements.norm(dim=-1).mean(0).tolist()
+        result = {}
+        if self.cfg["log_gradients"]:
+            adjoints = bp_adjoints(self.model, x, y, self.task.loss)  # (B, T, d)
+            result["adjoint_norm"] = adjoints.norm(dim=-1).mean(0).tolist()
+            displacements = getattr(self.direction, "displacements", None)
+            if displacements is not None:
+                result["displacement_norm"] = displacements.norm(dim=-1).mean(0).tolist()
         if self.cfg["log_cosine"]:
             directions = {n: p.grad for n, p in self.model.named_parameters()}
-            result["cosines"] = cosines(directions, bp_grads)
+            result["cosines"] = cosines(directions, bp_gradients(self.model, x, y, self.task.loss))
         return result
 
     def _weight_norms(self, before: torch.Tensor) -> dict:
@@ -278,7 +281,7 @@ class _Progress:
 
     def __init__(self, out: Path, cfg: dict):
         self.out, self.cfg = out, cfg
-        self.rows, self.gradient_rows, self.extra = [], [], {}
+        self.rows, self.gradient_rows = [], []
         self.iteration, self.train_time, self.resumed_from = 0, 0.0, None
 
     def state(self) -> dict:
@@ -294,23 +297,29 @@ class _Progress:
             self._write_csv(GRADIENTS, self.gradient_rows)
 
     def record(self, iteration: int, train_time: float, metrics: dict) -> dict:
-        row = {"iteration": iteration, "time": round(train_time, 6), **metrics, **self.extra}
-        self.extra = {}
-        if self.rows and set(row) != set(self.rows[0]):  # a new diagnostic column appeared
-            for old in self.rows:
-                for key in row:
-                    old.setdefault(key, float("nan"))
-            for key in self.rows[0]:
-                row.setdefault(key, float("nan"))
+        row = {"iteration": iteration, "time": round(train_time, 6), **metrics}
         self.rows.append(row)
+        self._align_columns()
         self._write_csv(METRICS, self.rows)
         log.info("iter %d  train_loss %.4f  test_loss %.4f  test_accuracy %.4f",
                  iteration, row["train_loss"], row["test_loss"], row["test_accuracy"])
         return row
 
-    def diagnostics(self, iteration: int, result: dict) -> None:
-        if "cosines" in result:
-            self.extra.update({f"cos_{name}": c for name, c in result["cosines"].items()})
+    def annotate(self, values: dict) -> None:
+        """Add diagnostic columns to the last row (the iterate the diagnosed update left)."""
+        self.rows[-1].update(values)
+        self._align_columns()
+        self._write_csv(METRICS, self.rows)
+
+    def _align_columns(self) -> None:
+        """Every row gets every column (NaN where a diagnostic was not computed)."""
+        columns = dict.fromkeys(k for row in self.rows for k in row)
+        for row in self.rows:
+            for key in columns:
+                row.setdefault(key, float("nan"))
+
+    def diagnostics(self, iteration: int, result: dict) -> dict:
+        """Store per-step gradient norms; return the per-row values (cosines)."""
         if self.cfg["log_gradients"]:
             nan = [float("nan")] * len(result["adjoint_norm"])
             for step, (adj, disp) in enumerate(zip(result["adjoint_norm"],
@@ -318,6 +327,7 @@ class _Progress:
                 self.gradient_rows.append({"iteration": iteration, "step": step,
                                            "adjoint_norm": adj, "displacement_norm": disp})
             self._write_csv(GRADIENTS, self.gradient_rows)
+        return {f"cos_{name}": c for name, c in result.get("cosines", {}).items()}
 
     def _write_csv(self, name: str, rows: list[dict]) -> None:
         lines = _csv_text(rows)
