@@ -9,6 +9,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from tpri.config import ConfigError
 from tpri.train import run
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
@@ -17,7 +18,11 @@ CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def _hydra_main(cfg: DictConfig) -> float:
     """Train one job into Hydra's output dir; returns the final train loss (for sweepers)."""
-    summary = run(cfg, HydraConfig.get().runtime.output_dir)
+    try:
+        summary = run(cfg, HydraConfig.get().runtime.output_dir)
+    except ConfigError as err:  # one clear message, no traceback
+        print(f"Invalid configuration: {err}", file=sys.stderr)
+        sys.exit(2)
     loss = summary.get("final", {}).get("train_loss")
     return float("inf") if loss is None or summary["status"] != "completed" else loss
 
