@@ -121,14 +121,16 @@ def naive_displacements(model, x, y, gamma, reg):
     v[T - 1] = hs[:, -1] - gamma * leaf.grad[:, -1]
     for t in range(T - 1, 0, -1):
         slope = 1 - hs[:, t].clamp(-1 + 1e-3, 1 - 1e-3) ** 2
+        slope = slope if model.activation == "tanh" else torch.ones_like(slope)
         v[t - 1] = hs[:, t - 1] + ((v[t] - hs[:, t]) / slope) @ A.T
     return torch.stack(v, 1), hs
 
 
+@pytest.mark.parametrize("activation", ["tanh", "identity"])
 @pytest.mark.parametrize("update", UPDATES)
-def test_direction_is_gradient_of_surrogate(update):
+def test_direction_is_gradient_of_surrogate(update, activation):
     """grad J with J = sum_t sum_batch 1/2 ||h_t - v_t||^2, from an independent autograd."""
-    model, x, y = make_problem(T=6)
+    model, x, y = make_problem(T=6, activation=activation)
     gamma, reg = 0.2, 0.7
     tp = direction(tpri.TargetProp(gamma, reg, update=update), model, x, y)
     v, hs = naive_displacements(model, x, y, gamma, reg)
@@ -138,7 +140,8 @@ def test_direction_is_gradient_of_surrogate(update):
     else:  # each step from the forward value of h_{t-1}
         h_prev = torch.cat([torch.zeros_like(hs[:, :1]), hs[:, :-1]], 1)
         W, U = model.rnn.weight_hh_l0, model.rnn.weight_ih_l0
-        states = torch.tanh(h_prev @ W.T + x @ U.T + model.bias)
+        states = h_prev @ W.T + x @ U.T + model.bias
+        states = torch.tanh(states) if activation == "tanh" else states
     (0.5 * (states - v).pow(2).sum()).backward()
     assert_close({k: tp[k] for k in RECURRENT},
                  {k: p.grad for k, p in model.named_parameters() if k in RECURRENT})

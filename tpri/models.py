@@ -91,6 +91,20 @@ class RNN(nn.Module):
         z = h_prev @ self.rnn.weight_hh_l0.T + x @ self.rnn.weight_ih_l0.T + self.bias
         return {"tanh": torch.tanh, "relu": torch.relu, "identity": lambda v: v}[self.activation](z)
 
+    @torch.no_grad()
+    def local_backward(self, x: Tensor, hs: Tensor, E: Tensor) -> None:
+        """Closed-form gradient of J = sum_t sum_batch 1/2 ||a(W h_{t-1} + U x_t + b) - v_t||^2
+        with every h_{t-1} at its forward value, accumulated into `.grad`; E = v - h (B, T, d).
+        Three matrix products over all steps at once (TP's update="local")."""
+        delta = E * (hs * hs - 1) if self.activation == "tanh" else -E  # dJ/dz_t, (B, T, d)
+        h_prev = torch.cat([torch.zeros_like(hs[:, :1]), hs[:, :-1]], 1)  # (B, T, d)
+        grads = {"weight_hh_l0": torch.tensordot(delta, h_prev, dims=([0, 1], [0, 1])),
+                 "weight_ih_l0": torch.tensordot(delta, x, dims=([0, 1], [0, 1])),
+                 "bias_ih_l0": delta.sum((0, 1)), "bias_hh_l0": delta.sum((0, 1))}
+        for name, grad in grads.items():
+            param = getattr(self.rnn, name)
+            param.grad = grad if param.grad is None else param.grad + grad
+
     def predict(self, hs: Tensor) -> Tensor:
         """Readout of the last state: (B, T, d) -> (B, output_size)."""
         return self.readout(hs[:, -1])

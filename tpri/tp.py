@@ -88,8 +88,7 @@ class TargetProp:
         if self.update == "graph":
             hs.backward(-E)  # dJ/dh_t = h_t - v_t = -e_t
         else:
-            h_prev = torch.cat([torch.zeros_like(h[:, :1]), h[:, :-1]], 1)  # forward h_{t-1}
-            model.cell(h_prev, inputs).backward(-E)
+            _local_backward(model, inputs, h, E)
         self.displacements = E
         return loss.detach()
 
@@ -111,6 +110,16 @@ class TargetProp:
         if not torch.isfinite(E).all():
             raise Diverged("non-finite targets in the TP sweep")
         return E
+
+
+def _local_backward(model: nn.Module, inputs: Tensor, h: Tensor, E: Tensor) -> None:
+    """Gradient of J with every h_{t-1} held at its forward value: the model's closed form
+    (`model.local_backward`) when it has one, else autograd through one step batched over t."""
+    if hasattr(model, "local_backward"):
+        model.local_backward(inputs, h, E)
+        return
+    h_prev = torch.cat([torch.zeros_like(h[:, :1]), h[:, :-1]], 1)  # forward h_{t-1}
+    model.cell(h_prev, inputs).backward(-E)  # dJ/dh_t = -e_t
 
 
 def _readout_backward(model: nn.Module, h: Tensor, labels: Tensor, loss_fn):
