@@ -53,3 +53,14 @@ def test_bp_learns_temporal_order():
 def test_bp_learns_adding():
     task = tpri.data.make_task("adding", length=10)  # predicting the mean scores ~15%
     assert train(task, tpri.Backprop(), sgd(1e-2, momentum=0.9)) > 0.5
+
+
+@pytest.mark.slow
+def test_papers_temporal_order_60_tp_solves_it_where_bp_stays_at_chance():
+    """The default run: TP (lr 0.1, lr_target 1e-2, reg 10, d 100) vs BP (SGD, Nesterov 0.9,
+    lr 1e-5), T = 60, 1000 iterations."""
+    task = tpri.data.make_task("temporal_order", length=60)
+    tp = train(task, tpri.TargetProp(1e-2, 10.0), sgd(0.1), hidden=100, iters=1000)
+    bp = train(task, tpri.Backprop(), sgd(1e-5, momentum=0.9), hidden=100, iters=1000)
+    assert tp > 0.95
+    assert bp < 0.35
