@@ -79,9 +79,6 @@ class PTBTask(TensorTask):
         n_eval, eval_seed: size and seed of the fixed training sample for the train loss.
     """
 
-    name = "ptb"
-    objective = "language_model"
-
     def __init__(self, data_dir: str, download: bool = False, length: int = 64,
                  n_tokens: int | None = None, n_test_tokens: int | None = None,
                  n_eval: int = 1000, eval_seed: int = 1234):
