@@ -27,6 +27,7 @@ BAD = [  # (overrides, a word the message must contain)
     (["dataset.length=5"], "length"),
     (["dataset.bits=2"], "bits"),
     (["optimizer.targets=exact"], "targets"),
+    (["model=gru", "optimizer.targets=difference"], "targets"),
     (["optimizer.update=global"], "update"),
     (["optimizer.step=rmsprop"], "step"),
     (["optimizer=sgd", "optimizer.momentum=1.5"], "momentum"),

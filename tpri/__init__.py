@@ -12,10 +12,14 @@ Library use (no Hydra needed)::
 """
 
 from tpri import data
+from tpri.dtp import DTP
+from tpri.gru import GRU, GRUInverse
 from tpri.inverse import Diverged, RNNInverse
 from tpri.models import RNN
+from tpri.text_model import TextRNN
 from tpri.tp import Backprop, TargetProp
 
 __version__ = "0.1.0"
 
-__all__ = ["RNN", "TargetProp", "Backprop", "Diverged", "RNNInverse", "data", "__version__"]
+__all__ = ["RNN", "GRU", "TextRNN", "TargetProp", "Backprop", "DTP", "Diverged", "RNNInverse",
+           "GRUInverse", "data", "__version__"]

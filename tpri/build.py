@@ -6,13 +6,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from tpri.dtp import DTP
+from tpri.gru import GRU
 from tpri.models import RNN
+from tpri.text_model import TextRNN
 from tpri.tp import Backprop, TargetProp
 
-MODELS = {"rnn": RNN}
+MODELS = {"rnn": RNN, "gru": GRU, "rnn_text": TextRNN}
 
 # optimizer config name -> the class computing the update direction
-DIRECTIONS = {"sgd": Backprop, "adam": Backprop, "tp": TargetProp}
+DIRECTIONS = {"sgd": Backprop, "adam": Backprop, "tp": TargetProp, "dtp": DTP}
 STEPS = ("sgd", "adam")
 STEP_KEYS = ("lr", "step", "momentum", "nesterov")  # options of the torch optimizer
 

@@ -24,6 +24,21 @@ def _clamp(h: Tensor) -> Tensor:
     return h.clamp(-1 + CLAMP_EPS, 1 - CLAMP_EPS)
 
 
+def previous_states(hs: Tensor) -> Tensor:
+    """h_{t-1} for every t, with h_0 = 0: (B, T, d) -> (B, T, d)."""
+    return torch.cat([torch.zeros_like(hs[:, :1]), hs[:, :-1]], 1)
+
+
+def regularized_pinv_t(W: Tensor, reg: float) -> Tensor:
+    """((W^T W + r I)^{-1} W^T)^T for W (..., d, d), batched over leading dims: one Cholesky
+    factorisation each. Raises Diverged when W^T W + r I is not numerically positive definite."""
+    eye = torch.eye(W.shape[-1], dtype=W.dtype, device=W.device)
+    chol, info = torch.linalg.cholesky_ex(W.mT @ W + reg * eye)
+    if (info != 0).any() or not torch.isfinite(chol).all():
+        raise Diverged(f"Cholesky factorisation of W^T W + reg I failed (reg={reg})")
+    return torch.cholesky_solve(W.mT, chol).mT.contiguous()
+
+
 class RNNInverse:
     """Layer inverses of h_t = a(W h_{t-1} + U x_t + b) at fixed parameters.
 
@@ -44,11 +59,7 @@ class RNNInverse:
         self.activation, self.U, self.b = activation, U, b
         self.x, self.h = x.transpose(0, 1), hs.transpose(0, 1)  # (T, B, n), (T, B, d)
         self.h_steps = self.h.unbind(0)  # per-step views, indexed in the sweep's hot loop
-        gram = W.T @ W + reg * torch.eye(W.shape[0], dtype=W.dtype, device=W.device)
-        chol, info = torch.linalg.cholesky_ex(gram)
-        if info.item() != 0 or not torch.isfinite(chol).all():
-            raise Diverged(f"Cholesky factorisation of W^T W + reg I failed (reg={reg})")
-        self.At = torch.cholesky_solve(W.T, chol).T.contiguous()  # (d, d): A^T
+        self.At = regularized_pinv_t(W, reg)  # (d, d): A^T
         self._buffer = torch.empty_like(self.h_steps[0])  # (B, d) scratch for the sweep
         self._slope_inv = self._h_inv = None
 

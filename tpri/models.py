@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from tpri.inverse import RNNInverse
+from tpri.inverse import RNNInverse, previous_states
 
 ACTIVATIONS = ("tanh", "identity", "relu")
 INVERTIBLE = ("tanh", "identity")  # activations TP can invert exactly
@@ -97,7 +97,7 @@ class RNN(nn.Module):
         with every h_{t-1} at its forward value, accumulated into `.grad`; E = v - h (B, T, d).
         Three matrix products over all steps at once (TP's update="local")."""
         delta = E * (hs * hs - 1) if self.activation == "tanh" else -E  # dJ/dz_t, (B, T, d)
-        h_prev = torch.cat([torch.zeros_like(hs[:, :1]), hs[:, :-1]], 1)  # (B, T, d)
+        h_prev = previous_states(hs)  # (B, T, d)
         grads = {"weight_hh_l0": torch.tensordot(delta, h_prev, dims=([0, 1], [0, 1])),
                  "weight_ih_l0": torch.tensordot(delta, x, dims=([0, 1], [0, 1])),
                  "bias_ih_l0": delta.sum((0, 1)), "bias_hh_l0": delta.sum((0, 1))}
@@ -112,10 +112,13 @@ class RNN(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.predict(self.states(x))
 
-    def regularized_inverse(self, x: Tensor, hs: Tensor, reg: float) -> RNNInverse:
-        """The layer inverses psi_t^{-1} at the current parameters (one factorisation)."""
+    def check_tp(self, targets: str) -> None:
+        """TP inverts the activation: only tanh and identity RNNs qualify."""
         if self.activation not in INVERTIBLE:
             raise ValueError(f"TP needs an invertible activation; model.activation="
                              f"{self.activation!r} is BP-only (accepted for TP: {list(INVERTIBLE)})")
+
+    def regularized_inverse(self, x: Tensor, hs: Tensor, reg: float) -> RNNInverse:
+        """The layer inverses psi_t^{-1} at the current parameters (one factorisation)."""
         return RNNInverse(self.rnn.weight_hh_l0.detach(), self.rnn.weight_ih_l0.detach(),
                           self.bias.detach(), self.activation, reg, x, hs)

@@ -12,7 +12,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from tpri.inverse import Diverged
+from tpri.inverse import Diverged, previous_states
 
 TARGETS = ("linearized", "difference", "inverse")
 UPDATES = ("graph", "local")
@@ -27,6 +27,9 @@ def _check_number(key: str, value, low: float, strict: bool) -> float:
 
 class Backprop:
     """Back-propagation (through time): the direction is the gradient of the loss."""
+
+    def check(self, model: nn.Module) -> None:
+        """BP trains any differentiable model."""
 
     def backward(self, model: nn.Module, inputs: Tensor, labels: Tensor, loss_fn) -> Tensor:
         loss = loss_fn(model(inputs), labels)
@@ -74,6 +77,7 @@ class TargetProp:
 
     def backward(self, model: nn.Module, inputs: Tensor, labels: Tensor, loss_fn) -> Tensor:
         """Accumulate the TP direction into `p.grad` and return the batch loss."""
+        self.check(model)
         if self.update == "graph":
             hs = model.states(inputs)  # (B, T, d), recorded for the gradient of J
             h = hs.detach()
@@ -82,7 +86,7 @@ class TargetProp:
                 h = model.states(inputs)
         loss, grad_h = _readout_backward(model, h, labels, loss_fn)
         with torch.no_grad():
-            inverse = model.regularized_inverse(inputs, h, self.reg)
+            inverse = self.layer_inverse(model, inputs, h)
             per_step = grad_h if model.per_step_loss else None
             E = self.propagate(inverse, grad_h[:, -1], per_step).transpose(0, 1)  # (B, T, d)
         if self.update == "graph":
@@ -91,6 +95,16 @@ class TargetProp:
             _local_backward(model, inputs, h, E)
         self.displacements = E
         return loss.detach()
+
+    def layer_inverse(self, model: nn.Module, inputs: Tensor, h: Tensor):
+        """The object whose target rules the sweep applies: the model's regularized inverses."""
+        return model.regularized_inverse(inputs, h, self.reg)
+
+    def check(self, model: nn.Module) -> None:
+        """Raise ValueError when this TP configuration cannot train `model` (a non-invertible
+        activation, a target rule the model has no inverse for)."""
+        if hasattr(model, "check_tp"):
+            model.check_tp(self.targets)
 
     def propagate(self, inverse, grad_last: Tensor, grad_steps: Tensor | None = None) -> Tensor:
         """Target sweep: the displacements e_t = v_t - h_t for t = T..1, shape (T, B, d).
@@ -117,9 +131,13 @@ def _local_backward(model: nn.Module, inputs: Tensor, h: Tensor, E: Tensor) -> N
     (`model.local_backward`) when it has one, else autograd through one step batched over t."""
     if hasattr(model, "local_backward"):
         model.local_backward(inputs, h, E)
-        return
-    h_prev = torch.cat([torch.zeros_like(h[:, :1]), h[:, :-1]], 1)  # forward h_{t-1}
-    model.cell(h_prev, inputs).backward(-E)  # dJ/dh_t = -e_t
+    else:
+        autograd_local_backward(model, inputs, h, E)
+
+
+def autograd_local_backward(model: nn.Module, inputs: Tensor, h: Tensor, E: Tensor) -> None:
+    """Local-update gradient of J by autograd through `model.cell`, batched over all steps."""
+    model.cell(previous_states(h), inputs).backward(-E)  # dJ/dh_t = -e_t
 
 
 def _readout_backward(model: nn.Module, h: Tensor, labels: Tensor, loss_fn):

@@ -99,7 +99,7 @@ class Job:
             **cfg["model"], input_size=self.task.input_size,
             output_size=self.task.output_size)).to(self.device)
         self.direction = _build("optimizer", lambda: make_direction(**cfg["optimizer"]))
-        _check_pairing(self.direction, self.model, cfg)
+        _build("optimizer", lambda: self.direction.check(self.model))
         self.optimizer = _build("optimizer", lambda: make_optimizer(
             self.model.parameters(), **cfg["optimizer"]))
         self.generator = torch.Generator().manual_seed(cfg["seed"])
@@ -222,15 +222,6 @@ def _build(group: str, make):
         raise
     except (ValueError, TypeError, FileNotFoundError) as err:
         raise ConfigError(f"{group}: {err}") from err
-
-
-def _check_pairing(direction, model, cfg) -> None:
-    needs_inverse = hasattr(direction, "reg") and not hasattr(direction, "lr_reverse")
-    activation = getattr(model, "activation", None)
-    if needs_inverse and activation not in (None, "tanh", "identity"):
-        raise ConfigError(f"model.activation: optimizer={cfg['optimizer']['name']} inverts the "
-                          f"activation, {activation!r} is not invertible; accepted: tanh, identity "
-                          f"(or train the {activation} RNN with optimizer=sgd or adam)")
 
 
 def _check_same_run(cfg, out, summary, checkpoint) -> None:

@@ -1,0 +1,70 @@
+"""A word-level language model: token embedding -> tanh RNN -> readout at every step.
+
+It is `tpri.models.RNN` run on embedded tokens, so TP reuses the RNN's layer inverses
+(`tpri.inverse.RNNInverse`) unchanged; since every state is read out (`per_step_loss`),
+TargetProp gives every h_t its own local target (docs/methods.md, "Per-step losses").
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from tpri.inverse import RNNInverse
+from tpri.models import RNN
+from tpri.tp import autograd_local_backward
+
+
+class TextRNN(RNN):
+    """Embedding -> RNN -> linear readout of each state (next-token logits).
+
+        x_t = E[token_t],  h_t = a(W h_{t-1} + U x_t + b),  y_hat_t = V h_t + c
+
+    Inputs are token ids (B, T) int64, predictions (B, T, V). `self.embedding` is the
+    `nn.Embedding` E (frozen by default, as in the paper: `requires_grad` False, so no
+    optimizer moves it); `self.rnn` and `self.readout` are as in `tpri.models.RNN`.
+
+    Args:
+        input_size: V, the vocabulary size.
+        hidden: d, the width of the hidden state.
+        output_size: number of next-token classes (the vocabulary size).
+        embedding_dim: n, the width of the embedding (the RNN's input size).
+        freeze_embedding: keep the (randomly initialised) embedding fixed.
+        activation: "tanh" or "identity" (usable by TP) or "relu" (BP only).
+    """
+
+    per_step_loss = True  # every step's prediction enters the loss
+
+    def __init__(self, input_size: int, hidden: int, output_size: int,
+                 embedding_dim: int = 1024, freeze_embedding: bool = True,
+                 activation: str = "tanh"):
+        if not isinstance(embedding_dim, int) or embedding_dim < 1:
+            raise ValueError(f"model.embedding_dim must be an integer >= 1, got {embedding_dim!r}")
+        if not isinstance(input_size, int) or input_size < 1:
+            raise ValueError(f"model.input_size must be an integer >= 1, got {input_size!r}")
+        super().__init__(embedding_dim, hidden, output_size, activation)
+        self.embedding = nn.Embedding(input_size, embedding_dim)
+        self.embedding.weight.requires_grad_(not freeze_embedding)
+
+    def states(self, x: Tensor) -> Tensor:
+        """All hidden states (B, T, d) for token ids x (B, T)."""
+        return super().states(self.embedding(x))
+
+    def cell(self, h_prev: Tensor, x: Tensor) -> Tensor:
+        """One recurrence step on token ids: h_prev (..., d), x (...) -> (..., d)."""
+        return super().cell(h_prev, self.embedding(x))
+
+    def local_backward(self, x: Tensor, hs: Tensor, E: Tensor) -> None:
+        """TP's update="local": the RNN's closed form on the embedded tokens; with a trainable
+        embedding, autograd through one step batched over t, so the embedding gets its share."""
+        if self.embedding.weight.requires_grad:
+            autograd_local_backward(self, x, hs, E)
+        else:
+            super().local_backward(self.embedding(x), hs, E)
+
+    def predict(self, hs: Tensor) -> Tensor:
+        """Readout of every state: (B, T, d) -> (B, T, output_size)."""
+        return self.readout(hs)
+
+    def regularized_inverse(self, x: Tensor, hs: Tensor, reg: float) -> RNNInverse:
+        """The RNN's layer inverses on the embedded tokens (one factorisation)."""
+        return super().regularized_inverse(self.embedding(x).detach(), hs, reg)
