@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Run the figure sweeps and plot each figure; the table of commands is docs/figures.md.
+#
+#   scripts/make_figures.sh                        # every *_smoke sweep: offline, ~6 min on 2 cores
+#   scripts/make_figures.sh paper                  # every paper sweep (needs the datasets; long)
+#   scripts/make_figures.sh smoke heatmap_smoke winner_smoke   # only these sweeps
+#
+# Sweep NAME writes its job dirs (0, 1, ...) and its figure (png + pdf) to outputs/figures/NAME/
+# (OUT=dir to change) and its log to outputs/figures/NAME.log. Re-running skips completed jobs;
+# delete the dir to start afresh. Extra overrides for every sweep, e.g. another launcher:
+#   HYDRA_ARGS="hydra/launcher=submitit_slurm_example" scripts/make_figures.sh paper
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+budget=${1:-smoke}
+[ $# -gt 0 ] && shift
+out=${OUT:-outputs/figures}
+read -r -a extra <<< "${HYDRA_ARGS:-}"
+
+sweeps=("$@")
+if [ ${#sweeps[@]} -eq 0 ]; then
+  case $budget in
+    smoke) mapfile -t sweeps < <(ls conf/sweep/*_smoke.yaml | xargs -n1 basename | sed 's/\.yaml$//') ;;
+    paper) mapfile -t sweeps < <(ls conf/sweep/*.yaml | xargs -n1 basename | sed 's/\.yaml$//' \
+                                 | grep -v -e '_smoke$' -e '^tune_optuna$') ;;
+    *) echo "usage: $0 [smoke|paper] [sweep ...]" >&2; exit 2 ;;
+  esac
+fi
+
+plot() {  # sweep name -> the plot commands of its figure(s)
+  local dir=$out/$1
+  case $1 in
+    convergence*|dtp_vs_tp*|targets_comparison*) python scripts/plot_convergence.py "$dir" ;;
+    heatmap*) python scripts/plot_heatmap.py "$dir" ;;
+    winner*) python scripts/plot_winner.py "$dir" ;;
+    sensitivity_smoke) python scripts/plot_sensitivity.py "$dir" --key lr_target ;;
+    sensitivity_*) python scripts/plot_sensitivity.py "$dir" --key "${1#sensitivity_}" ;;
+    gradients*) python scripts/plot_gradients.py "$dir" ;;
+    length_scaling*)
+      python scripts/plot_length_scaling.py "$dir" --where dataset.name=temporal_order
+      if [ "$1" = length_scaling ]; then
+        python scripts/plot_length_scaling.py "$dir" --where dataset.name=adding --out "$dir/adding"
+      fi ;;
+    *) echo "no figure for sweep $1" >&2; return 1 ;;
+  esac
+}
+
+mkdir -p "$out"
+for name in "${sweeps[@]}"; do
+  start=$SECONDS
+  echo "== python train.py sweep=$name hydra.sweep.dir=$out/$name ${extra[*]}"
+  if ! python train.py "sweep=$name" "hydra.sweep.dir=$out/$name" "${extra[@]}" \
+      > "$out/$name.log" 2>&1; then
+    echo "   FAILED, see $out/$name.log" >&2
+    exit 1
+  fi
+  echo "   sweep: $((SECONDS - start)) s"
+  plot "$name" | grep -E '\.(png|pdf|csv)$' | sed 's/^/   /'
+done
