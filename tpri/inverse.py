@@ -36,7 +36,7 @@ def regularized_pinv_t(W: Tensor, reg: float) -> Tensor:
     chol, info = torch.linalg.cholesky_ex(W.mT @ W + reg * eye)
     if (info != 0).any() or not torch.isfinite(chol).all():
         raise Diverged(f"Cholesky factorisation of W^T W + reg I failed (reg={reg})")
-    return torch.cholesky_solve(W.mT, chol).mT.contiguous()
+    return W @ torch.cholesky_inverse(chol)  # W M^{-1} = (M^{-1} W^T)^T, M symmetric
 
 
 class RNNInverse:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from tpri.inverse import RNNInverse, previous_states
+from tpri.inverse import RNNInverse
 
 ACTIVATIONS = ("tanh", "identity", "relu")
 INVERTIBLE = ("tanh", "identity")  # activations TP can invert exactly
@@ -96,11 +96,16 @@ class RNN(nn.Module):
         """Closed-form gradient of J = sum_t sum_batch 1/2 ||a(W h_{t-1} + U x_t + b) - v_t||^2
         with every h_{t-1} at its forward value, accumulated into `.grad`; E = v - h (B, T, d).
         Three matrix products over all steps at once (TP's update="local")."""
-        delta = E * (hs * hs - 1) if self.activation == "tanh" else -E  # dJ/dz_t, (B, T, d)
-        h_prev = previous_states(hs)  # (B, T, d)
-        grads = {"weight_hh_l0": torch.tensordot(delta, h_prev, dims=([0, 1], [0, 1])),
-                 "weight_ih_l0": torch.tensordot(delta, x, dims=([0, 1], [0, 1])),
-                 "bias_ih_l0": delta.sum((0, 1)), "bias_hh_l0": delta.sum((0, 1))}
+        # time-major (T, B, .) rows: the memory order of nn.RNN's states and of TP's targets,
+        # so the reshapes below are free views for them (copies otherwise, still correct)
+        hs, E, x = hs.transpose(0, 1), E.transpose(0, 1), x.transpose(0, 1)
+        d, n = hs.shape[-1], x.shape[-1]
+        delta = E * (hs * hs - 1) if self.activation == "tanh" else -E  # dJ/dz_t, (T, B, d)
+        delta = delta.reshape(-1, d)  # (T*B, d)
+        h_prev = torch.cat([torch.zeros_like(hs[:1]), hs[:-1]]).reshape(-1, d)  # h_{t-1} rows
+        bias = delta.sum(0)
+        grads = {"weight_hh_l0": delta.T @ h_prev, "weight_ih_l0": delta.T @ x.reshape(-1, n),
+                 "bias_ih_l0": bias, "bias_hh_l0": bias}
         for name, grad in grads.items():
             param = getattr(self.rnn, name)
             param.grad = grad if param.grad is None else param.grad + grad
