@@ -26,8 +26,8 @@ def test_digits(tmp_path, optimizer):
 def test_permuted_mnist_from_local_idx_files(tmp_path):
     write_idx_dataset(tmp_path / "mnist", n_train=40, n_test=10)
     summary, rows = train(tmp_path, ["dataset=mnist", f"dataset.data_dir={tmp_path / 'mnist'}",
-                                     "dataset.permute=true", "dataset.size_chunk=16",
-                                     "model.hidden=8", "batch_size=4", "lr_target=1e-4", "reg=1"])
+                                     "dataset.permute=true", "dataset.size_chunk=56",
+                                     "model.hidden=8", "batch_size=4", "lr_target=1e-4", "reg=10"])
     assert summary["status"] == "completed"
     cfg = json.loads((tmp_path / "job" / "summary.json").read_text())["config"]
     assert cfg["dataset"]["permute"] is True
