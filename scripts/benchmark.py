@@ -26,23 +26,27 @@ METHODS = {
 }
 
 
-def time_method(method, T: int, hidden: int, batch: int, iters: int, warmup: int) -> float:
-    """Median milliseconds per iteration on fresh temporal-order batches (same for all)."""
+def time_cell(T: int, hidden: int, batch: int, iters: int, warmup: int) -> dict[str, float]:
+    """Median milliseconds per iteration of each method on the same temporal-order batches.
+    The methods take turns iteration by iteration, so machine noise hits them alike."""
     task = tpri.data.make_task("temporal_order", length=T)
-    torch.manual_seed(0)
-    model = tpri.RNN(task.input_size, hidden, task.output_size)
-    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, nesterov=True)
     gen = torch.Generator().manual_seed(0)
     batches = [task.sample(batch, gen) for _ in range(8)]
-    times = []
+    runs = {}
+    for name, make in METHODS.items():
+        torch.manual_seed(0)
+        model = tpri.RNN(task.input_size, hidden, task.output_size)
+        opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, nesterov=True)
+        runs[name] = (make(), model, opt, [])
     for i in range(warmup + iters):
         x, y = batches[i % len(batches)]
-        start = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        method.backward(model, x, y, task.loss)
-        opt.step()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times[warmup:])
+        for method, model, opt, times in runs.values():
+            start = time.perf_counter()
+            opt.zero_grad(set_to_none=True)
+            method.backward(model, x, y, task.loss)
+            opt.step()
+            times.append(time.perf_counter() - start)
+    return {name: 1000 * statistics.median(times[warmup:]) for name, (*_, times) in runs.items()}
 
 
 def main(argv=None) -> None:
@@ -62,8 +66,7 @@ def main(argv=None) -> None:
           f"{'TPg/BP':>7} {'TPl/BP':>7}", flush=True)
     for T in args.T:
         for hidden in args.hidden:
-            ms = {name: time_method(make(), T, hidden, args.batch, args.iters, args.warmup)
-                  for name, make in METHODS.items()}
+            ms = time_cell(T, hidden, args.batch, args.iters, args.warmup)
             for name, value in ms.items():
                 rows.append(dict(T=T, hidden=hidden, batch=args.batch, method=name,
                                  median_ms=value, ratio_to_bp=value / ms["bp"]))
