@@ -91,3 +91,21 @@ def test_resuming_with_a_different_config_is_refused(tmp_path):
     run(compose_config([*TINY, "max_iter=10", "eval_every=5"]), tmp_path)
     with pytest.raises(ValueError, match="different config"):
         run(compose_config([*TINY, "max_iter=10", "eval_every=5", "lr=0.5"]), tmp_path)
+
+
+def test_an_unexpected_error_is_recorded_as_failed_and_raised(tmp_path):
+    job, out = tiny_job(tmp_path)
+    calls = []
+
+    def broken(*args):
+        calls.append(1)
+        if len(calls) == 5:
+            raise RuntimeError("out of memory")
+        return torch.tensor(1.0)
+
+    job.direction.backward = broken
+    with pytest.raises(RuntimeError, match="out of memory"):
+        job.fit(out)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "failed" and "out of memory" in summary["reason"]
+    assert summary["iteration"] == 4

@@ -9,6 +9,7 @@ resumes from the checkpoint, or skips the job if it already completed or diverge
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import math
@@ -190,6 +191,9 @@ class Job:
         except Diverged as err:
             log.warning("diverged: %s", err)
             return run.finish("diverged", str(err), session_start, session_train)
+        except Exception as err:  # a bug or a resource error: recorded, then raised
+            run.finish("failed", f"{type(err).__name__}: {err}", session_start, session_train)
+            raise
         finally:
             bar.close()
         save_torch(self.state(**run.state()), run.out / CHECKPOINT)
@@ -321,8 +325,7 @@ class _Progress:
         return {f"cos_{name}": c for name, c in result.get("cosines", {}).items()}
 
     def _write_csv(self, name: str, rows: list[dict]) -> None:
-        lines = _csv_text(rows)
-        save_text(lines, self.out / name)
+        save_text(_csv_text(rows), self.out / name)
 
     def write_summary(self, status: str, reason: str | None = None, **extra) -> dict:
         rows = self.rows
@@ -347,7 +350,6 @@ class _Progress:
 
 
 def _csv_text(rows: list[dict]) -> str:
-    import io
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()
