@@ -4,6 +4,8 @@ checkpointing, and learning."""
 import pytest
 import torch
 import torch.nn.functional as F
+from problems import assert_close, direction
+from problems import rnn_problem as make_problem
 
 import tpri
 from tpri.build import make_direction
@@ -12,28 +14,6 @@ from tpri.tp import UPDATES
 
 RECURRENT = ("rnn.weight_hh_l0", "rnn.weight_ih_l0", "rnn.bias_ih_l0", "rnn.bias_hh_l0")
 READOUT = ("readout.weight", "readout.bias")
-
-
-def make_problem(T=6, B=5, n=3, d=4, classes=3, seed=0):
-    torch.manual_seed(seed)
-    model = tpri.RNN(n, d, classes).double()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.1 * torch.randn_like(p))
-    x = 0.5 * torch.randn(B, T, n, dtype=torch.float64)
-    y = torch.randint(classes, (B,))
-    return model, x, y
-
-
-def direction(method, model, x, y):
-    model.zero_grad()
-    method.backward(model, x, y, F.cross_entropy)
-    return {name: p.grad.clone() for name, p in model.named_parameters()}
-
-
-def assert_close(a, b, **tol):
-    for name in a:
-        torch.testing.assert_close(a[name], b[name], msg=lambda m, name=name: f"{name}: {m}", **tol)
 
 
 def test_reconstruction_loss_decreases_over_calls():

@@ -4,6 +4,7 @@ the limits where the rule is exact, the TP facts, and learning."""
 import pytest
 import torch
 import torch.nn.functional as F
+from problems import assert_close, direction
 from torch.autograd.functional import jacobian
 
 import tpri
@@ -51,17 +52,6 @@ def one_sample(seed=0, d=4):
 
 def jacobian_of_cell(model, h, x):
     return jacobian(lambda v: model.cell(v, x), h)  # (d, d)
-
-
-def direction(method, model, x, y):
-    model.zero_grad()
-    method.backward(model, x, y, F.cross_entropy)
-    return {name: p.grad.clone() for name, p in model.named_parameters()}
-
-
-def assert_close(a, b, **tol):
-    for name in a:
-        torch.testing.assert_close(a[name], b[name], msg=lambda m, name=name: f"{name}: {m}", **tol)
 
 
 # --- the model ------------------------------------------------------------------------------

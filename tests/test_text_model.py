@@ -5,6 +5,8 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from problems import assert_close
+from problems import direction as shared_direction
 
 import tpri
 from tpri.text_model import TextRNN
@@ -30,14 +32,7 @@ def lm_loss(pred, target):  # PTBTask.loss: cross-entropy over every (sequence, 
 
 
 def direction(method, model, x, y):
-    model.zero_grad()
-    method.backward(model, x, y, lm_loss)
-    return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
-
-
-def assert_close(a, b, **tol):
-    for name in a:
-        torch.testing.assert_close(a[name], b[name], msg=lambda m, name=name: f"{name}: {m}", **tol)
+    return shared_direction(method, model, x, y, lm_loss)
 
 
 def test_shapes_and_per_step_readout():

@@ -3,35 +3,14 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from problems import assert_close, direction
+from problems import rnn_problem as make_problem
 
 import tpri
 from tpri.tp import TARGETS, UPDATES
 
-
-def make_problem(T=6, B=5, n=3, d=4, classes=3, activation="tanh", seed=0):
-    torch.manual_seed(seed)
-    model = tpri.RNN(n, d, classes, activation=activation).double()
-    with torch.no_grad():  # non-zero biases and a non-orthogonal W exercise every term
-        for p in model.parameters():
-            p.add_(0.1 * torch.randn_like(p))
-    x = 0.5 * torch.randn(B, T, n, dtype=torch.float64)  # keeps tanh away from saturation
-    y = torch.randint(classes, (B,))
-    return model, x, y
-
-
-def direction(method, model, x, y):
-    model.zero_grad()
-    method.backward(model, x, y, F.cross_entropy)
-    return {name: p.grad.clone() for name, p in model.named_parameters()}
-
-
 RECURRENT = ("rnn.weight_hh_l0", "rnn.weight_ih_l0", "rnn.bias_ih_l0", "rnn.bias_hh_l0")
 READOUT = ("readout.weight", "readout.bias")
-
-
-def assert_close(a, b, **tol):
-    for name in a:
-        torch.testing.assert_close(a[name], b[name], msg=lambda m, name=name: f"{name}: {m}", **tol)
 
 
 @pytest.mark.parametrize("targets", TARGETS)
