@@ -143,6 +143,8 @@ def test_relu_rnn_is_rejected_by_tp_but_trained_by_bp():
     direction(tpri.Backprop(), model, x, y)
     with pytest.raises(ValueError, match="activation"):
         direction(tpri.TargetProp(0.1, 1.0), model, x, y)
+    with pytest.raises(ValueError, match="activation"):  # the library call on its own too
+        model.regularized_inverse(x, model.states(x).detach(), 1.0)
 
 
 @pytest.mark.parametrize("kwargs, key", [

@@ -38,8 +38,6 @@ TOP_LEVEL = {
     "log_cosine": (lambda v: isinstance(v, bool), "true or false"),
 }
 GROUPS = ("dataset", "model", "optimizer")
-# options of the optimizer group that mirror top-level knobs, checked the same way
-OPTIMIZER_NUMBERS = ("lr", "reg", "lr_target")
 
 
 def check_config(cfg: dict) -> None:
@@ -52,9 +50,3 @@ def check_config(cfg: dict) -> None:
             raise ConfigError(f"{key}: missing; expected {accepted}")
         if not test(cfg[key]):
             raise ConfigError(f"{key}={cfg[key]!r} is invalid; expected {accepted}")
-    for key in OPTIMIZER_NUMBERS:
-        if key in cfg["optimizer"]:
-            test, accepted = TOP_LEVEL[key]
-            if not test(cfg["optimizer"][key]):
-                raise ConfigError(f"optimizer.{key}={cfg['optimizer'][key]!r} is invalid; "
-                                  f"expected {accepted}")

@@ -117,13 +117,14 @@ class RNN(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.predict(self.states(x))
 
-    def check_tp(self, targets: str) -> None:
-        """TP inverts the activation: only tanh and identity RNNs qualify."""
+    def check_tp(self, targets: str = "linearized") -> None:
+        """TP inverts the activation: only tanh and identity RNNs qualify (every rule)."""
         if self.activation not in INVERTIBLE:
             raise ValueError(f"TP needs an invertible activation; model.activation="
                              f"{self.activation!r} is BP-only (accepted for TP: {list(INVERTIBLE)})")
 
     def regularized_inverse(self, x: Tensor, hs: Tensor, reg: float) -> RNNInverse:
         """The layer inverses psi_t^{-1} at the current parameters (one factorisation)."""
+        self.check_tp()
         return RNNInverse(self.rnn.weight_hh_l0.detach(), self.rnn.weight_ih_l0.detach(),
                           self.bias.detach(), self.activation, reg, x, hs)

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+from omegaconf import DictConfig, OmegaConf
 
 from tpri import __version__
 from tpri.build import make_direction, make_model, make_optimizer
@@ -55,12 +56,8 @@ def run(cfg: Mapping, output_dir: str | Path) -> dict:
 
 def _plain(cfg: Mapping) -> dict:
     """A plain, resolved dict without Hydra's own node."""
-    try:
-        from omegaconf import DictConfig, OmegaConf
-        if isinstance(cfg, DictConfig):
-            cfg = OmegaConf.to_container(cfg, resolve=True)
-    except ImportError:
-        pass
+    if isinstance(cfg, DictConfig):
+        cfg = OmegaConf.to_container(cfg, resolve=True)
     return {k: v for k, v in dict(cfg).items() if k != "hydra"}
 
 
