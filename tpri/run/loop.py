@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import signal
 import sys
 import time
 from collections.abc import Mapping
@@ -32,7 +33,7 @@ from tpri.run.job import Job
 from tpri.run.provenance import now, provenance
 from tpri.run.record import Record
 from tpri.run.rundir import METRICS, Previous, RunDir, RunDirError, trajectory_config
-from tpri.run.signals import SignalCatcher, launcher_gone
+from tpri.run.signals import Interrupted, SignalCatcher, launcher_gone
 
 log = logging.getLogger("tpri")
 
@@ -78,9 +79,12 @@ def run(cfg: Mapping, output_dir: str | Path, context: RunContext | None = None)
         for note in prev.notes:
             log.warning("%s%s", context.tag, note)
         rundir.check_same_run(cfg, prev)
-        if prev.finished(cfg["max_iter"]):
-            return _skip(rundir, prev, context)
-        return Session(cfg, rundir, context, signals).start(prev)
+        try:
+            if prev.finished(cfg["max_iter"]):
+                return _skip(rundir, prev, context)
+            return Session(cfg, rundir, context, signals).start(prev)
+        except OSError as err:  # what was written before stays whole (atomic writes)
+            raise RunDirError(f"{rundir.path}: cannot write: {err}") from None
 
 
 def _skip(rundir: RunDir, prev: Previous, context: RunContext) -> dict:
@@ -122,7 +126,7 @@ class Session:
             self.record = Record(out, "classification", tag=self.context.tag)
             if prev.checkpoint is not None:
                 self.record.restore(prev.checkpoint)
-            self._finish("failed", f"{type(err).__name__}: {err}")
+            self._write_summary("failed", f"{type(err).__name__}: {err}")
             raise JobFailed(f"{out}: failed: {err}") from err
         self.provenance = provenance(self.job.device, self.context.overrides, self.started)
         trackers = _trackers(cfg, out, self.context.tag)
@@ -142,33 +146,36 @@ class Session:
     # --- the loop ------------------------------------------------------------------------
     def _train(self) -> dict:
         try:
-            with _bar(self.cfg["max_iter"], self.record.iteration) as bar:
-                self._loop(bar)
-        except Diverged as err:
-            log.warning("%sdiverged: %s", self.context.tag, err)
-            return self._finish("diverged", str(err), checkpoint=True)
-        except _Stop as stop:
-            self._finish("interrupted", stop.reason, checkpoint=True)
-            if self.signals.received:
-                self.signals.stop(f"{self.rundir.path}: interrupted at iteration {self.record.iteration} "
-                                  f"({stop.reason}); rerun the same command to resume")
-            raise JobFailed(f"{self.rundir.path}: interrupted ({stop.reason})") from None
-        except OSError as err:  # a full disk, a vanished dir
+            try:
+                with _bar(self.cfg["max_iter"], self.record.iteration) as bar:
+                    self._loop(bar)
+            except Diverged as err:
+                log.warning("%sdiverged: %s", self.context.tag, err)
+                return self._finish("diverged", str(err))
+            except _Stop as stop:
+                self._finish("interrupted", stop.reason)
+                if self.signals.received:
+                    self.signals.stop(f"{self.rundir.path}: interrupted at iteration {self.record.iteration} "
+                                      f"({stop.reason}); rerun the same command to resume")
+                raise JobFailed(f"{self.rundir.path}: interrupted ({stop.reason})") from None
+            return self._finish("completed", None)
+        except OSError as err:  # a full disk, a vanished dir: the files keep their last whole state
             self._finish_quietly("failed", f"{type(err).__name__}: {err}")
             raise RunDirError(f"{self.rundir.path}: cannot write: {err}") from None
-        except (MemoryError, torch.OutOfMemoryError) as err:
+        except (MemoryError, torch.cuda.OutOfMemoryError) as err:
             self._finish_quietly("failed", f"out of memory: {err}")
             raise JobFailed(f"{self.rundir.path}: out of memory; shrink batch_size or model.hidden") from None
+        except (JobFailed, Interrupted):
+            raise
         except BaseException as err:  # a bug: recorded, then raised
             self._finish_quietly("failed", f"{type(err).__name__}: {err}")
             raise
-        return self._finish("completed", None, checkpoint=True)
 
     def _loop(self, bar) -> None:
         cfg, job, record = self.cfg, self.job, self.record
         for it in range(record.iteration, cfg["max_iter"]):
             if self.signals.received:
-                raise _Stop(f"signal {self.signals.received}")
+                raise _Stop(signal.Signals(self.signals.received).name)
             x, y = (t.to(job.device) for t in job.task.sample(cfg["batch_size"], job.generator))
             tick = time.perf_counter()
             job.optimizer.zero_grad(set_to_none=True)
@@ -255,9 +262,14 @@ class Session:
 
     # --- the end -------------------------------------------------------------------------
     def _write_summary(self, status: str, reason: str | None = None) -> dict:
+        summary = self._summary(status, reason)
+        self.rundir.save_summary(summary)
+        return summary
+
+    def _summary(self, status: str, reason: str | None) -> dict:
         record = self.record
         done = record.iteration - (record.resumed_from or 0)
-        summary = {
+        return {
             **record.summary(status, reason),
             "its_per_sec": done / self.session_train if self.session_train else None,
             "wall_time": time.perf_counter() - self.clock, "train_time": record.train_time,
@@ -265,14 +277,14 @@ class Session:
             "provenance": {**self.provenance, "ended": None if status == "running" else now()},
             "config": trajectory_config(self.cfg),
         }
-        self.rundir.save_summary(summary)
-        return summary
 
-    def _finish(self, status: str, reason: str | None, checkpoint: bool = False) -> dict:
-        summary = self._write_summary(status, reason)
-        if checkpoint:  # the final state, with the summary to rebuild it from
-            self.rundir.save_checkpoint(self.job.state(**self.record.state(), status=status,
-                                                       reason=reason, summary=summary))
+    def _finish(self, status: str, reason: str | None) -> dict:
+        """The final checkpoint (holding the summary, to rebuild it from), then the summary:
+        a summary never claims an end whose state was not saved."""
+        summary = self._summary(status, reason)
+        self.rundir.save_checkpoint(self.job.state(**self.record.state(), status=status,
+                                                   reason=reason, summary=summary))
+        self.rundir.save_summary(summary)
         for tracker in self.record.trackers:
             tracker.close(status)
         log.info(self.record.end_line(status, reason, time.perf_counter() - self.clock))

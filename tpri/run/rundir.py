@@ -54,6 +54,24 @@ def trajectory_config(cfg: dict) -> dict:
     return json.loads(json.dumps({k: v for k, v in cfg.items() if k not in RESUMABLE_KEYS}))
 
 
+def check_output_location(path: str | Path) -> None:
+    """Raise RunDirError unless `path` is, or can be created as, a writable directory
+    (checked without creating anything)."""
+    path = Path(path).absolute()
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+    if not folder.is_dir():
+        raise RunDirError(f"cannot use output dir {path}: {folder} is not a directory")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        problem = "a read-only file system" if _read_only_fs(folder) else "not writable"
+        raise RunDirError(f"cannot use output dir {path}: {folder} is {problem}")
+
+
+def _read_only_fs(folder: Path) -> bool:
+    return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+
+
 def _os_message(err: OSError, path: Path) -> str:
     return f"{err.filename or path}: {err.strerror or err}"
 
