@@ -20,6 +20,11 @@ log = logging.getLogger(__name__)
 CHUNK = 1 << 20  # bytes read at a time
 
 
+class DataFileError(ValueError):
+    """A dataset file exists but its content is unusable (corrupt, truncated, wrong format):
+    found only when the job reads it, so the job ends with status `failed`."""
+
+
 def md5sum(path: str | Path) -> str:
     """Hex MD5 digest of a file."""
     digest = hashlib.md5(usedforsecurity=False)
@@ -33,7 +38,7 @@ def check_md5(path: str | Path, md5: str) -> None:
     """Raise ValueError (naming the file) unless `path` has MD5 digest `md5`."""
     actual = md5sum(path)
     if actual != md5:
-        raise ValueError(f"{path}: md5 checksum is {actual}, expected {md5} "
+        raise DataFileError(f"{path}: md5 checksum is {actual}, expected {md5} "
                          "(corrupt or incomplete file)")
 
 
@@ -81,7 +86,7 @@ def extract_files(archive: str | Path, members: dict[str, Path]) -> None:
             except KeyError:
                 source = None
             if source is None:
-                raise ValueError(f"{archive}: no regular file {name!r} in the archive")
+                raise DataFileError(f"{archive}: no regular file {name!r} in the archive")
             with source:
                 write_atomic(dest, source)
 

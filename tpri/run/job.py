@@ -10,6 +10,7 @@ import torch
 from tpri.build import make_direction, make_model, make_optimizer
 from tpri.config import ConfigError
 from tpri.data import make_task
+from tpri.data.download import DataFileError
 from tpri.run.rundir import trajectory_config
 
 EVAL_CHUNK = 1000  # sequences per forward pass at evaluation
@@ -32,14 +33,15 @@ class Job:
         if cfg["threads"] > 0:
             torch.set_num_threads(cfg["threads"])
         self.device = pick_device(cfg["device"])
-        self.task = make_task(**cfg["dataset"])
+        self.task = _build("dataset", lambda: make_task(**cfg["dataset"]))
         torch.manual_seed(cfg["seed"])
         self.model_options = {**cfg["model"], "input_size": self.task.input_size,
                               "output_size": self.task.output_size}
-        self.model = make_model(**self.model_options).to(self.device)
-        self.direction = make_direction(**cfg["optimizer"])
-        self.direction.check(self.model)
-        self.optimizer = make_optimizer(self.model.parameters(), **cfg["optimizer"])
+        self.model = _build("model", lambda: make_model(**self.model_options)).to(self.device)
+        self.direction = _build("optimizer", lambda: make_direction(**cfg["optimizer"]))
+        _build("optimizer", lambda: self.direction.check(self.model))
+        self.optimizer = _build("optimizer", lambda: make_optimizer(self.model.parameters(),
+                                                                    **cfg["optimizer"]))
         self.generator = torch.Generator(device=self.device).manual_seed(cfg["seed"])
         self.eval_sets = {split: tuple(t.to(self.device) for t in data) for split, data in
                           (("train", self.task.train_eval_set()), ("test", self.task.test_set()))}
@@ -77,6 +79,17 @@ class Job:
         if self.task.objective == "language_model":
             row["test_perplexity"] = math.exp(min(row["test_loss"], 50.0))
         return row
+
+
+def _build(group: str, make):
+    """Run a constructor: its complaint about an option becomes a ConfigError naming the
+    group; a damaged data file (DataFileError) stays what it is: the job fails."""
+    try:
+        return make()
+    except (ConfigError, DataFileError):
+        raise
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        raise ConfigError(f"{group}: {err}") from err
 
 
 def load_model(run_dir, which: str = "best", map_location="cpu") -> torch.nn.Module:

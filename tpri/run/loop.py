@@ -68,9 +68,13 @@ def run(cfg: Mapping, output_dir: str | Path, context: RunContext | None = None)
     cfg, context = plain_config(cfg), context or RunContext()
     try:
         check_config(cfg)
+        return _run_checked(cfg, output_dir, context)
     except ConfigError:
-        RunDir(output_dir).discard_if_empty()
+        RunDir(output_dir).discard_if_empty()  # what Hydra made for a rejected first run
         raise
+
+
+def _run_checked(cfg: dict, output_dir: str | Path, context: RunContext) -> dict:
     gone = launcher_gone()
     if gone:
         raise RunDirError(f"{output_dir}: not started, {gone}")
@@ -213,14 +217,17 @@ class Session:
             raise Diverged(f"iteration {it + 1}: {err}; {self._cause()}") from None
 
     def _cause(self) -> str:
-        cfg, model = self.cfg, self.job.model
-        broken = [n for n, p in model.named_parameters() if not torch.isfinite(p).all()]
+        """Which knob most likely caused a divergence, from the state of the parameters."""
+        cfg = self.cfg
+        broken = [n for n, p in self.job.model.named_parameters() if not torch.isfinite(p).all()]
         if broken:
-            return (f"parameters {broken} became non-finite in an earlier step: the step size "
-                    f"lr={cfg['lr']} is too large")
-        norm = recurrent_weight(model).detach().norm().item()
-        return (f"parameters finite, |W|_F={norm:.3g}: the top-target step lr_target={cfg['lr_target']} "
-                f"or the step size lr={cfg['lr']} is too large for reg={cfg['reg']}")
+            return f"parameters {broken} became non-finite: the step size lr={cfg['lr']} is too large"
+        steps = f"the step size lr={cfg['lr']}"
+        if "lr_target" in cfg["optimizer"]:  # TP, DTP: the top target's step moves every target
+            steps += f" or the top-target step lr_target={cfg['lr_target']}"
+        if "reg" in cfg["optimizer"]:
+            steps += f" (for reg={cfg['reg']})"
+        return f"parameters finite: {steps} is too large"
 
     def _check_step(self, loss, done: int) -> None:
         """One host sync per iteration: a non-finite loss or an exploding recurrent weight."""
