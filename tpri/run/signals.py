@@ -57,7 +57,7 @@ class SignalCatcher:
 
 def mark_launcher() -> None:
     """Called by the process that launches jobs: its children can tell when it died."""
-    os.environ.setdefault(LAUNCHER_ENV, f"{os.getpid()} {socket.gethostname()}")
+    os.environ[LAUNCHER_ENV] = f"{os.getpid()} {socket.gethostname()}"
 
 
 def launcher_gone() -> str | None:
