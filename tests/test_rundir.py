@@ -336,3 +336,17 @@ def test_best_and_last_weights_load_back(cfg, tmp_path):
     assert load_model(tmp_path, which="best")(x).shape == (2, 4)
     with pytest.raises(ValueError, match="'best', 'last'"):
         load_model(tmp_path, which="first")
+
+
+# --- terminal -------------------------------------------------------------------------------
+
+def test_sweep_log_lines_carry_the_job_number_and_each_job_ends_with_one_summary_line(tmp_path):
+    proc = train_cli(*TINY, "max_iter=20", "eval_every=10", f"hydra.sweep.dir={tmp_path}", "-m", "seed=0,1")
+    lines = [line for line in proc.stdout.splitlines() if "[tpri]" in line]
+    for job in "01":
+        mine = [line for line in lines if f"[job {job}] " in line]
+        assert len(mine) == 4  # three evaluations and the closing line
+        end = summary(tmp_path / job)
+        best = end["best"]
+        assert f"[job {job}] completed at iteration 20: test_accuracy final " in mine[-1]
+        assert f"best {best['test_accuracy']:.4g} at it {best['iteration']}; {tmp_path / job} [" in mine[-1]
