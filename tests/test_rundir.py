@@ -219,7 +219,7 @@ def test_stale_temp_files_are_removed_on_the_next_run(cfg, tmp_path):
 
 # --- I/O faults -----------------------------------------------------------------------------
 
-def test_a_full_disk_at_the_last_checkpoint_records_failed_and_keeps_earlier_files(cfg, tmp_path, monkeypatch):
+def test_a_full_disk_at_the_last_checkpoint_records_failed_keeps_earlier_files(cfg, tmp_path, monkeypatch):
     cfg = {**cfg, "checkpoint_every": 20}
     real, calls = io.save_torch, []
 

@@ -4,7 +4,7 @@ end the job as `diverged` without a traceback."""
 import sys
 
 import pytest
-from helpers import TINY, compose_config
+from helpers import TINY
 
 from tpri.app import main
 
