@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -12,7 +13,21 @@ from omegaconf import DictConfig
 from tpri.config import ConfigError
 from tpri.train import run
 
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+def config_source() -> str:
+    """Where Hydra reads the configs (`tpri-train --info` shows it): the copy of conf/ shipped in a
+    wheel as the package tpri.conf, else the conf/ beside this package in a checkout (python
+    train.py, editable install)."""
+    here = Path(__file__).resolve().parent
+    if (here / "conf" / "config.yaml").is_file():
+        return "pkg://tpri.conf"
+    return str(here.parent / "conf")
+
+
+CONFIG_DIR = config_source()
+# Hydra's root logger is at INFO: alembic (imported by Optuna's sweeper, run by MLflow's store)
+# would print "setup plugin ..." / migration lines.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
