@@ -7,6 +7,7 @@ SIGTERM, SIGUSR2) after a checkpoint: rerunning resumes.
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -19,7 +20,21 @@ from tpri.config import ConfigError
 from tpri.run import Interrupted, JobFailed, RunContext, RunDirError, RunRefused, run
 from tpri.run.signals import mark_launcher
 
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+def config_source() -> str:
+    """Where Hydra reads the configs (`tpri-train --info` shows it): the copy of conf/ shipped in a
+    wheel as the package tpri.conf, else the conf/ beside this package in a checkout (python
+    train.py, editable install)."""
+    here = Path(__file__).resolve().parent
+    if (here / "conf" / "config.yaml").is_file():
+        return "pkg://tpri.conf"
+    return str(here.parent / "conf")
+
+
+CONFIG_DIR = config_source()
+# Hydra's root logger is at INFO: alembic (imported by Optuna's sweeper, run by MLflow's store)
+# would print "setup plugin ..." / migration lines.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _context() -> RunContext:
