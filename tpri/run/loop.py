@@ -324,7 +324,7 @@ def _trackers(cfg: dict, out: Path, tag: str) -> list:
         return []
     from tpri.trackers import make_trackers
 
-    return make_trackers(cfg["logger"], out, out.name)
+    return make_trackers(cfg["logger"], out, f"{out.parent.name}/{out.name}")
 
 
 def _check_loss_rule(record: Record) -> None:
