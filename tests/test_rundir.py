@@ -311,13 +311,17 @@ def test_a_worker_whose_launcher_died_does_not_start_a_job(cfg, tmp_path, monkey
 def test_a_running_worker_stops_when_its_launcher_dies(tmp_path):
     launcher = subprocess.Popen(["sleep", "300"])
     out = tmp_path / "run"
-    proc = _start(out, "max_iter=100000", "eval_every=50", "checkpoint_every=0",
-                  env={LAUNCHER_ENV: f"{launcher.pid} {socket.gethostname()}"})
-    _wait_for_iteration(out, 50, proc)
+    cfg = compose_config([*TINY, "max_iter=100000", "eval_every=50", "checkpoint_every=0"])
+    worker = subprocess.Popen(  # a launcher's worker: runs jobs, is not itself the launcher
+        [sys.executable, "-c", "import json, sys; from tpri.run import run; "
+         "run(json.loads(sys.argv[1]), sys.argv[2])", json.dumps(cfg), str(out)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, LAUNCHER_ENV: f"{launcher.pid} {socket.gethostname()}"})
+    _wait_for_iteration(out, 50, worker)
     launcher.kill()
     launcher.wait()
-    proc.communicate(timeout=60)
-    assert proc.returncode != 0
+    worker.communicate(timeout=60)
+    assert worker.returncode != 0
     state = summary(out)
     assert state["status"] == "interrupted" and f"launching process {launcher.pid} died" in state["reason"]
 

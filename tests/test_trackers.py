@@ -54,7 +54,8 @@ def test_bad_options_name_the_key_and_start_nothing(tmp_path, logger, message):
 
 
 def test_a_missing_package_names_the_extra(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "mlflow", None)  # import mlflow fails as if not installed
+    for name in [m for m in sys.modules if m == "mlflow" or m.startswith("mlflow.")] + ["mlflow"]:
+        monkeypatch.setitem(sys.modules, name, None)  # import mlflow fails as if not installed
     with pytest.raises(ConfigError, match=r"logger\.mlflow: .*pip install 'tpri\[trackers\]'"):
         make_trackers({"mlflow": {}}, tmp_path, "run")
 
