@@ -29,14 +29,15 @@ OPTIMIZERS = {  # interpolations, as Hydra writes .hydra/config.yaml unresolved
 }
 
 
-def job_config(optimizer: str = "tp", dataset: str = "temporal_order", overrides=None) -> dict:
+def job_config(optimizer: str = "tp", dataset: str = "temporal_order", overrides=None,
+               model: str = "rnn") -> dict:
     """A job config; `overrides` maps dotted keys (`lr`, `model.hidden`) to values."""
     config = {
         "seed": 0, "lr": 0.1, "reg": 1.0, "lr_target": 0.01, "max_iter": 1000,
         "batch_size": 20, "eval_every": 200, "device": "cpu", "threads": 1,
         "checkpoint_every": 0, "log_gradients": False, "log_cosine": False,
         "dataset": dict(DATASETS[dataset]),
-        "model": {"name": "rnn", "hidden": 100, "activation": "tanh"},
+        "model": {"name": model, "hidden": 100, "activation": "tanh"},
         "optimizer": dict(OPTIMIZERS[optimizer]),
     }
     for key, value in (overrides or {}).items():
@@ -80,14 +81,14 @@ def gradients(iterations=(0, 200, 400), steps: int = 10, seed: int = 0) -> pd.Da
 
 def write_job(job_dir, optimizer: str = "tp", dataset: str = "temporal_order", overrides=None,
               status: str | None = "completed", metrics: pd.DataFrame | None = None,
-              grads: pd.DataFrame | None = None) -> Path:
+              grads: pd.DataFrame | None = None, model: str = "rnn") -> Path:
     """Write one job dir: `.hydra/`, `metrics.csv`, `summary.json` (none if `status` is None)
     and `gradients.csv` if `grads` is given. Returns the dir."""
     job = Path(job_dir)
     overrides = overrides or {}
-    config = job_config(optimizer, dataset, overrides)
+    config = job_config(optimizer, dataset, overrides, model)
     task = [f"{k}={v}" for k, v in overrides.items()]
-    choices = {"dataset": dataset, "model": "rnn", "optimizer": optimizer,
+    choices = {"dataset": dataset, "model": model, "optimizer": optimizer,
                "hydra/launcher": "basic"}
     hydra = {"hydra": {"runtime": {"choices": choices, "output_dir": "${hydra.run.dir}"},
                        "overrides": {"task": task}, "job": {"name": "train"}}}
@@ -103,7 +104,7 @@ def write_job(job_dir, optimizer: str = "tp", dataset: str = "temporal_order", o
         summary = {"status": status, "reason": None if status == "completed" else "loss is nan",
                    "iteration": int(last.get("iteration", 0)), "final": last, "best": last,
                    "its_per_sec": 100.0, "wall_time": float(last.get("time", 0.0)),
-                   "version": "0.1.0"}
+                   "version": "0.1.0", "provenance": {"git_commit": "0" * 40, "dirty": False}}
         (job / "summary.json").write_text(json.dumps(summary))
     return job
 
@@ -115,3 +116,19 @@ def write_multirun(sweep_dir, jobs: list[dict]) -> Path:
         write_job(sweep / str(num), **kwargs)
     (sweep / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {"mode": "MULTIRUN"}}))
     return sweep
+
+
+def write_bench(path, memory: bool = True, methods=("bp", "tp_graph", "tp_local", "plain_rnn")) -> Path:
+    """A `scripts/benchmark.py` csv (long format) over T in {30, 60, 120} and d in {32, 100}:
+    times proportional to T * d (factor 1, 1.5, 1.2, 0.5 per method), memory to T."""
+    factors = {"bp": 1.0, "tp_graph": 1.5, "tp_local": 1.2, "plain_rnn": 0.5}
+    rows = [dict(T=T, hidden=d, batch=20, method=m, median_ms=T * d * factors[m] / 1e3,
+                 ratio_to_bp=factors[m], peak_mib=T * factors[m], mem_ratio_to_bp=factors[m])
+            for T in (30, 60, 120) for d in (32, 100) for m in methods]
+    frame = pd.DataFrame(rows)
+    if not memory:
+        frame = frame.drop(columns=["peak_mib", "mem_ratio_to_bp"])
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False)
+    return path

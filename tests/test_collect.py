@@ -9,6 +9,8 @@ import pytest
 from fakeruns import curve, job_config, write_job, write_multirun
 
 from tpri.collect import (
+    DataError,
+    UsageError,
     aggregate_seeds,
     area_under_curve,
     best_configs,
@@ -49,7 +51,8 @@ def test_collect_keeps_finished_jobs_and_warns_once(sweep):
     jobs = df.drop_duplicates("job_dir").set_index("job_dir")
     assert list(jobs.index) == ["0", "1"]
     assert list(jobs["status"]) == ["completed", "diverged"]
-    assert list(jobs["method"]) == ["TP", "BP (SGD)"]
+    assert list(jobs["method"]) == ["TP", "BP (SGD, Nesterov 0.9)"]
+    assert list(jobs["stop_iteration"]) == [1000, 400]
     assert list(jobs["optimizer"]) == ["tp", "sgd"]
     assert jobs.loc["0", "lr"] == 0.5 and jobs.loc["0", "reg"] == 10.0
     assert jobs.loc["0", "optimizer.reg"] == 10.0  # ${reg} resolved
@@ -74,6 +77,17 @@ def test_collect_skips_unparsable_and_running_summaries(tmp_path):
         df = collect(tmp_path)
     assert "still running" in str(record[0].message)
     assert list(df["job_dir"].unique()) == ["a"]
+
+
+def test_collect_skips_interrupted_and_keeps_failed_and_diverged(tmp_path):
+    write_job(tmp_path / "a", status="interrupted")
+    write_job(tmp_path / "b", status="failed")
+    write_job(tmp_path / "c", status="diverged", metrics=curve(diverge_at=200))
+    with pytest.warns(UserWarning, match="interrupted"):
+        df = collect(tmp_path)
+    jobs = df.drop_duplicates("job_dir").set_index("job_dir")["status"]
+    assert jobs.to_dict() == {"b": "failed", "c": "diverged"}
+    assert "provenance" not in df  # unknown summary keys ignored
 
 
 def test_collect_walks_nested_multiruns_without_warning(tmp_path):
@@ -108,9 +122,13 @@ def test_method_labels():
         return method_label(flat)
 
     assert label("tp") == "TP"
-    assert label("sgd") == "BP (SGD)"
+    assert label("sgd") == "BP (SGD, Nesterov 0.9)"
+    assert label("sgd", **{"optimizer.momentum": 0.0}) == "BP (SGD)"
+    assert label("sgd", **{"optimizer.nesterov": False, "optimizer.momentum": 0.5}) \
+        == "BP (SGD, momentum 0.5)"
     assert label("adam") == "BP (Adam)"
-    assert label("dtp") == "DTP"
+    assert label("dtp") == "DTP-PI"
+    assert label("tp", **{"optimizer.momentum": 0.9, "optimizer.nesterov": True}) == "TP (Nesterov 0.9)"
     assert label("tp", **{"optimizer.targets": "difference", "optimizer.update": "local"}) \
         == "TP (difference, local)"
     assert label("tp", **{"optimizer.step": "adam"}) == "TP (Adam)"
@@ -174,3 +192,32 @@ def test_write_results_load_and_select(tmp_path):
     assert len(df) == 12 and set(df["status"]) == {"completed"}
     assert set(select(df, ["model.hidden=32"])["job_dir"]) == {"1"}
     assert set(select(load(tmp_path), ["model.hidden=32", "method=tp"])["job_dir"]) == {"1"}
+
+
+def test_bad_input_raises_one_kind_of_error_each(tmp_path):
+    with pytest.raises(UsageError, match="no such file or dir"):
+        load(tmp_path / "missing")
+    with pytest.raises(DataError, match="no job dirs"):
+        load(tmp_path)
+    (tmp_path / "results.csv").write_text("job_dir,method,status,iteration\n")
+    with pytest.raises(DataError, match="header only"):
+        load(tmp_path / "results.csv")
+    (tmp_path / "other.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(DataError, match="not a results.csv"):
+        load(tmp_path / "other.csv")
+    write_job(tmp_path / "runs" / "0", status=None)
+    with pytest.warns(UserWarning), pytest.raises(DataError, match="no finished runs"):
+        write_results(tmp_path / "runs")
+    assert not (tmp_path / "runs" / "results.csv").exists()
+
+
+@pytest.mark.parametrize("where, error, match", [
+    (["lr"], UsageError, "expected KEY=VALUE"),
+    (["nokey=1"], UsageError, "no column 'nokey'"),
+    (["lr=abc"], UsageError, "holds numbers"),
+    (["lr=7"], DataError, "no run matches lr=7"),
+])
+def test_select_rejects_bad_conditions(tmp_path, where, error, match):
+    write_multirun(tmp_path, [dict(overrides={"lr": lr}) for lr in (0.1, 1.0)])
+    with pytest.raises(error, match=match):
+        select(collect(tmp_path), where)
