@@ -1,7 +1,7 @@
 """Thin wrapper of `tpri-collect`: the runs below a dir as results.csv.
 
-    python scripts/collect.py multirun/2024-05-01     # writes multirun/2024-05-01/results.csv
-    python scripts/collect.py multirun --out results.csv
+python scripts/collect.py multirun/2024-05-01     # writes multirun/2024-05-01/results.csv
+python scripts/collect.py multirun --out results.csv
 """
 
 import sys

@@ -35,16 +35,27 @@ def figure_text(fig) -> str:
 def line_colors(fig) -> dict:
     """Legend label -> colour of the line handles of a figure's legends."""
     legends = list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend()]
-    return {h.get_label(): to_hex(h.get_color()) for legend in legends
-            for h in legend.legend_handles if hasattr(h, "get_color")}
+    return {
+        h.get_label(): to_hex(h.get_color())
+        for legend in legends
+        for h in legend.legend_handles
+        if hasattr(h, "get_color")
+    }
 
 
 def test_convergence_header_axes_and_band(tmp_path):
-    write_multirun(tmp_path, [
-        dict(optimizer=opt, overrides={"seed": s},
-             metrics=curve(loss=(1.4, 0.02 + 0.01 * s), accuracy=(0.25, 0.9 + 0.05 * s)))
-        for opt in ("tp", "sgd") for s in range(3)
-    ])
+    write_multirun(
+        tmp_path,
+        [
+            dict(
+                optimizer=opt,
+                overrides={"seed": s},
+                metrics=curve(loss=(1.4, 0.02 + 0.01 * s), accuracy=(0.25, 0.9 + 0.05 * s)),
+            )
+            for opt in ("tp", "sgd")
+            for s in range(3)
+        ],
+    )
     fig = figures.plot_convergence(collect(tmp_path))
     header = figures.header_text(fig)
     assert "temporal order, RNN, T=60, d=100" in header
@@ -72,10 +83,13 @@ def test_method_colours_are_the_same_in_every_figure(tmp_path):
 
 
 def test_diverged_run_ends_with_a_marker_and_says_where(tmp_path):
-    write_multirun(tmp_path, [
-        dict(optimizer="tp"),
-        dict(optimizer="sgd", status="diverged", metrics=curve(diverge_at=400)),
-    ])
+    write_multirun(
+        tmp_path,
+        [
+            dict(optimizer="tp"),
+            dict(optimizer="sgd", status="diverged", metrics=curve(diverge_at=400)),
+        ],
+    )
     fig = figures.plot_convergence(collect(tmp_path))
     assert "BP (SGD, Nesterov 0.9): diverged at it 400" in figure_text(fig)
     marks = [line for line in fig.axes[0].lines if line.get_marker() == "X"]
@@ -83,8 +97,9 @@ def test_diverged_run_ends_with_a_marker_and_says_where(tmp_path):
 
 
 def test_mixed_tasks_are_refused_with_the_filter_to_use(tmp_path):
-    write_multirun(tmp_path, [dict(optimizer="tp", dataset="adding"),
-                              dict(optimizer="sgd", dataset="temporal_order")])
+    write_multirun(
+        tmp_path, [dict(optimizer="tp", dataset="adding"), dict(optimizer="sgd", dataset="temporal_order")]
+    )
     with pytest.raises(UsageError, match="2 different tasks") as error:
         figures.plot_convergence(collect(tmp_path))
     assert "adding, RNN" in str(error.value) and "temporal order, RNN" in str(error.value)
@@ -111,10 +126,12 @@ def test_no_global_style_change_and_truetype_fonts(tmp_path):
 @pytest.fixture
 def lr_reg_sweep(tmp_path):
     """lr x reg = {0.1, 1, 10} x {1, 10}: lr=10 diverged for reg=1, (10, 10) missing."""
-    jobs = [dict(overrides={"lr": lr, "reg": reg}, metrics=curve(loss=(1.4, 1 / lr / reg)))
-            for lr in (0.1, 1.0) for reg in (1.0, 10.0)]
-    jobs.append(dict(overrides={"lr": 10.0, "reg": 1.0}, status="diverged",
-                     metrics=curve(diverge_at=400)))
+    jobs = [
+        dict(overrides={"lr": lr, "reg": reg}, metrics=curve(loss=(1.4, 1 / lr / reg)))
+        for lr in (0.1, 1.0)
+        for reg in (1.0, 10.0)
+    ]
+    jobs.append(dict(overrides={"lr": 10.0, "reg": 1.0}, status="diverged", metrics=curve(diverge_at=400)))
     return write_multirun(tmp_path, jobs)
 
 
@@ -133,34 +150,39 @@ def test_heatmap_marks_diverged_cells(lr_reg_sweep, tmp_path):
 
 
 def test_heatmap_warns_naming_a_key_it_averages_over(tmp_path):
-    write_multirun(tmp_path, [dict(overrides={"lr": 0.1, "reg": 1.0, "model.hidden": d})
-                              for d in (16, 32)])
+    write_multirun(tmp_path, [dict(overrides={"lr": 0.1, "reg": 1.0, "model.hidden": d}) for d in (16, 32)])
     with pytest.warns(UserWarning, match="differ in model.hidden"):
         figures.plot_heatmap(collect(tmp_path))
 
 
 def mnist_job(sweep, chunk, hidden, optimizer, lr, loss, accuracy, status="completed"):
     """A job dict of `write_multirun` on MNIST cut in chunks."""
-    return dict(optimizer=optimizer, dataset="mnist", status=status,
-                overrides={"dataset.size_chunk": chunk, "model.hidden": hidden, "lr": lr},
-                metrics=curve(loss=loss, accuracy=accuracy,
-                              diverge_at=200 if status == "diverged" else None))
+    return dict(
+        optimizer=optimizer,
+        dataset="mnist",
+        status=status,
+        overrides={"dataset.size_chunk": chunk, "model.hidden": hidden, "lr": lr},
+        metrics=curve(loss=loss, accuracy=accuracy, diverge_at=200 if status == "diverged" else None),
+    )
 
 
 @pytest.fixture
 def winner_sweep(tmp_path):
     """T=196, d=16: TP is tuned to lr=1 (smaller train loss) whose accuracy is worse than BP's;
     BP's diverged config, best on accuracy, is excluded. T=49, d=16: BP only diverged."""
-    return write_multirun(tmp_path, [
-        mnist_job(tmp_path, 4, 16, "tp", 0.1, (1.4, 0.2), (0.25, 0.9)),
-        mnist_job(tmp_path, 4, 16, "tp", 1.0, (1.4, 0.1), (0.25, 0.5)),
-        mnist_job(tmp_path, 4, 16, "sgd", 0.1, (1.4, 0.5), (0.25, 0.7)),
-        mnist_job(tmp_path, 4, 16, "sgd", 1.0, (1.4, 0.0), (1.0, 1.0), status="diverged"),
-        mnist_job(tmp_path, 16, 16, "tp", 0.1, (1.4, 0.2), (0.25, 0.9)),
-        mnist_job(tmp_path, 16, 16, "sgd", 1.0, (1.4, 0.0), (1.0, 1.0), status="diverged"),
-        mnist_job(tmp_path, 16, 32, "tp", 0.1, (1.4, 0.2), (0.25, 0.75)),
-        mnist_job(tmp_path, 16, 32, "adam", 0.1, (1.4, 0.2), (0.25, 0.95)),
-    ])
+    return write_multirun(
+        tmp_path,
+        [
+            mnist_job(tmp_path, 4, 16, "tp", 0.1, (1.4, 0.2), (0.25, 0.9)),
+            mnist_job(tmp_path, 4, 16, "tp", 1.0, (1.4, 0.1), (0.25, 0.5)),
+            mnist_job(tmp_path, 4, 16, "sgd", 0.1, (1.4, 0.5), (0.25, 0.7)),
+            mnist_job(tmp_path, 4, 16, "sgd", 1.0, (1.4, 0.0), (1.0, 1.0), status="diverged"),
+            mnist_job(tmp_path, 16, 16, "tp", 0.1, (1.4, 0.2), (0.25, 0.9)),
+            mnist_job(tmp_path, 16, 16, "sgd", 1.0, (1.4, 0.0), (1.0, 1.0), status="diverged"),
+            mnist_job(tmp_path, 16, 32, "tp", 0.1, (1.4, 0.2), (0.25, 0.75)),
+            mnist_job(tmp_path, 16, 32, "adam", 0.1, (1.4, 0.2), (0.25, 0.95)),
+        ],
+    )
 
 
 def test_winner_table_by_hand(winner_sweep):
@@ -187,17 +209,24 @@ def test_winner_figure(winner_sweep, tmp_path):
 
 
 def test_winner_of_diverged_runs_only_is_an_error(tmp_path):
-    write_multirun(tmp_path, [mnist_job(tmp_path, 4, 16, o, 1.0, (1.4, 0.0), (1.0, 1.0), "diverged")
-                              for o in ("tp", "sgd")])
+    write_multirun(
+        tmp_path,
+        [mnist_job(tmp_path, 4, 16, o, 1.0, (1.4, 0.0), (1.0, 1.0), "diverged") for o in ("tp", "sgd")],
+    )
     with pytest.raises(DataError, match="all 2 runs diverged or failed"):
         figures.plot_winner(collect(tmp_path))
 
 
 def test_sensitivity(tmp_path):
-    write_multirun(tmp_path, [
-        dict(optimizer=opt, overrides={"lr_target": v}, metrics=curve(accuracy=(0.25, 0.5 + v)))
-        for opt in ("tp", "sgd") for v in (1e-4, 1e-3, 1e-2)
-    ] + [dict(overrides={"lr_target": 1.0}, status="diverged", metrics=curve(diverge_at=200))])
+    write_multirun(
+        tmp_path,
+        [
+            dict(optimizer=opt, overrides={"lr_target": v}, metrics=curve(accuracy=(0.25, 0.5 + v)))
+            for opt in ("tp", "sgd")
+            for v in (1e-4, 1e-3, 1e-2)
+        ]
+        + [dict(overrides={"lr_target": 1.0}, status="diverged", metrics=curve(diverge_at=200))],
+    )
     fig = figures.plot_sensitivity(collect(tmp_path), key="lr_target")
     assert [ax.get_title() for ax in fig.axes] == ["BP (SGD, Nesterov 0.9)", "TP"]
     tp = fig.axes[1]
@@ -212,11 +241,14 @@ def test_sensitivity(tmp_path):
 
 @pytest.fixture
 def gradient_runs(tmp_path):
-    return write_multirun(tmp_path, [
-        dict(optimizer="sgd", grads=gradients()),
-        dict(optimizer="tp", grads=gradients(seed=1)),
-        dict(optimizer="tp"),
-    ])
+    return write_multirun(
+        tmp_path,
+        [
+            dict(optimizer="sgd", grads=gradients()),
+            dict(optimizer="tp", grads=gradients(seed=1)),
+            dict(optimizer="tp"),
+        ],
+    )
 
 
 def test_gradients(gradient_runs, tmp_path):
@@ -236,9 +268,14 @@ def test_length_scaling(tmp_path):
     for length, bp_solved in [(30, [True, False]), (60, [False, False])]:
         for seed, solved in enumerate(bp_solved):
             top = 1.0 if solved else 0.5
-            jobs += [dict(overrides={"dataset.length": length, "seed": seed}),
-                     dict(optimizer="sgd", overrides={"dataset.length": length, "seed": seed},
-                          metrics=curve(accuracy=(0.25, top)))]
+            jobs += [
+                dict(overrides={"dataset.length": length, "seed": seed}),
+                dict(
+                    optimizer="sgd",
+                    overrides={"dataset.length": length, "seed": seed},
+                    metrics=curve(accuracy=(0.25, top)),
+                ),
+            ]
     write_multirun(tmp_path, jobs)
     fig, table = figures.plot_length_scaling(collect(tmp_path), threshold=0.85)
     shares = table.set_index(["method", "T"])["share"]

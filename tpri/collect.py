@@ -28,13 +28,29 @@ import yaml
 from omegaconf import OmegaConf
 
 ID_COLUMNS = [
-    "job_dir", "method", "dataset", "model", "optimizer", "seed",
-    "status", "reason", "stop_iteration", "its_per_sec", "wall_time",
+    "job_dir",
+    "method",
+    "dataset",
+    "model",
+    "optimizer",
+    "seed",
+    "status",
+    "reason",
+    "stop_iteration",
+    "its_per_sec",
+    "wall_time",
 ]
 UNFINISHED = (None, "running", "interrupted")
 METRICS = [
-    "iteration", "time", "train_loss", "train_accuracy", "test_loss", "test_accuracy",
-    "test_perplexity", "update_norm", "w_spectral_norm",
+    "iteration",
+    "time",
+    "train_loss",
+    "train_accuracy",
+    "test_loss",
+    "test_accuracy",
+    "test_perplexity",
+    "update_norm",
+    "w_spectral_norm",
 ]
 GROUPS = ["dataset", "model", "optimizer"]
 # columns that summarize() and the figures add: neither configuration nor raw metrics
@@ -57,6 +73,7 @@ class DataError(ValueError):
 
 
 # ----------------------------------------------------------------------------- reading one job
+
 
 def find_jobs(root: str | Path) -> list[Path]:
     """Every dir below `root` (itself included) holding a `.hydra/` dir, in natural order."""
@@ -224,6 +241,7 @@ def read_job(job: Path, root: Path) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------- the table
 
+
 def collect(root: str | Path) -> pd.DataFrame:
     """All finished jobs below `root` as one long table: one row per job x evaluation.
 
@@ -239,8 +257,10 @@ def collect(root: str | Path) -> pd.DataFrame:
         except Unreadable as e:
             skipped.append(f"{job} ({e})")
     if skipped:
-        warnings.warn(f"skipped {len(skipped)} unfinished or unreadable job dirs:\n  "
-                      + "\n  ".join(skipped), stacklevel=2)
+        warnings.warn(
+            f"skipped {len(skipped)} unfinished or unreadable job dirs:\n  " + "\n  ".join(skipped),
+            stacklevel=2,
+        )
     if not frames:
         return pd.DataFrame(columns=ID_COLUMNS)
     df = pd.concat(frames, ignore_index=True)
@@ -309,8 +329,9 @@ def select(df: pd.DataFrame, where: list[str] | None = None) -> pd.DataFrame:
         if not sep or not key:
             raise UsageError(f"--where {condition!r}: expected KEY=VALUE, e.g. dataset.name=adding")
         if key not in df:
-            raise UsageError(f"--where {condition}: no column {key!r}; swept keys: "
-                             f"{', '.join(swept_keys(df)) or 'none'}")
+            raise UsageError(
+                f"--where {condition}: no column {key!r}; swept keys: {', '.join(swept_keys(df)) or 'none'}"
+            )
         column = df[key]
         if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
             try:
@@ -327,14 +348,18 @@ def select(df: pd.DataFrame, where: list[str] | None = None) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------- summaries
 
+
 def _is_metric(column: str) -> bool:
     return column in METRICS or column.startswith("cos_")
 
 
 def config_columns(df: pd.DataFrame) -> list[str]:
     """The columns holding configuration values: constant within a job, not ids, not metrics."""
-    candidates = [c for c in df.columns if c not in ID_COLUMNS + METRICS + DERIVED
-                  and not c.startswith(DERIVED_PREFIXES)]
+    candidates = [
+        c
+        for c in df.columns
+        if c not in ID_COLUMNS + METRICS + DERIVED and not c.startswith(DERIVED_PREFIXES)
+    ]
     if df.empty or df["job_dir"].is_unique:
         return candidates
     constant = df.groupby("job_dir")[candidates].nunique(dropna=False).max() <= 1
@@ -367,6 +392,7 @@ def area_under_curve(df: pd.DataFrame, metric: str, x: str = "iteration") -> pd.
     The result is the curve's mean value, comparable between jobs of different lengths.
     A job with a single point gives that value; a NaN in the curve gives NaN.
     """
+
     def area(job: pd.DataFrame) -> float:
         job = job.dropna(subset=[x]).sort_values(x)
         xs, ys = job[x].to_numpy(float), job[metric].to_numpy(float)
@@ -402,17 +428,23 @@ def aggregate_seeds(table: pd.DataFrame, values: list[str], by: list[str] | None
     return stats.reset_index()
 
 
-def best_configs(jobs: pd.DataFrame, by: list[str], score: str = "auc_train_loss",
-                 higher: bool = False) -> pd.DataFrame:
+def best_configs(
+    jobs: pd.DataFrame, by: list[str], score: str = "auc_train_loss", higher: bool = False
+) -> pd.DataFrame:
     """The jobs of the best configuration per group `by`, seeds pooled.
 
     Configurations (the swept keys but the seed) are ranked by their mean `score`; those
     where a seed did not complete rank last, as do NaN scores.
     """
     keys = [k for k in swept_keys(jobs) if k not in by]
-    stats = jobs.groupby([*by, *keys], dropna=False).agg(
-        score=(score, "mean"), ok=("status", lambda s: bool((s == "completed").all())),
-    ).reset_index()
+    stats = (
+        jobs.groupby([*by, *keys], dropna=False)
+        .agg(
+            score=(score, "mean"),
+            ok=("status", lambda s: bool((s == "completed").all())),
+        )
+        .reset_index()
+    )
     stats["rank"] = -stats["score"] if higher else stats["score"]
     stats = stats.sort_values(["ok", "rank"], ascending=[False, True], na_position="last")
     best = stats.groupby(by, dropna=False).head(1)[[*by, *keys]]
@@ -431,8 +463,10 @@ def read_gradients(df: pd.DataFrame, root: str | Path, jobs: list[str] | None = 
     frames = []
     for job in (Path(j).as_posix() for j in jobs):
         if job not in methods:
-            raise UsageError(f"--job {job}: no finished job of that name below {root}; "
-                             f"jobs: {', '.join(list(methods.index)[:8])}")
+            raise UsageError(
+                f"--job {job}: no finished job of that name below {root}; "
+                f"jobs: {', '.join(list(methods.index)[:8])}"
+            )
         grads = read_metrics(root / job, "gradients.csv")
         frames.append(grads.assign(method=methods[job], job_dir=job))
     if not frames:

@@ -17,7 +17,20 @@ from tpri.figures.style import METHOD_STYLES, header_text, label, method_style, 
 from tpri.figures.tasks import split_tasks, with_task
 
 __all__ = [
-    "METHOD_STYLES", "header_text", "label", "method_style", "plot_compute", "plot_convergence",
-    "plot_gradients", "plot_heatmap", "plot_length_scaling", "plot_sensitivity", "plot_winner",
-    "save", "solved_table", "split_tasks", "winner_table", "with_task",
+    "METHOD_STYLES",
+    "header_text",
+    "label",
+    "method_style",
+    "plot_compute",
+    "plot_convergence",
+    "plot_gradients",
+    "plot_heatmap",
+    "plot_length_scaling",
+    "plot_sensitivity",
+    "plot_winner",
+    "save",
+    "solved_table",
+    "split_tasks",
+    "winner_table",
+    "with_task",
 ]

@@ -60,11 +60,17 @@ class Parser(argparse.ArgumentParser):
 
 # ----------------------------------------------------------------------------- arguments
 
+
 def _results_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("results", type=Path, help="dir of runs (searched recursively) or results.csv")
     p.add_argument("--out", type=Path, default=None, help="output dir (default: the runs dir)")
-    p.add_argument("--where", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="keep only the runs matching, e.g. dataset.name=adding model.hidden=100")
+    p.add_argument(
+        "--where",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="keep only the runs matching, e.g. dataset.name=adding model.hidden=100",
+    )
 
 
 def build_parser(prog: str) -> Parser:
@@ -119,8 +125,7 @@ def check_out(out: Path | None, flag: str = "--out") -> None:
 
 def _need_column(df: pd.DataFrame, flag: str, key: str) -> None:
     if key not in df:
-        raise UsageError(f"{flag} {key}: no such column; swept keys: "
-                         f"{', '.join(swept_keys(df)) or 'none'}")
+        raise UsageError(f"{flag} {key}: no such column; swept keys: {', '.join(swept_keys(df)) or 'none'}")
 
 
 def _need_metric(df: pd.DataFrame, flag: str, metric: str) -> None:
@@ -131,6 +136,7 @@ def _need_metric(df: pd.DataFrame, flag: str, metric: str) -> None:
 
 # ----------------------------------------------------------------------------- figures
 
+
 def _runs(args) -> pd.DataFrame:
     return with_task(select(load(args.results), args.where))
 
@@ -140,8 +146,11 @@ def _per_task(df: pd.DataFrame, kind: str, length_is_axis: bool = False):
     tasks = split_tasks(df, length_is_axis)
     if len(tasks) > 1:
         names = ", ".join(slug for slug, _ in tasks)
-        warnings.warn(f"{kind}: runs of {len(tasks)} tasks, one figure each ({names}); "
-                      "--where dataset.name=... to keep one", stacklevel=2)
+        warnings.warn(
+            f"{kind}: runs of {len(tasks)} tasks, one figure each ({names}); "
+            "--where dataset.name=... to keep one",
+            stacklevel=2,
+        )
         return [(f"{kind}_{slug}", runs) for slug, runs in tasks]
     return [(kind, tasks[0][1])]
 
@@ -150,8 +159,10 @@ def convergence(args) -> list[Output]:
     df = _runs(args)
     for metric in args.metrics:
         _need_metric(df, "--metrics", metric)
-    return [Output(name, curves.plot_convergence(runs, args.metrics), runs)
-            for name, runs in _per_task(df, "convergence")]
+    return [
+        Output(name, curves.plot_convergence(runs, args.metrics), runs)
+        for name, runs in _per_task(df, "convergence")
+    ]
 
 
 def heatmap(args) -> list[Output]:
@@ -176,8 +187,7 @@ def winner(args) -> list[Output]:
     outputs = []
     for name, runs in _per_task(df, "winner", length_is_axis=True):
         fig, table = grids.plot_winner(runs, tuple(args.methods))
-        outputs.append(Output(name, fig, runs, tables={name: table},
-                              printed=[table.to_string(index=False)]))
+        outputs.append(Output(name, fig, runs, tables={name: table}, printed=[table.to_string(index=False)]))
     return outputs
 
 
@@ -185,8 +195,10 @@ def sensitivity(args) -> list[Output]:
     df = _runs(args)
     _need_column(df, "--key", args.key)
     _need_metric(df, "--metric", args.metric)
-    return [Output(name, curves.plot_sensitivity(runs, args.key, args.metric), runs)
-            for name, runs in _per_task(df, f"sensitivity_{args.key}")]
+    return [
+        Output(name, curves.plot_sensitivity(runs, args.key, args.metric), runs)
+        for name, runs in _per_task(df, f"sensitivity_{args.key}")
+    ]
 
 
 def gradients(args) -> list[Output]:
@@ -228,9 +240,15 @@ def compute(args) -> list[Output]:
     return [Output("compute", scaling.plot_compute(bench, args.hidden, args.length), None)]
 
 
-PLOTS = {"convergence": convergence, "heatmap": heatmap, "winner": winner,
-         "sensitivity": sensitivity, "gradients": gradients, "length_scaling": length_scaling,
-         "compute": compute}
+PLOTS = {
+    "convergence": convergence,
+    "heatmap": heatmap,
+    "winner": winner,
+    "sensitivity": sensitivity,
+    "gradients": gradients,
+    "length_scaling": length_scaling,
+    "compute": compute,
+}
 
 
 def _write(outputs: list[Output], kind: str, out_dir: Path, command: str) -> list[Path]:
@@ -248,7 +266,8 @@ def _write(outputs: list[Output], kind: str, out_dir: Path, command: str) -> lis
 
 # ----------------------------------------------------------------------------- entry points
 
-def _run(action) -> int:
+
+def _run(action, prog: str) -> int:
     """Run `action()`, printing warnings and errors as lines; the exit code."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -260,9 +279,9 @@ def _run(action) -> int:
             code, message = 1, str(e)
     for warning in caught:
         if issubclass(warning.category, UserWarning):
-            print(f"warning: {warning.message}", file=sys.stderr)
+            print(f"{prog}: warning: {warning.message}", file=sys.stderr)
     if code:
-        print(f"error: {message}", file=sys.stderr)
+        print(f"{prog}: error: {message}", file=sys.stderr)
     return code
 
 
@@ -294,7 +313,7 @@ def plot_main(argv: list[str] | None = None, prog: str = "tpri-plot", kind: str 
             print(path)
         return 0
 
-    return _run(action)
+    return _run(action, f"{prog} {args.kind}" if not kind else prog)
 
 
 def collect_main(argv: list[str] | None = None, prog: str = "tpri-collect") -> int:
@@ -314,4 +333,4 @@ def collect_main(argv: list[str] | None = None, prog: str = "tpri-collect") -> i
         counts = ", ".join(f"{n} {status}" for status, n in jobs["status"].value_counts().items())
         print(f"{len(jobs)} jobs ({counts}), {len(df)} rows -> {out}")
 
-    return _run(action)
+    return _run(action, prog)

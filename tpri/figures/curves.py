@@ -56,13 +56,13 @@ def diverged_at(runs: pd.DataFrame) -> list[int]:
     return [int(s if s == s else last[j]) for j, s in zip(jobs["job_dir"], stops)]
 
 
-def draw_mean(ax, runs: pd.DataFrame, x: str, metric: str, style: Style, name: str,
-              offset: int = 0) -> list:
+def draw_mean(ax, runs: pd.DataFrame, x: str, metric: str, style: Style, name: str, offset: int = 0) -> list:
     """`metric` against `x`, mean ± std over the jobs of `runs` at each iteration; an X at the
     last finite point of each diverged job. Returns the legend handles of the method."""
     rows = runs.dropna(subset=["iteration"])
-    stats = rows.groupby("iteration").agg(x=(x, "mean"), mean=(metric, "mean"),
-                                          std=(metric, "std"), n=(metric, "count"))
+    stats = rows.groupby("iteration").agg(
+        x=(x, "mean"), mean=(metric, "mean"), std=(metric, "std"), n=(metric, "count")
+    )
     stats = stats[stats["n"] > 0]
     if stats.empty:
         return []
@@ -75,7 +75,7 @@ def draw_mean(ax, runs: pd.DataFrame, x: str, metric: str, style: Style, name: s
         ax.fill_between(stats["x"], low, high, color=style.color, alpha=0.18, linewidth=0)
     handles = [Line2D([], [], **style.line(), label=name)]
     stops = diverged_at(runs)
-    for job, job_rows in rows[rows["status"] == "diverged"].groupby("job_dir"):
+    for _, job_rows in rows[rows["status"] == "diverged"].groupby("job_dir"):
         finite = job_rows.dropna(subset=[metric])
         if len(finite):
             ax.plot(finite[x].iloc[-1], finite[metric].iloc[-1], color=style.color, **DIVERGED_MARK)
@@ -83,8 +83,9 @@ def draw_mean(ax, runs: pd.DataFrame, x: str, metric: str, style: Style, name: s
         n = runs["job_dir"].nunique()
         its = ", ".join(str(s) for s in sorted(stops))
         share = f" ({len(stops)} of {n} runs)" if n > 1 else ""
-        handles.append(Line2D([], [], color=style.color, **DIVERGED_MARK,
-                              label=f"{name}: diverged at it {its}{share}"))
+        handles.append(
+            Line2D([], [], color=style.color, **DIVERGED_MARK, label=f"{name}: diverged at it {its}{share}")
+        )
     return handles
 
 
@@ -121,11 +122,19 @@ def plot_convergence(df: pd.DataFrame, metrics=("train_loss", "test_accuracy")) 
             finish_axis(ax, metric, curves[metric])
             ax.set(xlabel=label(x), ylabel=label(metric))
     clip = " (accuracy band clipped to [0, 1])" if any(map(is_accuracy, metrics)) else ""
-    fig.legend(handles=list(handles.values()), loc="outside lower center",
-               ncols=min(3, len(handles)), title=BAND + clip, frameon=False)
+    fig.legend(
+        handles=list(handles.values()),
+        loc="outside lower center",
+        ncols=min(3, len(handles)),
+        title=BAND + clip,
+        frameon=False,
+    )
     what = " and ".join(label(m) for m in metrics)
-    set_header(fig, f"Convergence: {what}, each method at its best setting (smallest area "
-                    "under the train-loss curve)", header_lines(curves))
+    set_header(
+        fig,
+        f"Convergence: {what}, each method at its best setting (smallest area under the train-loss curve)",
+        header_lines(curves),
+    )
     return fig
 
 
@@ -144,14 +153,18 @@ def plot_sensitivity(df: pd.DataFrame, key: str = "lr_target", metric: str = "te
         handles = []
         for i, value in enumerate(sorted(runs[key].dropna().unique())):
             style = VALUE_STYLES[i % len(VALUE_STYLES)]
-            handles += draw_mean(ax, runs[runs[key] == value], "iteration", metric, style,
-                                 fmt(value), offset=i)
+            handles += draw_mean(
+                ax, runs[runs[key] == value], "iteration", metric, style, fmt(value), offset=i
+            )
         finish_axis(ax, metric, runs[metric])
         ax.set(xlabel=label("iteration"), ylabel=label(metric), title=method)
         ax.legend(handles=handles, title=label(key), fontsize=7)
     clip = ", clipped to [0, 1]" if is_accuracy(metric) else ""
-    set_header(fig, f"Sensitivity of {label(metric)} to {label(key)}",
-               [*header_lines(df, by=["method", key]), BAND + clip])
+    set_header(
+        fig,
+        f"Sensitivity of {label(metric)} to {label(key)}",
+        [*header_lines(df, by=["method", key]), BAND + clip],
+    )
     return fig
 
 
@@ -165,8 +178,10 @@ def plot_gradients(grads: pd.DataFrame, metrics: pd.DataFrame) -> Figure:
         raise DataError("no runs to plot gradients")
     metrics = _prepare(metrics, "gradients")
     fig, axes = new_figure(2, 2)
-    panels = [("adjoint_norm", "BP", r"BP adjoint $\Vert\partial\ell/\partial h_t\Vert$"),
-              ("displacement_norm", "TP", r"TP displacement $\Vert v_t - h_t\Vert$")]
+    panels = [
+        ("adjoint_norm", "BP", r"BP adjoint $\Vert\partial\ell/\partial h_t\Vert$"),
+        ("displacement_norm", "TP", r"TP displacement $\Vert v_t - h_t\Vert$"),
+    ]
     zeros = False
     for ax, (column, owner, title) in zip(axes[0], panels):
         rows = grads[grads[column].notna()] if column in grads else grads.iloc[:0]
@@ -181,8 +196,7 @@ def plot_gradients(grads: pd.DataFrame, metrics: pd.DataFrame) -> Figure:
         grid = rows.pivot_table(index="step", columns="iteration", values=column, aggfunc="mean")
         values = np.ma.masked_less_equal(grid.to_numpy(), 0)
         zeros |= bool(np.ma.getmaskarray(values).any())
-        mesh = ax.pcolormesh(grid.columns, grid.index, values, shading="nearest", norm=LogNorm(),
-                             cmap=NORMS)
+        mesh = ax.pcolormesh(grid.columns, grid.index, values, shading="nearest", norm=LogNorm(), cmap=NORMS)
         fig.colorbar(mesh, ax=ax, label="norm (log scale)")
     handles = []
     for ax, column in zip(axes[1], ["update_norm", "w_spectral_norm"]):
@@ -195,9 +209,11 @@ def plot_gradients(grads: pd.DataFrame, metrics: pd.DataFrame) -> Figure:
         if column in metrics:
             finish_axis(ax, column, metrics[column])
     if zeros:
-        handles.append(Patch(facecolor=ZEROS, edgecolor="none",
-                             label="grey cell: norm exactly 0 (underflow)"))
+        handles.append(
+            Patch(facecolor=ZEROS, edgecolor="none", label="grey cell: norm exactly 0 (underflow)")
+        )
     fig.legend(handles=handles, loc="outside lower center", ncols=3, frameon=False)
-    set_header(fig, "Gradient behaviour: per-step BP adjoints vs TP displacements, norms of W",
-               header_lines(metrics))
+    set_header(
+        fig, "Gradient behaviour: per-step BP adjoints vs TP displacements, norms of W", header_lines(metrics)
+    )
     return fig

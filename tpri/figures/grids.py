@@ -8,7 +8,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from matplotlib.colors import LogNorm, Normalize
-from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
 from tpri.collect import DataError, best_configs, family, sequence_length, summarize
@@ -26,8 +25,9 @@ def _grid_ticks(ax, xs, ys, x: str, y: str) -> None:
 
 
 @styled
-def plot_heatmap(df: pd.DataFrame, x: str = "lr", y: str = "reg", metric: str = "train_loss",
-                 value: str = "auc"):
+def plot_heatmap(
+    df: pd.DataFrame, x: str = "lr", y: str = "reg", metric: str = "train_loss", value: str = "auc"
+):
     """Per method, a grid over `x` and `y` coloured by the mean over seeds of the area under the
     `metric` curve divided by the iterations (value="auc": the curve's mean) or its final
     value (value="final"). A setting where a run diverged is hatched and marked × with the
@@ -43,7 +43,8 @@ def plot_heatmap(df: pd.DataFrame, x: str = "lr", y: str = "reg", metric: str = 
     warn_pooled(jobs, ["method", x, y], f"heatmap {x} x {y}")
     column = f"{value}_{metric}"
     jobs["diverged"] = jobs["status"].eq("diverged") | (
-        jobs["status"].eq("completed") & ~np.isfinite(jobs[column].astype(float)))
+        jobs["status"].eq("completed") & ~np.isfinite(jobs[column].astype(float))
+    )
     methods = sorted(jobs["method"].unique())
     fig, axes = new_figure(1, len(methods), width=5.0, height=4.2)
     good_values = jobs.loc[jobs["status"].eq("completed") & ~jobs["diverged"], column].astype(float)
@@ -61,38 +62,64 @@ def plot_heatmap(df: pd.DataFrame, x: str = "lr", y: str = "reg", metric: str = 
         stops = bad["stop_iteration"].min() if "stop_iteration" in runs else bad["last_iteration"].min()
         for vx, vy in stops.index:
             grid.loc[vy, vx] = np.nan
-        image = ax.imshow(np.ma.masked_invalid(grid.to_numpy()), origin="lower", aspect="auto",
-                          cmap="viridis", norm=norm)
+        image = ax.imshow(
+            np.ma.masked_invalid(grid.to_numpy()), origin="lower", aspect="auto", cmap="viridis", norm=norm
+        )
         for j, vy in enumerate(ys):
             for i, vx in enumerate(xs):
                 if (vx, vy) in stops.index:
                     ax.add_patch(_hatch(i, j))
                     it = stops[(vx, vy)]
                     note = f"×\nit {it:g}" if it == it else "×"
-                    ax.text(i, j, note, ha="center", va="center", color=DIVERGED, fontsize=8,
-                            fontweight="bold", bbox=dict(facecolor="white", edgecolor="none", pad=1))
+                    ax.text(
+                        i,
+                        j,
+                        note,
+                        ha="center",
+                        va="center",
+                        color=DIVERGED,
+                        fontsize=8,
+                        fontweight="bold",
+                        bbox=dict(facecolor="white", edgecolor="none", pad=1),
+                    )
                     diverged.add((method, vx, vy))
                 elif np.isfinite(v := grid.loc[vy, vx]):
                     dark = norm(v) < 0.5
-                    ax.text(i, j, f"{v:.2g}", ha="center", va="center", fontsize=7,
-                            color="white" if dark else "black")
+                    ax.text(
+                        i,
+                        j,
+                        f"{v:.2g}",
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="white" if dark else "black",
+                    )
         _grid_ticks(ax, xs, ys, x, y)
         ax.set_title(method)
     what = "mean over training (area under the curve ÷ iterations)" if value == "auc" else "final value"
     fig.colorbar(image, ax=list(axes[0]), label=f"{label(metric)}: {what},\nmean over seeds")
-    handles = [Patch(facecolor="none", edgecolor=DIVERGED, hatch="xx",
-                     label="× it N: a run of this setting diverged at iteration N (not scored)"),
-               Patch(facecolor="white", edgecolor="0.6", label="blank: no run of this setting")]
+    handles = [
+        Patch(
+            facecolor="none",
+            edgecolor=DIVERGED,
+            hatch="xx",
+            label="× it N: a run of this setting diverged at iteration N (not scored)",
+        ),
+        Patch(facecolor="white", edgecolor="0.6", label="blank: no run of this setting"),
+    ]
     fig.legend(handles=handles, loc="outside lower center", ncols=2, frameon=False)
-    set_header(fig, f"{label(metric)} over {label(x)} × {label(y)} (lower is better)"
-               if "accuracy" not in metric else f"{label(metric)} over {label(x)} × {label(y)}",
-               header_lines(df, by=["method", x, y]))
+    set_header(
+        fig,
+        f"{label(metric)} over {label(x)} × {label(y)} (lower is better)"
+        if "accuracy" not in metric
+        else f"{label(metric)} over {label(x)} × {label(y)}",
+        header_lines(df, by=["method", x, y]),
+    )
     return fig, diverged
 
 
 def _hatch(i: int, j: int) -> Rectangle:
-    return Rectangle((i - 0.5, j - 0.5), 1, 1, fill=False, hatch="xx", edgecolor=DIVERGED,
-                     linewidth=0)
+    return Rectangle((i - 0.5, j - 0.5), 1, 1, fill=False, hatch="xx", edgecolor=DIVERGED, linewidth=0)
 
 
 def winner_table(df: pd.DataFrame, methods=("TP", "BP")) -> pd.DataFrame:
@@ -105,19 +132,26 @@ def winner_table(df: pd.DataFrame, methods=("TP", "BP")) -> pd.DataFrame:
     jobs = jobs.assign(T=sequence_length(jobs), family=family(jobs))
     jobs = jobs[jobs["family"].isin(methods)]
     cell = ["T", "model.hidden"]
-    counts = (jobs[jobs["status"] == "diverged"].groupby([*cell, "family"]).size()
-              .unstack("family").reindex(columns=list(methods)).fillna(0).astype(int))
+    counts = (
+        jobs[jobs["status"] == "diverged"]
+        .groupby([*cell, "family"])
+        .size()
+        .unstack("family")
+        .reindex(columns=list(methods))
+        .fillna(0)
+        .astype(int)
+    )
     counts.columns = [f"diverged_{m}" for m in counts.columns]
     ok = jobs[jobs["status"].eq("completed") & np.isfinite(jobs["auc_train_loss"].astype(float))]
     if ok.empty:
         return pd.DataFrame(columns=[*cell, *methods, "margin", "winner", *counts.columns])
     best = best_configs(ok, by=[*cell, "family"])
-    table = best.pivot_table(index=cell, columns="family", values="auc_test_accuracy",
-                             aggfunc="mean").reindex(columns=list(methods))
+    table = best.pivot_table(
+        index=cell, columns="family", values="auc_test_accuracy", aggfunc="mean"
+    ).reindex(columns=list(methods))
     first, second = methods
     table["margin"] = table[first] - table[second]
-    table["winner"] = np.where(table[first].fillna(-np.inf) >= table[second].fillna(-np.inf),
-                               first, second)
+    table["winner"] = np.where(table[first].fillna(-np.inf) >= table[second].fillna(-np.inf), first, second)
     table = table.join(counts).fillna({c: 0 for c in counts.columns})
     table.columns.name = None
     return table.reset_index()
@@ -136,8 +170,10 @@ def plot_winner(df: pd.DataFrame, methods=("TP", "BP")):
     table = winner_table(df, methods)
     first, second = methods
     if table.empty:
-        raise DataError(f"no completed {first} or {second} run with a finite train loss "
-                        f"(all {df['job_dir'].nunique()} runs diverged or failed)")
+        raise DataError(
+            f"no completed {first} or {second} run with a finite train loss "
+            f"(all {df['job_dir'].nunique()} runs diverged or failed)"
+        )
     bound = float(np.nanmax(np.abs(table["margin"]))) if table["margin"].notna().any() else 0.0
     bound = 100 * (bound or 0.01)
     ts, ds = sorted(table["T"].unique()), sorted(table["model.hidden"].unique())
@@ -154,20 +190,38 @@ def plot_winner(df: pd.DataFrame, methods=("TP", "BP")):
         text = "\n".join([note, *daggers]).replace("-", "−")
         color = "white" if abs(signed) > bound / 2 else "black"
         ax.text(i, j, text, ha="center", va="center", fontsize=7, color=color)
-    ax.imshow(np.ma.masked_invalid(grid), origin="lower", aspect="auto", cmap="RdBu",
-              vmin=-bound, vmax=bound)
+    ax.imshow(np.ma.masked_invalid(grid), origin="lower", aspect="auto", cmap="RdBu", vmin=-bound, vmax=bound)
     _grid_ticks(ax, ts, ds, "T", "model.hidden")
     image = ax.images[0]
-    fig.colorbar(image, ax=ax, label=f"{first} − {second}: area under the test-accuracy curve\n"
-                                     f"(percentage points; blue: {first} better)")
-    fig.legend(handles=[
-        Patch(facecolor="none", edgecolor="none",
-              label=f"cell: winner and {first} − {second} in points; "
-                    f"'only': the other has no completed run"),
-        Patch(facecolor="none", edgecolor="none",
-              label="†X n: n runs of X diverged in this cell (excluded from tuning)"),
-    ], loc="outside lower center", ncols=1, frameon=False, handlelength=0)
+    fig.colorbar(
+        image,
+        ax=ax,
+        label=f"{first} − {second}: area under the test-accuracy curve\n"
+        f"(percentage points; blue: {first} better)",
+    )
+    fig.legend(
+        handles=[
+            Patch(
+                facecolor="none",
+                edgecolor="none",
+                label=f"cell: winner and {first} − {second} in points; "
+                f"'only': the other has no completed run",
+            ),
+            Patch(
+                facecolor="none",
+                edgecolor="none",
+                label="†X n: n runs of X diverged in this cell (excluded from tuning)",
+            ),
+        ],
+        loc="outside lower center",
+        ncols=1,
+        frameon=False,
+        handlelength=0,
+    )
     jobs = df.drop_duplicates("job_dir").assign(family=family)
-    set_header(fig, f"Winner {first} vs {second} over {label('T')} × {label('model.hidden')}, "
-                    "each tuned by its train-loss area", header_lines(jobs, by=["T", "model.hidden", "family"]))
+    title = (
+        f"Winner {first} vs {second} over {label('T')} × {label('model.hidden')}, "
+        "each tuned by its train-loss area"
+    )
+    set_header(fig, title, header_lines(jobs, by=["T", "model.hidden", "family"]))
     return fig, table

@@ -32,12 +32,21 @@ def solved_table(df: pd.DataFrame, threshold: float = 0.99, use: str = "best") -
     test accuracy reaches `threshold`, for the configuration with the largest share, with the
     number of seeds and of diverged runs of that configuration."""
     jobs = summarize(df, ["test_accuracy"])
-    jobs = jobs.assign(T=sequence_length(jobs), diverged=jobs["status"].eq("diverged"),
-                       solved=jobs[f"{use}_test_accuracy"].astype(float) >= threshold)
+    jobs = jobs.assign(
+        T=sequence_length(jobs),
+        diverged=jobs["status"].eq("diverged"),
+        solved=jobs[f"{use}_test_accuracy"].astype(float) >= threshold,
+    )
     best = best_configs(jobs, by=["method", "T"], score="solved", higher=True)
-    return best.groupby(["method", "T"]).agg(
-        share=("solved", "mean"), seeds=("solved", "count"), diverged=("diverged", "sum"),
-    ).reset_index()
+    return (
+        best.groupby(["method", "T"])
+        .agg(
+            share=("solved", "mean"),
+            seeds=("solved", "count"),
+            diverged=("diverged", "sum"),
+        )
+        .reset_index()
+    )
 
 
 @styled
@@ -57,15 +66,26 @@ def plot_length_scaling(df: pd.DataFrame, threshold: float = 0.99, use: str = "b
         ax.plot(rows["T"], rows["share"], **style.line(), label=method)
         bad = rows[rows["diverged"] > 0]
         if len(bad):
-            ax.plot(bad["T"], bad["share"], color=style.color, **DIVERGED_MARK,
-                    label=f"{method}: runs diverged at this T")
-    ax.set(xlabel=label("T"), ylim=(-0.05, 1.05),
-           ylabel=f"share of seeds solving\n({use} test accuracy ≥ {threshold:g})")
+            ax.plot(
+                bad["T"],
+                bad["share"],
+                color=style.color,
+                **DIVERGED_MARK,
+                label=f"{method}: runs diverged at this T",
+            )
+    ax.set(
+        xlabel=label("T"),
+        ylim=(-0.05, 1.05),
+        ylabel=f"share of seeds solving\n({use} test accuracy ≥ {threshold:g})",
+    )
     ax.set_xticks(sorted(table["T"].unique()))
     ax.legend(fontsize=7)
     jobs = df.drop_duplicates("job_dir")
-    set_header(fig, "Length scaling: share of seeds that solve the task, each method at its "
-                    "best setting per T", header_lines(jobs, by=["method", "T"]))
+    set_header(
+        fig,
+        "Length scaling: share of seeds that solve the task, each method at its best setting per T",
+        header_lines(jobs, by=["method", "T"]),
+    )
     return fig, table
 
 
@@ -73,8 +93,10 @@ def check_bench(bench: pd.DataFrame, source: str = "benchmark csv") -> pd.DataFr
     """The benchmark table if it has the columns and rows needed; DataError otherwise."""
     missing = [c for c in BENCH_COLUMNS if c not in bench]
     if missing:
-        raise DataError(f"{source}: no column {', '.join(missing)} (expected the csv of "
-                        "scripts/benchmark.py: T, hidden, batch, method, median_ms[, peak_mib])")
+        raise DataError(
+            f"{source}: no column {', '.join(missing)} (expected the csv of "
+            "scripts/benchmark.py: T, hidden, batch, method, median_ms[, peak_mib])"
+        )
     if bench.empty:
         raise DataError(f"{source}: header only, no rows")
     return bench
@@ -109,16 +131,19 @@ def plot_compute(bench: pd.DataFrame, hidden: int | None = None, length: int | N
     batches = bench["batch"].value_counts()
     batch = batches.index[0]
     if len(batches) > 1:
-        warnings.warn(f"compute: several batch sizes {sorted(batches.index)}; plotting batch={batch}",
-                      stacklevel=2)
+        warnings.warn(
+            f"compute: several batch sizes {sorted(batches.index)}; plotting batch={batch}", stacklevel=2
+        )
         bench = bench[bench["batch"] == batch]
     hidden = hidden if hidden is not None else _richest(bench, "hidden", "T")
     length = length if length is not None else _richest(bench, "T", "hidden")
     for key, value in (("hidden", hidden), ("T", length)):
         if not np.isclose(bench[key], value).any():
             flag = "--hidden" if key == "hidden" else "--length"
-            raise UsageError(f"{flag} {value}: not in the csv; values: "
-                             f"{', '.join(f'{v:g}' for v in sorted(bench[key].unique()))}")
+            raise UsageError(
+                f"{flag} {value}: not in the csv; values: "
+                f"{', '.join(f'{v:g}' for v in sorted(bench[key].unique()))}"
+            )
     memory = "peak_mib" in bench and bench["peak_mib"].notna().any()
     fig, axes = new_figure(1, 3 if memory else 2, width=3.8)
     by_t, by_d = bench[bench["hidden"] == hidden], bench[bench["T"] == length]
@@ -133,6 +158,5 @@ def plot_compute(bench: pd.DataFrame, hidden: int | None = None, length: int | N
     else:
         lines.append("memory panel: no peak_mib column in this csv (older benchmark.py)")
     axes[0, 0].legend(fontsize=7)
-    set_header(fig, "Compute: time per training iteration" + (" and peak memory" if memory else ""),
-               lines)
+    set_header(fig, "Compute: time per training iteration" + (" and peak memory" if memory else ""), lines)
     return fig

@@ -61,8 +61,13 @@ class Style:
     linewidth: float = 1.6
 
     def line(self) -> dict:
-        return dict(color=self.color, linestyle=self.linestyle, marker=self.marker,
-                    linewidth=self.linewidth, markersize=4)
+        return dict(
+            color=self.color,
+            linestyle=self.linestyle,
+            marker=self.marker,
+            linewidth=self.linewidth,
+            markersize=4,
+        )
 
 
 # Okabe-Ito colours (colour-blind safe); solid lines for the paper's methods, dashed or
@@ -79,17 +84,34 @@ METHOD_STYLES = {
     "DTP-PI": Style("#000000", ":", "X"),
     "plain RNN": Style("#777777", "--", "*"),
 }
-_SPARE = [Style(c, ls, m) for c, ls, m in [
-    ("#F0E442", "--", "h"), ("#8C564B", "-.", "p"), ("#17BECF", ":", "<"), ("#7F7F7F", "--", ">"),
-    ("#BCBD22", "-.", "d"), ("#9467BD", ":", "8"),
-]]
+_SPARE = [
+    Style(c, ls, m)
+    for c, ls, m in [
+        ("#F0E442", "--", "h"),
+        ("#8C564B", "-.", "p"),
+        ("#17BECF", ":", "<"),
+        ("#7F7F7F", "--", ">"),
+        ("#BCBD22", "-.", "d"),
+        ("#9467BD", ":", "8"),
+    ]
+]
 # one style per value of a swept key (sensitivity): distinct hue, line style and marker
-VALUE_STYLES = [Style(c, ls, m) for c, ls, m in [
-    ("#0072B2", "-", "o"), ("#D55E00", "--", "s"), ("#009E73", "-.", "^"), ("#CC79A7", ":", "D"),
-    ("#E69F00", "-", "v"), ("#56B4E9", "--", "P"), ("#000000", "-.", "X"), ("#8C564B", ":", "h"),
-]]
-DIVERGED_MARK = dict(marker="X", markersize=9, markeredgecolor="black", markeredgewidth=0.8,
-                     linestyle="none", zorder=5)
+VALUE_STYLES = [
+    Style(c, ls, m)
+    for c, ls, m in [
+        ("#0072B2", "-", "o"),
+        ("#D55E00", "--", "s"),
+        ("#009E73", "-.", "^"),
+        ("#CC79A7", ":", "D"),
+        ("#E69F00", "-", "v"),
+        ("#56B4E9", "--", "P"),
+        ("#000000", "-.", "X"),
+        ("#8C564B", ":", "h"),
+    ]
+]
+DIVERGED_MARK = dict(
+    marker="X", markersize=9, markeredgecolor="black", markeredgewidth=0.8, linestyle="none", zorder=5
+)
 
 
 def method_style(method: str) -> Style:
@@ -138,10 +160,12 @@ def spans_decades(values) -> bool:
 
 def styled(plot):
     """Run a plot function inside the figures' rc_context (no global style change)."""
+
     @functools.wraps(plot)
     def wrapper(*args, **kwargs):
         with matplotlib.rc_context(RC):
             return plot(*args, **kwargs)
+
     return wrapper
 
 

@@ -95,8 +95,11 @@ def refuse_mixed(df: pd.DataFrame, length_is_axis: bool = False) -> None:
             name = _get(row, "dataset.name", _get(row, "dataset"))
             hint = f"dataset.name={name}"
             if not length_is_axis and runs["T"].notna().any():
-                key = "dataset.length" if "dataset.length" in runs and runs["dataset.length"].notna().all() \
+                key = (
+                    "dataset.length"
+                    if "dataset.length" in runs and runs["dataset.length"].notna().all()
                     else "dataset.size_chunk"
+                )
                 hint += f" {key}={runs[key].iloc[0]:g}" if key in runs else ""
             hints.append(f"{row['task']}, T={row['T']:g} (--where {hint})")
         raise UsageError(f"runs of {len(tasks)} different tasks would be pooled: {'; '.join(hints)}")
@@ -111,8 +114,10 @@ def warn_pooled(jobs: pd.DataFrame, by: list[str], what: str) -> list[str]:
     varying = jobs.groupby(by, dropna=False)[keys].nunique(dropna=False).max()
     pooled = [k for k in keys if varying[k] > 1]
     if pooled:
-        warnings.warn(f"{what}: averaging over runs that differ in {', '.join(pooled)}; "
-                      f"filter with --where KEY=VALUE", stacklevel=3)
+        warnings.warn(
+            f"{what}: averaging over runs that differ in {', '.join(pooled)}; filter with --where KEY=VALUE",
+            stacklevel=3,
+        )
     return pooled
 
 
