@@ -10,6 +10,7 @@ from matplotlib.colors import to_hex
 
 from tpri import figures
 from tpri.collect import DataError, UsageError, collect, read_gradients
+from tpri.figures.style import tick_labels
 
 
 def assert_written(paths):
@@ -232,7 +233,7 @@ def test_sensitivity(tmp_path):
     tp = fig.axes[1]
     assert len(tp.lines) == 4 + 1  # 4 values, 1 diverged mark
     legend = [t.get_text() for t in tp.get_legend().get_texts()]
-    assert legend == ["$10^{-4}$", "$10^{-3}$", "$10^{-2}$", "1", "1: diverged at it 200"]
+    assert legend == ["$10^{-4}$", "$10^{-3}$", "$10^{-2}$", "$10^{0}$", "$10^{0}$: diverged at it 200"]
     styles = {(line.get_color(), line.get_linestyle()) for line in tp.lines[:4]}
     assert len(styles) == 4  # overlapping values stay distinguishable
     assert tp.get_ylim() == (0, 1)
@@ -276,6 +277,7 @@ def test_length_scaling(tmp_path):
                     metrics=curve(accuracy=(0.25, top)),
                 ),
             ]
+    jobs[-1].update(status="diverged", metrics=curve(diverge_at=400))  # BP, T=60, seed 1
     write_multirun(tmp_path, jobs)
     fig, table = figures.plot_length_scaling(collect(tmp_path), threshold=0.85)
     shares = table.set_index(["method", "T"])["share"]
@@ -283,7 +285,17 @@ def test_length_scaling(tmp_path):
     bp = "BP (SGD, Nesterov 0.9)"
     assert shares[("TP", 30)] == 1 and shares[(bp, 30)] == 0.5 and shares[(bp, 60)] == 0
     assert "T ∈ {30, 60}" in figures.header_text(fig) and "2 seeds" in figures.header_text(fig)
+    assert table.set_index(["method", "T"]).loc[(bp, 60), ["seeds", "diverged"]].tolist() == [2, 1]
+    marks = [line for line in fig.axes[0].lines if line.get_marker() == "X"]
+    assert len(marks) == 1 and list(marks[0].get_xdata()) == [60]
     assert_written(figures.save(fig, tmp_path / "out", "length_scaling"))
+
+
+def test_tick_labels_use_one_format_per_axis():
+    assert tick_labels([1e-3, 0.1, 10]) == ["$10^{-3}$", "$10^{-1}$", "$10^{1}$"]
+    assert tick_labels([32, 100]) == ["32", "100"]
+    assert tick_labels([0.1, 1, 10]) == ["0.1", "1", "10"]
+    assert tick_labels([1e-4, 3e-4]) == ["0.0001", "0.0003"]
 
 
 def test_compute_with_and_without_memory(tmp_path):

@@ -54,7 +54,7 @@ METRICS = [
 ]
 GROUPS = ["dataset", "model", "optimizer"]
 # columns that summarize() and the figures add: neither configuration nor raw metrics
-DERIVED = ["last_iteration", "T", "family", "solved", "task", "task_slug"]
+DERIVED = ["last_iteration", "T", "family", "solved", "diverged", "task"]
 DERIVED_PREFIXES = ("cos_", "auc_", "final_", "best_")
 # number of pixels of the image datasets read in chunks of `dataset.size_chunk` pixels
 PIXELS = {"mnist": 784, "fashion_mnist": 784, "digits": 64}

@@ -19,7 +19,6 @@ from tpri.figures.style import (
     DIVERGED_MARK,
     VALUE_STYLES,
     Style,
-    fmt,
     label,
     log_axis,
     method_style,
@@ -27,10 +26,20 @@ from tpri.figures.style import (
     set_header,
     spans_decades,
     styled,
+    tick_labels,
 )
 from tpri.figures.tasks import header_lines, refuse_mixed, warn_pooled, with_task
 
-BAND = "line: mean over seeds; band: ± 1 std"
+
+def band_note(runs: pd.DataFrame, by: list[str], accuracy: bool) -> str:
+    """What the lines and bands of a curve figure mean."""
+    seeds = runs.drop_duplicates("job_dir").groupby(by, dropna=False)["seed"].nunique().max()
+    if seeds <= 1:
+        return "one run per line (no band)"
+    clip = " (accuracy band clipped to [0, 1])" if accuracy else ""
+    return f"line: mean over seeds; band: ± 1 std over the seeds{clip}"
+
+
 ZEROS = "#d9d9d9"  # cells whose norm is exactly 0, outside the colour scale
 NORMS = colormaps["viridis"].with_extremes(bad=ZEROS)
 
@@ -95,7 +104,7 @@ def finish_axis(ax, metric: str, values) -> None:
         ax.set_ylim(0, 1)
     elif spans_decades(values):
         ax.set_yscale("log")
-        log_axis(ax.yaxis)
+        log_axis(ax.yaxis, values)
 
 
 def tuned(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
@@ -121,12 +130,11 @@ def plot_convergence(df: pd.DataFrame, metrics=("train_loss", "test_accuracy")) 
                     handles.setdefault(h.get_label(), h)
             finish_axis(ax, metric, curves[metric])
             ax.set(xlabel=label(x), ylabel=label(metric))
-    clip = " (accuracy band clipped to [0, 1])" if any(map(is_accuracy, metrics)) else ""
     fig.legend(
         handles=list(handles.values()),
         loc="outside lower center",
         ncols=min(3, len(handles)),
-        title=BAND + clip,
+        title=band_note(curves, ["method"], any(map(is_accuracy, metrics))),
         frameon=False,
     )
     what = " and ".join(label(m) for m in metrics)
@@ -151,19 +159,17 @@ def plot_sensitivity(df: pd.DataFrame, key: str = "lr_target", metric: str = "te
     for ax, method in zip(axes[0], methods):
         runs = df[df["method"] == method]
         handles = []
-        for i, value in enumerate(sorted(runs[key].dropna().unique())):
+        values = sorted(runs[key].dropna().unique())
+        for i, (value, name) in enumerate(zip(values, tick_labels(values))):
             style = VALUE_STYLES[i % len(VALUE_STYLES)]
-            handles += draw_mean(
-                ax, runs[runs[key] == value], "iteration", metric, style, fmt(value), offset=i
-            )
+            handles += draw_mean(ax, runs[runs[key] == value], "iteration", metric, style, name, i)
         finish_axis(ax, metric, runs[metric])
         ax.set(xlabel=label("iteration"), ylabel=label(metric), title=method)
         ax.legend(handles=handles, title=label(key), fontsize=7)
-    clip = ", clipped to [0, 1]" if is_accuracy(metric) else ""
     set_header(
         fig,
         f"Sensitivity of {label(metric)} to {label(key)}",
-        [*header_lines(df, by=["method", key]), BAND + clip],
+        [*header_lines(df, by=["method", key]), band_note(df, ["method", key], is_accuracy(metric))],
     )
     return fig
 
@@ -197,7 +203,9 @@ def plot_gradients(grads: pd.DataFrame, metrics: pd.DataFrame) -> Figure:
         values = np.ma.masked_less_equal(grid.to_numpy(), 0)
         zeros |= bool(np.ma.getmaskarray(values).any())
         mesh = ax.pcolormesh(grid.columns, grid.index, values, shading="nearest", norm=LogNorm(), cmap=NORMS)
-        fig.colorbar(mesh, ax=ax, label="norm (log scale)")
+        bar = fig.colorbar(mesh, ax=ax, label="norm (log scale)")
+        log_axis(bar.ax.yaxis, values.compressed())
+        ax.set_title(f"{title}\n{', '.join(sorted(rows['method'].unique()))}")
     handles = []
     for ax, column in zip(axes[1], ["update_norm", "w_spectral_norm"]):
         for i, (method, runs) in enumerate(metrics.groupby("method")):

@@ -11,15 +11,15 @@ from matplotlib.colors import LogNorm, Normalize
 from matplotlib.patches import Patch, Rectangle
 
 from tpri.collect import DataError, best_configs, family, sequence_length, summarize
-from tpri.figures.style import fmt, label, new_figure, set_header, spans_decades, styled
+from tpri.figures.style import label, new_figure, set_header, spans_decades, styled, tick_labels
 from tpri.figures.tasks import header_lines, refuse_mixed, warn_pooled, with_task
 
 DIVERGED = "#B2182B"
 
 
 def _grid_ticks(ax, xs, ys, x: str, y: str) -> None:
-    ax.set_xticks(range(len(xs)), [fmt(v) for v in xs])
-    ax.set_yticks(range(len(ys)), [fmt(v) for v in ys])
+    ax.set_xticks(range(len(xs)), tick_labels(xs))
+    ax.set_yticks(range(len(ys)), tick_labels(ys))
     ax.set(xlabel=label(x), ylabel=label(y))
     ax.grid(False)
 

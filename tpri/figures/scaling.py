@@ -13,13 +13,13 @@ from matplotlib.ticker import NullFormatter
 from tpri.collect import DataError, UsageError, best_configs, sequence_length, summarize
 from tpri.figures.style import (
     DIVERGED_MARK,
-    fmt,
     label,
     log_axis,
     method_style,
     new_figure,
     set_header,
     styled,
+    tick_labels,
 )
 from tpri.figures.tasks import header_lines, refuse_mixed, with_task
 
@@ -116,9 +116,9 @@ def _panel(ax, rows: pd.DataFrame, x: str, y: str, ylabel: str) -> None:
         ax.plot(values.index, values, **method_style(name).line(), label=name)
     ax.set(xscale="log", yscale="log", xlabel=label(x), ylabel=ylabel)
     ticks = sorted(rows[x].unique())
-    ax.set_xticks(ticks, [fmt(t) for t in ticks], minor=False)
+    ax.set_xticks(ticks, tick_labels(ticks), minor=False)
     ax.xaxis.set_minor_formatter(NullFormatter())
-    log_axis(ax.yaxis)
+    log_axis(ax.yaxis, rows[y])
 
 
 @styled

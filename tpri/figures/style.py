@@ -16,7 +16,7 @@ from pathlib import Path
 
 import matplotlib
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogFormatterSciNotation
+from matplotlib.ticker import FuncFormatter, LogFormatterSciNotation, LogLocator, NullFormatter
 
 RC = {
     "pdf.fonttype": 42,  # TrueType fonts in PDFs (editable, accepted by publishers)
@@ -126,30 +126,40 @@ def label(key: str) -> str:
     return LABELS.get(key, key)
 
 
+def _power_of_ten(value) -> int | None:
+    """k if `value` is 10^k, else None."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value <= 0:
+        return None
+    exponent = math.log10(value)
+    return round(exponent) if abs(exponent - round(exponent)) < 1e-9 else None
+
+
+def tick_labels(values) -> list[str]:
+    """Labels of config values on one axis or legend, all in one format: $10^{k}$ when every
+    value is a power of ten and one of them is below 0.1 or above 100, else plain numbers."""
+    values = list(values)
+    powers = [_power_of_ten(v) for v in values]
+    if values and all(p is not None for p in powers) and any(abs(p) >= 2 for p in powers):
+        return [rf"$10^{{{p}}}$" for p in powers]
+    return [f"{v:.3g}" if isinstance(v, numbers.Real) and not isinstance(v, bool) else str(v) for v in values]
+
+
 def fmt(value) -> str:
-    """A tick label for a config value: powers of ten as $10^{k}$, others with 3 digits."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        return str(value)
-    value = float(value)
-    if value == 0 or not math.isfinite(value):
-        return f"{value:g}"
-    exponent = math.log10(abs(value))
-    if abs(exponent - round(exponent)) < 1e-9 and abs(round(exponent)) >= 2:
-        return rf"${'-' if value < 0 else ''}10^{{{round(exponent)}}}$"
-    if 1e-2 <= abs(value) < 1e4:
-        return f"{value:g}"
-    mantissa, power = f"{value:.2e}".split("e")
-    return rf"${float(mantissa):g}\times10^{{{int(power)}}}$"
+    """The label of one config value (see `tick_labels`)."""
+    return tick_labels([value])[0]
 
 
-def log_axis(axis) -> None:
-    """Power-of-ten labels on a log axis (major ticks only)."""
-    axis.set_major_formatter(LogFormatterSciNotation())
-
-
-def value_axis(axis) -> None:
-    """`fmt` labels on a linear axis of config values."""
-    axis.set_major_formatter(FuncFormatter(lambda v, _: fmt(v)))
+def log_axis(axis, values=None) -> None:
+    """Tick labels of a log axis in one format: powers of ten ($10^{k}$, major ticks only) when
+    `values` span a decade or more, else plain numbers at 1, 2, 5 x 10^k."""
+    positive = [v for v in (values if values is not None else []) if v == v and v > 0]
+    if not positive or max(positive) / min(positive) >= 10:
+        axis.set_major_formatter(LogFormatterSciNotation())
+        axis.set_minor_formatter(NullFormatter())
+        return
+    axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def spans_decades(values) -> bool:

@@ -85,23 +85,25 @@ def split_tasks(df: pd.DataFrame, length_is_axis: bool = False) -> list[tuple[st
     return [(slug, df[column == slug]) for slug in sorted(column.unique())]
 
 
+def task_filter(runs: pd.DataFrame) -> str:
+    """The --where conditions that keep the task of `runs` (its first row)."""
+    row = runs.iloc[0]
+    conditions = [f"dataset.name={_get(row, 'dataset.name', _get(row, 'dataset'))}"]
+    for key in ("dataset.permute", "model.name", "dataset.length", "dataset.size_chunk"):
+        value = _get(row, key)
+        if value is not None and key in runs and runs[key].nunique(dropna=False) == 1:
+            conditions.append(f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}")
+    return " ".join(conditions)
+
+
 def refuse_mixed(df: pd.DataFrame, length_is_axis: bool = False) -> None:
     """UsageError naming the tasks and the --where filters if `df` holds several tasks."""
     tasks = split_tasks(df, length_is_axis)
     if len(tasks) > 1:
         hints = []
         for _, runs in tasks:
-            row = runs.iloc[0]
-            name = _get(row, "dataset.name", _get(row, "dataset"))
-            hint = f"dataset.name={name}"
-            if not length_is_axis and runs["T"].notna().any():
-                key = (
-                    "dataset.length"
-                    if "dataset.length" in runs and runs["dataset.length"].notna().all()
-                    else "dataset.size_chunk"
-                )
-                hint += f" {key}={runs[key].iloc[0]:g}" if key in runs else ""
-            hints.append(f"{row['task']}, T={row['T']:g} (--where {hint})")
+            length = "" if length_is_axis else f", T={runs['T'].iloc[0]:g}"
+            hints.append(f"{runs['task'].iloc[0]}{length} (--where {task_filter(runs)})")
         raise UsageError(f"runs of {len(tasks)} different tasks would be pooled: {'; '.join(hints)}")
 
 
