@@ -198,6 +198,11 @@ def test_every_kind_through_its_script_then_the_report(sweep, tmp_path, capsys, 
     assert "python scripts/plot_sensitivity.py" in page and "--key lr" in page
     assert "8 runs." in page and "4 seeds" not in page
     assert "<td>BP (SGD, Nesterov 0.9)</td><td>4</td><td>4</td>" in page
+    assert "step size γ_θ (lr)" in page and "$" not in page  # mathtext made plain
+    # what the runs show, computed from them: lr=0.1 (smaller area) ends at train loss 0.01
+    convergence = json.loads((out / "convergence.json").read_text())["findings"]
+    assert convergence[1].startswith("TP: final train_loss 0.01, 0.01 (seeds 0, 1, iteration 1000)")
+    assert "<li>TP: final train_loss 0.01, 0.01" in page
 
 
 def test_report_without_figures(tmp_path, capsys):

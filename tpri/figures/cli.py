@@ -32,7 +32,7 @@ from tpri.collect import (
     swept_keys,
     write_results,
 )
-from tpri.figures import curves, grids, scaling
+from tpri.figures import curves, findings, grids, scaling
 from tpri.figures.report import sidecar, write_index
 from tpri.figures.style import header_text, save
 from tpri.figures.tasks import split_tasks, with_task
@@ -49,6 +49,7 @@ class Output:
     jobs: pd.DataFrame | None
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     printed: list[str] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)
 
 
 class Parser(argparse.ArgumentParser):
@@ -160,7 +161,12 @@ def convergence(args) -> list[Output]:
     for metric in args.metrics:
         _need_metric(df, "--metrics", metric)
     return [
-        Output(name, curves.plot_convergence(runs, args.metrics), runs)
+        Output(
+            name,
+            curves.plot_convergence(runs, args.metrics),
+            runs,
+            findings=findings.convergence(runs, args.metrics),
+        )
         for name, runs in _per_task(df, "convergence")
     ]
 
@@ -174,7 +180,8 @@ def heatmap(args) -> list[Output]:
     for name, runs in _per_task(df, "heatmap"):
         fig, diverged = grids.plot_heatmap(runs, args.x, args.y, args.metric, args.value)
         printed = [f"diverged: {m} {args.x}={x:g} {args.y}={y:g}" for m, x, y in sorted(diverged)]
-        outputs.append(Output(name, fig, runs, printed=printed))
+        notes = findings.heatmap(runs, args.x, args.y, args.metric, args.value)
+        outputs.append(Output(name, fig, runs, printed=printed, findings=notes))
     return outputs
 
 
@@ -187,7 +194,9 @@ def winner(args) -> list[Output]:
     outputs = []
     for name, runs in _per_task(df, "winner", length_is_axis=True):
         fig, table = grids.plot_winner(runs, tuple(args.methods))
-        outputs.append(Output(name, fig, runs, tables={name: table}, printed=[table.to_string(index=False)]))
+        notes = findings.winner(table, args.methods)
+        printed = [table.to_string(index=False)]
+        outputs.append(Output(name, fig, runs, tables={name: table}, printed=printed, findings=notes))
     return outputs
 
 
@@ -196,7 +205,12 @@ def sensitivity(args) -> list[Output]:
     _need_column(df, "--key", args.key)
     _need_metric(df, "--metric", args.metric)
     return [
-        Output(name, curves.plot_sensitivity(runs, args.key, args.metric), runs)
+        Output(
+            name,
+            curves.plot_sensitivity(runs, args.key, args.metric),
+            runs,
+            findings=findings.sensitivity(runs, args.key, args.metric),
+        )
         for name, runs in _per_task(df, f"sensitivity_{args.key}")
     ]
 
@@ -210,8 +224,9 @@ def gradients(args) -> list[Output]:
     outputs = []
     for name, runs in _per_task(df, "gradients"):
         grads = read_gradients(runs, root, [j for j in args.job or [] if j in set(runs["job_dir"])] or None)
-        fig = curves.plot_gradients(grads, runs[runs["job_dir"].isin(grads["job_dir"])])
-        outputs.append(Output(name, fig, runs[runs["job_dir"].isin(grads["job_dir"])]))
+        logged = runs[runs["job_dir"].isin(grads["job_dir"])]
+        fig = curves.plot_gradients(grads, logged)
+        outputs.append(Output(name, fig, logged, findings=findings.gradients(grads, logged)))
     return outputs
 
 
@@ -222,7 +237,9 @@ def length_scaling(args) -> list[Output]:
     outputs = []
     for name, runs in _per_task(df, "length_scaling", length_is_axis=True):
         fig, table = scaling.plot_length_scaling(runs, args.threshold, args.use)
-        outputs.append(Output(name, fig, runs, printed=[table.to_string(index=False)]))
+        printed = [table.to_string(index=False)]
+        notes = findings.length_scaling(table)
+        outputs.append(Output(name, fig, runs, printed=printed, findings=notes))
     return outputs
 
 
@@ -237,7 +254,8 @@ def compute(args) -> list[Output]:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: not a readable csv ({str(e).splitlines()[0]})") from e
     bench = scaling.check_bench(bench, str(path))
-    return [Output("compute", scaling.plot_compute(bench, args.hidden, args.length), None)]
+    fig = scaling.plot_compute(bench, args.hidden, args.length)
+    return [Output("compute", fig, None, findings=findings.compute(bench))]
 
 
 PLOTS = {
@@ -256,7 +274,7 @@ def _write(outputs: list[Output], kind: str, out_dir: Path, command: str) -> lis
     written = []
     for output in outputs:
         png, pdf = save(output.fig, out_dir, output.name)
-        side = sidecar(png, kind, command, header_text(output.fig), output.jobs)
+        side = sidecar(png, kind, command, header_text(output.fig), output.jobs, output.findings)
         written += [png, pdf, side]
         for name, table in output.tables.items():
             table.to_csv(out_dir / f"{name}.csv", index=False)

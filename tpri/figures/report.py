@@ -38,6 +38,26 @@ CAPTIONS = {
 }
 
 
+MATHTEXT = {
+    r"\gamma_\theta": "γ_θ",
+    r"\gamma_h": "γ_h",
+    r"\Vert": "‖",
+    r"\partial": "∂",
+    r"\ell": "ℓ",
+    r"\times": "×",
+    "$": "",
+    "{": "",
+    "}": "",
+}
+
+
+def plain(text: str) -> str:
+    """Figure text without matplotlib's mathtext markup: '$\\gamma_h$' -> 'γ_h'."""
+    for markup, symbol in MATHTEXT.items():
+        text = text.replace(markup, symbol)
+    return text
+
+
 def run_table(jobs: pd.DataFrame) -> list[dict]:
     """Per method: runs, completed, diverged, failed and the iterations (one row per job)."""
     rows = []
@@ -56,7 +76,9 @@ def run_table(jobs: pd.DataFrame) -> list[dict]:
     return rows
 
 
-def sidecar(png: Path, kind: str, command: str, header: str, jobs: pd.DataFrame | None) -> Path:
+def sidecar(
+    png: Path, kind: str, command: str, header: str, jobs: pd.DataFrame | None, findings: list[str]
+) -> Path:
     """Write `NAME.json` beside `png` with what `write_index` shows; returns its path."""
     info = {
         MARK: 1,
@@ -68,6 +90,7 @@ def sidecar(png: Path, kind: str, command: str, header: str, jobs: pd.DataFrame 
         "command": command,
         "runs": 0 if jobs is None else int(jobs["job_dir"].nunique()),
         "table": [] if jobs is None else run_table(jobs.drop_duplicates("job_dir")),
+        "findings": findings,
     }
     path = png.with_suffix(".json")
     path.write_text(json.dumps(info, indent=1))
@@ -97,16 +120,24 @@ def _table_html(rows: list[dict]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _findings_html(findings: list[str]) -> str:
+    if not findings:
+        return ""
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in findings)
+    return f"<p><b>What the runs show</b> (computed from them):</p><ul>{items}</ul>"
+
+
 def _figure_html(root: Path, path: Path, info: dict) -> str:
     png = (path.parent / info["png"]).relative_to(root).as_posix()
     pdf = (path.parent / info["pdf"]).relative_to(root).as_posix()
-    header = "<br>".join(html.escape(line) for line in info["header"].splitlines())
+    header = "<br>".join(html.escape(plain(line)) for line in info["header"].splitlines())
     return (
         f'<section id="{html.escape(png)}"><h2>{html.escape(png)}</h2>'
         f'<a href="{html.escape(pdf)}"><img src="{html.escape(png)}" alt="{html.escape(png)}"></a>'
         f"<p><b>What it shows.</b> {html.escape(info['caption'])}</p>"
         f"<p><b>Runs and budget.</b> {info['runs']} runs. {header}</p>"
         f"<p><b>Command.</b> <code>{html.escape(info['command'])}</code></p>"
+        f"{_findings_html(info.get('findings', []))}"
         f"{_table_html(info['table'])}</section>"
     )
 
