@@ -192,6 +192,8 @@ def test_every_kind_through_its_script_then_the_report(sweep, tmp_path, capsys, 
         assert str(out / f"{name}.png") in printed and (out / f"{name}.pdf").exists()
     assert (out / "winner.csv").exists()
     assert script("plot_report", [out]) == 0
+    assert script("plot_report", [out, "--out", out / "index.html", "--markdown"]) == 0  # again
+    assert "- `convergence.png` (temporal order, RNN, T=60, d=100;" in capsys.readouterr().out
     page = (out / "index.html").read_text()
     for name in names:
         assert f'<img src="{name}.png"' in page
@@ -208,6 +210,8 @@ def test_every_kind_through_its_script_then_the_report(sweep, tmp_path, capsys, 
 def test_report_without_figures(tmp_path, capsys):
     assert_one_line_error(capsys, plot_main(["report", str(tmp_path)]), 1, "no figures")
     assert_one_line_error(capsys, plot_main(["report", str(tmp_path / "x")]), 2, "not a dir")
+    code = plot_main(["report", str(tmp_path), "--out", str(tmp_path / "no" / "i.html")])
+    assert_one_line_error(capsys, code, 2, "expected an html path in an existing dir")
     assert not files(tmp_path)
 
 

@@ -33,7 +33,7 @@ from tpri.collect import (
     write_results,
 )
 from tpri.figures import curves, findings, grids, scaling
-from tpri.figures.report import sidecar, write_index
+from tpri.figures.report import findings_markdown, sidecar, write_index
 from tpri.figures.style import header_text, save
 from tpri.figures.tasks import split_tasks, with_task
 
@@ -108,6 +108,7 @@ def build_parser(prog: str) -> Parser:
     p = kinds.add_parser("report", help="index.html showing every figure below DIR")
     p.add_argument("dir", type=Path, help="dir searched recursively for figures")
     p.add_argument("--out", type=Path, default=None, help="html path (default: DIR/index.html)")
+    p.add_argument("--markdown", action="store_true", help="also print the findings as markdown")
     return parser
 
 
@@ -313,14 +314,16 @@ def plot_main(argv: list[str] | None = None, prog: str = "tpri-plot", kind: str 
     command = shlex.join([*prog.split(), *argv])
 
     def action():
-        check_out(args.out)
         if args.kind == "report":
             if not args.dir.is_dir():
                 raise UsageError(f"{args.dir}: not a dir (expected a dir of figures)")
-            if args.out is not None and args.out.is_dir():
-                raise UsageError(f"--out {args.out}: a dir; expected an html path")
+            if args.out is not None and (args.out.is_dir() or not args.out.parent.is_dir()):
+                raise UsageError(f"--out {args.out}: expected an html path in an existing dir")
             print(write_index(args.dir, args.out))
+            if args.markdown:
+                print(findings_markdown(args.dir))
             return 0
+        check_out(args.out)
         outputs = PLOTS[args.kind](args)
         source = args.bench if args.kind == "compute" else args.results
         out_dir = args.out or (source.parent if source.is_file() else source)

@@ -170,3 +170,15 @@ def write_index(root: str | Path, out: str | Path | None = None) -> Path:
     )
     out.write_text(page)
     return out
+
+
+def findings_markdown(root: str | Path) -> str:
+    """The findings of every figure below `root` as a markdown list (for docs/figures.md)."""
+    root = Path(root)
+    lines = []
+    for path, info in find_sidecars(root):
+        name = (path.parent / info["png"]).relative_to(root).as_posix()
+        header = plain(info["header"]).splitlines()
+        lines.append(f"- `{name}` ({'; '.join(header[1:3])}):")
+        lines += [f"  - {plain(line)}" for line in info.get("findings", [])]
+    return "\n".join(lines)
