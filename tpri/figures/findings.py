@@ -91,7 +91,7 @@ def winner(table: pd.DataFrame, methods) -> list[str]:
         f"of {len(table)} cells"
     ]
     if len(margins):
-        out.append(f"{first} − {second} margin: {_range(margins)} points")
+        out.append(f"{first} − {second} margin from {_num(margins.min())} to {_num(margins.max())} points")
     for method in methods:
         column = f"diverged_{method}"
         if column in table and table[column].sum():
@@ -111,9 +111,9 @@ def gradients(grads: pd.DataFrame, metrics: pd.DataFrame) -> list[str]:
         by_step = rows.groupby("step")[column].mean()
         zero = by_step[by_step <= 0].index
         top, bottom = _num(by_step.loc[steps]), _num(by_step.iloc[0])
-        text = f"{owner} {column} (mean over iterations): {top} at t={steps}, {bottom} at t=1"
+        text = f"{owner} {column} (mean over iterations): {top} at t={steps:g}, {bottom} at t=1"
         if len(zero):
-            text += f"; exactly 0 at {len(zero)} steps (t ≤ {zero.max()})"
+            text += f"; exactly 0 at {len(zero)} steps (t ≤ {zero.max():g})"
         out.append(text)
     for column in ("update_norm", "w_spectral_norm"):
         if column not in metrics:

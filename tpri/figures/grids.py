@@ -152,7 +152,7 @@ def winner_table(df: pd.DataFrame, methods=("TP", "BP")) -> pd.DataFrame:
     first, second = methods
     table["margin"] = table[first] - table[second]
     table["winner"] = np.where(table[first].fillna(-np.inf) >= table[second].fillna(-np.inf), first, second)
-    table = table.join(counts).fillna({c: 0 for c in counts.columns})
+    table = table.join(counts).fillna({c: 0 for c in counts.columns}).astype({c: int for c in counts.columns})
     table.columns.name = None
     return table.reset_index()
 

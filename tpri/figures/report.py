@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import html
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -45,7 +46,6 @@ MATHTEXT = {
     r"\partial": "∂",
     r"\ell": "ℓ",
     r"\times": "×",
-    "$": "",
     "{": "",
     "}": "",
 }
@@ -53,9 +53,14 @@ MATHTEXT = {
 
 def plain(text: str) -> str:
     """Figure text without matplotlib's mathtext markup: '$\\gamma_h$' -> 'γ_h'."""
-    for markup, symbol in MATHTEXT.items():
-        text = text.replace(markup, symbol)
-    return text
+
+    def unmath(match: re.Match) -> str:
+        inner = match.group(1)
+        for markup, symbol in MATHTEXT.items():
+            inner = inner.replace(markup, symbol)
+        return inner
+
+    return re.sub(r"\$([^$]*)\$", unmath, text)
 
 
 def run_table(jobs: pd.DataFrame) -> list[dict]:

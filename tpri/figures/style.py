@@ -151,9 +151,9 @@ def fmt(value) -> str:
 
 def log_axis(axis, values=None) -> None:
     """Tick labels of a log axis in one format: powers of ten ($10^{k}$, major ticks only) when
-    `values` span a decade or more, else plain numbers at 1, 2, 5 x 10^k."""
+    `values` span two decades or more, else plain numbers at 1, 2, 5 x 10^k."""
     positive = [v for v in (values if values is not None else []) if v == v and v > 0]
-    if not positive or max(positive) / min(positive) >= 10:
+    if not positive or max(positive) / min(positive) >= 100:
         axis.set_major_formatter(LogFormatterSciNotation())
         axis.set_minor_formatter(NullFormatter())
         return
