@@ -10,6 +10,7 @@ from matplotlib.colors import to_hex
 
 from tpri import figures
 from tpri.collect import DataError, UsageError, collect, read_gradients
+from tpri.figures import findings
 from tpri.figures.style import tick_labels
 
 
@@ -148,6 +149,15 @@ def test_heatmap_marks_diverged_cells(lr_reg_sweep, tmp_path):
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["0.1", "1", "10"]
     assert "1 seed per setting" in figures.header_text(fig)
     assert_written(figures.save(fig, tmp_path / "out", "heatmap"))
+
+
+def test_heatmap_findings_are_computed_from_the_runs(lr_reg_sweep):
+    notes = findings.heatmap(collect(lr_reg_sweep), "lr", "reg", "train_loss", "auc")
+    # final losses 1 / (lr reg): the area (mean of the two ends) is smallest at lr=1, reg=10
+    assert notes == [
+        "TP: smallest auc_train_loss 0.75 at lr=1, reg=10; largest 5.7 at lr=0.1, reg=1",
+        "TP: diverged (lr, reg): (10, 1) at it 400",
+    ]
 
 
 def test_heatmap_warns_naming_a_key_it_averages_over(tmp_path):

@@ -18,6 +18,19 @@ def _num(value: float) -> str:
     return f"{value:.3g}" if value == value else "nan"
 
 
+def _v(value) -> str:
+    """A config value: numbers with %g, anything else as its string."""
+    return (
+        f"{value:g}"
+        if isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+        else str(value)
+    )
+
+
+def _it(value) -> str:
+    return str(int(value)) if value == value and value is not None else "?"
+
+
 def _range(values) -> str:
     values = [v for v in values if v == v]
     if not values:
@@ -58,7 +71,7 @@ def sensitivity(df: pd.DataFrame, key: str, metric: str) -> list[str]:
         jobs = summarize(runs, [metric])
         stops = diverged_at(runs)
         finals = _range(jobs[f"final_{metric}"])
-        text = f"{method}, {key}={value:g}: final {metric} {finals} over {len(jobs)} runs"
+        text = f"{method}, {key}={_v(value)}: final {metric} {finals} over {len(jobs)} runs"
         out.append(text + (f"; diverged at it {', '.join(map(str, sorted(stops)))}" if stops else ""))
     return out
 
@@ -70,13 +83,11 @@ def heatmap(df: pd.DataFrame, x: str, y: str, metric: str, value: str) -> list[s
     for method, runs in jobs.groupby("method"):
         good = runs[runs["status"] == "completed"].groupby([x, y])[column].mean().dropna()
         if len(good):
-            (bx, by), best = good.idxmin(), good.min()
-            worst = good.max()
-            out.append(
-                f"{method}: smallest {column} {_num(best)} at {x}={bx:g}, {y}={by:g}; largest {_num(worst)}"
-            )
+            (lx, ly), (hx, hy) = good.idxmin(), good.idxmax()
+            low = f"smallest {column} {_num(good.min())} at {x}={_v(lx)}, {y}={_v(ly)}"
+            out.append(f"{method}: {low}; largest {_num(good.max())} at {x}={_v(hx)}, {y}={_v(hy)}")
         bad = runs[runs["status"] == "diverged"].sort_values([x, y])
-        cells = [f"({r[x]:g}, {r[y]:g}) at it {int(r['stop_iteration'])}" for _, r in bad.iterrows()]
+        cells = [f"({_v(r[x])}, {_v(r[y])}) at it {_it(r.get('stop_iteration'))}" for _, r in bad.iterrows()]
         if cells:
             out.append(f"{method}: diverged ({x}, {y}): {', '.join(cells)}")
     return out
