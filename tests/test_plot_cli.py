@@ -112,6 +112,13 @@ def test_bad_arguments_get_one_line(sweep, capsys, argv, code, match):
     assert files(sweep) == before
 
 
+@pytest.mark.parametrize("kind", RUN_KINDS)
+def test_bad_where_for_every_kind(sweep, capsys, kind):
+    for where, code, match in [("nokey=1", 2, "no column 'nokey'"), ("seed=5", 1, "no run matches")]:
+        assert_one_line_error(capsys, plot_main([kind, str(sweep), "--where", where]), code, match)
+    assert not list(sweep.glob("*.png"))
+
+
 def test_bad_out_for_every_kind(sweep, tmp_path, capsys):
     blocker = tmp_path / "a_file"
     blocker.write_text("")
