@@ -108,13 +108,9 @@ def plot_heatmap(
         Patch(facecolor="white", edgecolor="0.6", label="blank: no run of this setting"),
     ]
     fig.legend(handles=handles, loc="outside lower center", ncols=2, frameon=False)
-    set_header(
-        fig,
-        f"{label(metric)} over {label(x)} × {label(y)} (lower is better)"
-        if "accuracy" not in metric
-        else f"{label(metric)} over {label(x)} × {label(y)}",
-        header_lines(df, by=["method", x, y]),
-    )
+    better = "higher" if "accuracy" in metric else "lower"
+    title = f"Heatmap: {label(metric)} over {label(x)} × {label(y)} ({better} is better)"
+    set_header(fig, title, header_lines(df, by=["method", x, y]))
     return fig, diverged
 
 
