@@ -190,13 +190,13 @@ class Session:
                 before = recurrent_weight(job.model).detach().clone()
                 values = self._diagnostics(it, x, y)
             job.optimizer.step()
-            self._check_step(loss, it + 1)
+            done = record.iteration = it + 1  # the update is applied: iteration `done` happened
+            self._check_step(loss, done)
             elapsed = time.perf_counter() - tick
             record.train_time += elapsed
             self.session_train += elapsed
             if diagnose:
                 record.annotate({**values, **self._weight_norms(before)})
-            done = record.iteration = it + 1
             bar.update(1)
             if done % cfg["eval_every"] == 0 or done == cfg["max_iter"]:
                 row = self._evaluate()
