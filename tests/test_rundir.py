@@ -210,11 +210,13 @@ def test_a_deleted_metrics_file_of_a_finished_run_is_rewritten(cfg, tmp_path):
 
 def test_stale_temp_files_are_removed_on_the_next_run(cfg, tmp_path):
     run(cfg, tmp_path)
-    stale = [tmp_path / ".checkpoint.pt.abc123.tmp", tmp_path / ".metrics.csv.x.tmp"]
-    for path in stale:
+    stale = [tmp_path / ".checkpoint.pt.abc_1234.tmp", tmp_path / ".metrics.csv.x7Yz_0q9.tmp",
+             tmp_path / ".hydra" / ".config.yaml.abcdefgh.tmp"]
+    kept = [tmp_path / ".notes.tmp", tmp_path / ".metrics.csv.mine.tmp"]  # not ours: left alone
+    for path in stale + kept:
         path.write_bytes(b"half")
     run(cfg, tmp_path)
-    assert not any(p.exists() for p in stale)
+    assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
 
 
 # --- I/O faults -----------------------------------------------------------------------------
@@ -354,3 +356,99 @@ def test_sweep_log_lines_carry_the_job_number_and_each_job_ends_with_one_summary
         best = end["best"]
         assert f"[job {job}] completed at iteration 20: test_accuracy final " in mine[-1]
         assert f"best {best['test_accuracy']:.4g} at it {best['iteration']}; {tmp_path / job} [" in mine[-1]
+
+
+# --- red-team cases -------------------------------------------------------------------------
+
+def test_a_rejected_config_never_removes_a_dir_someone_holds_or_a_log_with_content(cfg, tmp_path):
+    from tpri.config import ConfigError
+    from tpri.run.rundir import RunDir
+
+    held, logged = tmp_path / "held", tmp_path / "logged"
+    for folder in (held, logged):
+        folder.mkdir()
+    (logged / "train.log").write_text("my notes\n")
+    with RunDir(held):
+        with pytest.raises(ConfigError):
+            run({**cfg, "lr": "abc"}, held)
+        assert (held / "run.lock").exists()
+    with pytest.raises(ConfigError):
+        run({**cfg, "lr": "abc"}, logged)
+    assert (logged / "train.log").read_text() == "my notes\n"
+
+
+def test_a_refused_rerun_does_not_move_a_damaged_checkpoint_or_remove_temp_files(cfg, tmp_path):
+    run(cfg, tmp_path)
+    (tmp_path / "checkpoint.pt").write_bytes(b"")
+    (tmp_path / ".checkpoint.pt.abcd1234.tmp").write_bytes(b"half")
+    before = snapshot(tmp_path)
+    with pytest.raises(RunRefused):
+        run({**cfg, "lr": 0.2}, tmp_path)
+    assert snapshot(tmp_path) == before
+
+
+def test_rows_and_best_weights_of_a_killed_later_stretch_are_dropped(cfg, tmp_path):
+    result = run(cfg, tmp_path)  # completed at 40
+    first_rows = (tmp_path / "metrics.csv").read_text()
+    best_iteration = torch.load(tmp_path / "best.pt", weights_only=False)["iteration"]
+    # a longer rerun killed before its next checkpoint left rows, a best.pt and a summary
+    rows = first_rows + "60,1.0,0.1,1.0,0.1,1.0\n"
+    (tmp_path / "metrics.csv").write_text(rows)
+    torch.save({"model": {}, "model_options": {}, "iteration": 60}, tmp_path / "best.pt")
+    (tmp_path / "summary.json").write_text(json.dumps({**result, "status": "running", "iteration": 60}))
+    skipped = run(cfg, tmp_path)
+    assert (skipped["status"], skipped["iteration"]) == ("completed", 40)
+    assert (tmp_path / "metrics.csv").read_text() == first_rows
+    assert torch.load(tmp_path / "best.pt", weights_only=False)["iteration"] == best_iteration
+    assert summary(tmp_path)["iteration"] == 40
+
+
+def test_a_checkpoint_that_does_not_fit_the_model_is_moved_aside_and_the_job_restarts(cfg, tmp_path):
+    run({**cfg, "max_iter": 20}, tmp_path)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    state["model"] = {k: torch.zeros(3) for k in state["model"]}
+    del state["status"]
+    torch.save(state, tmp_path / "checkpoint.pt")
+    result = run(cfg, tmp_path)
+    assert result["status"] == "completed" and result["resumed_from"] is None
+    assert len(list(tmp_path.glob("checkpoint.pt.corrupt-*"))) == 1
+
+
+@pytest.mark.parametrize("change", [{"final": None}, {"iteration": -1}, {"iteration": 10**9}, {"best": []}])
+def test_summaries_with_wrong_values_are_rebuilt(cfg, tmp_path, change):
+    first = run(cfg, tmp_path)
+    (tmp_path / "summary.json").write_text(json.dumps({**first, **change}))
+    run(cfg, tmp_path)
+    assert (summary(tmp_path)["iteration"], summary(tmp_path)["final"]) == (40, first["final"])
+
+
+def test_a_deleted_record_and_gradients_file_of_a_finished_run_are_rebuilt(tmp_path):
+    import shutil
+
+    import yaml
+
+    cfg = compose_config([*TINY, "max_iter=40", "eval_every=20", "log_gradients=true"])
+    run(cfg, tmp_path)
+    gradients = (tmp_path / "gradients.csv").read_bytes()
+    (tmp_path / "gradients.csv").unlink()
+    shutil.rmtree(tmp_path / ".hydra")
+    run(cfg, tmp_path)
+    assert (tmp_path / "gradients.csv").read_bytes() == gradients
+    assert yaml.safe_load((tmp_path / ".hydra" / "config.yaml").read_text())["lr"] == cfg["lr"]
+
+
+def test_the_lock_never_follows_a_symbolic_link(cfg, tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "run.lock").symlink_to(victim)
+    with pytest.raises(RunDirError, match="symbolic link"):
+        run(cfg, tmp_path / "run")
+    assert victim.read_text() == "precious"
+
+
+def test_a_dangling_symlink_as_output_dir_gives_one_line(tmp_path):
+    (tmp_path / "link").symlink_to(tmp_path / "nowhere")
+    proc = train_cli(*TINY, "max_iter=20", f"hydra.run.dir={tmp_path / 'link'}", check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "dangling symbolic link" in proc.stderr

@@ -71,7 +71,7 @@ def _hydra_main(cfg: DictConfig) -> float:
     except Interrupted as err:
         print(f"{context.tag}{err}", file=sys.stderr)
         sys.exit(err.exit_code)
-    loss = summary.get("final", {}).get("train_loss")
+    loss = (summary.get("final") or {}).get("train_loss")
     return float("inf") if loss is None or summary["status"] != "completed" else loss
 
 

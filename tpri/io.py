@@ -8,14 +8,17 @@ collaborators who can read `train.log` can read the results too.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
 TEMP_SUFFIX = ".tmp"  # temp files are `.<name>.<random>.tmp` beside their destination
+_TEMP = re.compile(r"\.[A-Za-z0-9_]{8}\.tmp")  # what follows `.<name>` (mkstemp's 8 characters)
 
 
 def _umask() -> int:
@@ -55,17 +58,25 @@ def save_json(obj, path: str | Path) -> None:
 
 
 def save_torch(obj, path: str | Path) -> None:
+    """torch.save, atomically. Serialized in memory first: torch's zip writer reports a full
+    disk as a RuntimeError, a plain write as the OSError it is."""
+    import io as stdio
+
     import torch
 
-    write_atomic(path, lambda f: torch.save(obj, f))
+    buffer = stdio.BytesIO()
+    torch.save(obj, buffer)
+    save_bytes(buffer.getvalue(), path)
 
 
-def remove_stale_temps(folder: str | Path) -> list[Path]:
-    """Delete temp files that a killed writer left in `folder`; only call this while no other
-    process writes there (e.g. under the run-directory lock). Returns what was removed."""
+def remove_stale_temps(folder: str | Path, names) -> list[Path]:
+    """Delete the temp files that a killed writer of `folder/<name>` (name in `names`) left;
+    only call this while no other process writes there (e.g. under the run-directory lock).
+    Other files, dotted or not, are left alone. Returns what was removed."""
     removed = []
-    for p in Path(folder).glob(f".*{TEMP_SUFFIX}"):
-        if p.is_file():
-            p.unlink(missing_ok=True)
-            removed.append(p)
+    for name in names:
+        for p in Path(folder).glob(f".{glob.escape(name)}.*{TEMP_SUFFIX}"):
+            if _TEMP.fullmatch(p.name[len(name) + 1:]) and p.is_file() and not p.is_symlink():
+                p.unlink(missing_ok=True)
+                removed.append(p)
     return removed

@@ -57,8 +57,9 @@ class Job:
         return state
 
     def weights(self, **extra) -> dict:
-        """What `best.pt` keeps: the model's weights and how to build it."""
-        return {"model": self.model.state_dict(), "model_options": self.model_options, **extra}
+        """What `best.pt` keeps: a copy of the model's weights and how to build the model."""
+        weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        return {"model": weights, "model_options": self.model_options, **extra}
 
     def load(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])

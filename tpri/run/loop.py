@@ -29,10 +29,20 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from tpri.config import ConfigError, check_config
 from tpri.diagnostics import bp_adjoints, bp_gradients, cosines, recurrent_weight
 from tpri.inverse import Diverged
+from tpri.io import save_text
 from tpri.run.job import Job
 from tpri.run.provenance import now, provenance
-from tpri.run.record import Record
-from tpri.run.rundir import METRICS, Previous, RunDir, RunDirError, trajectory_config
+from tpri.run.record import Record, csv_text
+from tpri.run.rundir import (
+    BEST,
+    CHECKPOINT,
+    GRADIENTS,
+    METRICS,
+    Previous,
+    RunDir,
+    RunDirError,
+    trajectory_config,
+)
 from tpri.run.signals import Interrupted, SignalCatcher, launcher_gone
 
 log = logging.getLogger("tpri")
@@ -84,28 +94,58 @@ def _run_checked(cfg: dict, output_dir: str | Path, context: RunContext) -> dict
             log.warning("%s%s", context.tag, note)
         rundir.check_same_run(cfg, prev)
         try:
+            rundir.recover(prev)  # accepted: now damaged files may be moved aside
             if prev.finished(cfg["max_iter"]):
-                return _skip(rundir, prev, context)
+                return _skip(cfg, rundir, prev, context)
             return Session(cfg, rundir, context, signals).start(prev)
         except OSError as err:  # what was written before stays whole (atomic writes)
             raise RunDirError(f"{rundir.path}: cannot write: {err}") from None
 
 
-def _skip(rundir: RunDir, prev: Previous, context: RunContext) -> dict:
-    """A finished job: restore what is missing (csv, summary) from its checkpoint, else nothing."""
+def _skip(cfg: dict, rundir: RunDir, prev: Previous, context: RunContext) -> dict:
+    """A finished job: files that are missing or disagree with its final checkpoint (csv rows
+    of a later killed stretch, a deleted summary, record or best.pt) are rewritten from it;
+    files that agree are left byte-identical."""
     checkpoint = prev.checkpoint
-    if checkpoint is not None and not (rundir.path / METRICS).exists():
-        record = Record(rundir.path, "classification")
-        record.restore(checkpoint, resumed=False)
-        log.warning("%srewrote %s from the checkpoint", context.tag, rundir.path / METRICS)
+    if checkpoint is not None:
+        for path in reconcile(rundir, checkpoint):
+            log.warning("%srewrote %s from the checkpoint", context.tag, path)
     summary = prev.summary
-    if (summary is None or summary.get("status") != prev.status) and checkpoint and "summary" in checkpoint:
+    stale = summary is None or (summary["status"], summary["iteration"]) != (prev.status, prev.iteration)
+    if stale and checkpoint and "summary" in checkpoint:
         summary = checkpoint["summary"]
         rundir.save_summary(summary)
         log.warning("%srebuilt %s from the checkpoint", context.tag, rundir.path / "summary.json")
+    if prev.record is None:  # the record of what ran: this config, at the length it ran
+        ran = {**cfg, "max_iter": prev.iteration} if prev.status == "completed" else cfg
+        rundir.write_record(ran, context.overrides, context.hydra_yaml)
+        log.warning("%srebuilt the record %s", context.tag, rundir.path / ".hydra")
     log.info("%s%s: already %s at iteration %d, skipping", context.tag, rundir.path, prev.status,
              prev.iteration)
     return summary or {"status": prev.status, "iteration": prev.iteration}
+
+
+def reconcile(rundir: RunDir, checkpoint: dict) -> list[Path]:
+    """Make metrics.csv, gradients.csv and best.pt agree with `checkpoint`; the paths rewritten."""
+    rewritten = []
+    for name, rows in ((METRICS, checkpoint["metrics"]), (GRADIENTS, checkpoint["gradients"])):
+        path = rundir.path / name
+        text = csv_text(rows) if rows else None
+        if text is not None and (not path.exists() or path.read_text() != text):
+            save_text(text, path)
+            rewritten.append(path)
+    best = checkpoint.get("best")
+    if best is not None and _saved_iteration(rundir.path / BEST) != best["iteration"]:
+        rundir.save_best(best)
+        rewritten.append(rundir.path / BEST)
+    return rewritten
+
+
+def _saved_iteration(path: Path) -> int | None:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)["iteration"]
+    except Exception:  # missing or damaged: rewrite it
+        return None
 
 
 class Session:
@@ -117,6 +157,7 @@ class Session:
         self.job: Job | None = None
         self.record: Record | None = None
         self.provenance: dict = {}
+        self.best: dict | None = None  # best.pt's content, also kept in every checkpoint
 
     # --- start ---------------------------------------------------------------------------
     def start(self, prev: Previous) -> dict:
@@ -138,14 +179,28 @@ class Session:
         self.record = Record(out, self.job.task.objective, trackers, self.context.tag)
         for tracker in trackers:
             tracker.log_params(cfg)
-        if prev.checkpoint is not None:
-            self.job.load(prev.checkpoint)
-            self.record.restore(prev.checkpoint)
+        if prev.checkpoint is not None and self._resume(prev.checkpoint):
             log.info("%sresuming %s from iteration %d", self.context.tag, out, self.record.iteration)
         else:
             self._evaluate()
         self._write_summary("running")
         return self._train()
+
+    def _resume(self, checkpoint: dict) -> bool:
+        """Load a checkpoint; one that does not fit this job (shapes, states) is moved aside
+        and the job starts from scratch (False)."""
+        try:
+            self.job.load(checkpoint)
+        except Exception as err:
+            log.warning("%s%s does not fit this job (%s: %s); starting from scratch", self.context.tag,
+                        self.rundir.path / CHECKPOINT, type(err).__name__, str(err).splitlines()[0])
+            self.rundir.set_aside(CHECKPOINT)
+            self.job = Job(self.cfg)  # fresh weights, optimizer and streams
+            return False
+        self.record.restore(checkpoint)
+        self.best = checkpoint.get("best")
+        reconcile(self.rundir, checkpoint)
+        return True
 
     # --- the loop ------------------------------------------------------------------------
     def _train(self) -> dict:
@@ -162,6 +217,8 @@ class Session:
                     self.signals.stop(f"{self.rundir.path}: interrupted at iteration {self.record.iteration} "
                                       f"({stop.reason}); rerun the same command to resume")
                 raise JobFailed(f"{self.rundir.path}: interrupted ({stop.reason})") from None
+            if self.record.rows[-1]["iteration"] != self.record.iteration:
+                self._evaluate()  # resumed past a smaller max_iter: the state it ends with
             return self._finish("completed", None)
         except OSError as err:  # a full disk, a vanished dir: the files keep their last whole state
             self._finish_quietly("failed", f"{type(err).__name__}: {err}")
@@ -207,7 +264,7 @@ class Session:
                 if gone:
                     raise _Stop(gone)
             if cfg["checkpoint_every"] and done % cfg["checkpoint_every"] == 0 and done < cfg["max_iter"]:
-                self.rundir.save_checkpoint(job.state(**record.state()))
+                self.rundir.save_checkpoint(job.state(**record.state(), best=self.best))
 
     def _direction(self, x, y, it: int):
         """The update direction into p.grad; a failure names its likely cause."""
@@ -243,8 +300,8 @@ class Session:
     def _evaluate(self) -> dict:
         is_best = self.record.record(self.record.iteration, self.job.evaluate())
         if is_best:
-            self.rundir.save_best(self.job.weights(iteration=self.record.iteration,
-                                                   metrics=self.record.rows[-1]))
+            self.best = self.job.weights(iteration=self.record.iteration, metrics=self.record.rows[-1])
+            self.rundir.save_best(self.best)
         return self.record.rows[-1]
 
     def _diagnostics(self, it: int, x, y) -> dict:
@@ -289,7 +346,7 @@ class Session:
         """The final checkpoint (holding the summary, to rebuild it from), then the summary:
         a summary never claims an end whose state was not saved."""
         summary = self._summary(status, reason)
-        self.rundir.save_checkpoint(self.job.state(**self.record.state(), status=status,
+        self.rundir.save_checkpoint(self.job.state(**self.record.state(), best=self.best, status=status,
                                                    reason=reason, summary=summary))
         self.rundir.save_summary(summary)
         for tracker in self.record.trackers:

@@ -37,6 +37,8 @@ CHECKPOINT, BEST = "checkpoint.pt", "best.pt"
 STATUSES = ("running", "completed", "diverged", "failed", "interrupted")
 # keys that may change between a run and its resumption: they do not alter the trajectory
 RESUMABLE_KEYS = ("max_iter", "checkpoint_every", "threads", "device", "logger")
+RECORD_FILES = ("config.yaml", "overrides.yaml", "hydra.yaml")
+OWN_FILES = (SUMMARY, METRICS, GRADIENTS, CHECKPOINT, BEST)
 CHECKPOINT_KEYS = ("model", "optimizer", "generator", "torch_rng", "config", "iteration",
                    "metrics", "gradients", "train_time")
 
@@ -59,6 +61,8 @@ def check_output_location(path: str | Path) -> None:
     (checked without creating anything)."""
     path = Path(path).absolute()
     for folder in (path, *path.parents):
+        if folder.is_symlink() and not folder.exists():
+            raise RunDirError(f"cannot use output dir {path}: {folder} is a dangling symbolic link")
         if folder.exists():
             break
     if not folder.is_dir():
@@ -66,6 +70,9 @@ def check_output_location(path: str | Path) -> None:
     if not os.access(folder, os.W_OK | os.X_OK):
         problem = "a read-only file system" if _read_only_fs(folder) else "not writable"
         raise RunDirError(f"cannot use output dir {path}: {folder} is {problem}")
+    log_file = path / "train.log"
+    if log_file.exists() and not os.access(log_file, os.W_OK):
+        raise RunDirError(f"cannot use output dir {path}: {log_file} is not writable")
 
 
 def _read_only_fs(folder: Path) -> bool:
@@ -83,7 +90,8 @@ class Previous:
     summary: dict | None = None  # None: absent or unreadable
     checkpoint: dict | None = None
     record: dict | None = None  # .hydra/config.yaml
-    notes: list[str] = field(default_factory=list)  # what recovery did, one line each
+    notes: list[str] = field(default_factory=list)  # damage found, one line each
+    damaged_checkpoint: bool = False  # to be moved aside once the new run is accepted
 
     @property
     def config(self) -> dict | None:
@@ -134,13 +142,13 @@ class RunDir:
                 self._lock_fd = self._try_lock()
         except OSError as err:
             raise RunDirError(f"cannot use output dir: {_os_message(err, self.path)}") from None
-        io.remove_stale_temps(self.path)
-        io.remove_stale_temps(self.path / RECORD) if (self.path / RECORD).is_dir() else None
 
     def _try_lock(self) -> int | None:
         """Lock `run.lock`; None when the file was replaced meanwhile (retry)."""
         lock = self.path / LOCK
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        if lock.is_symlink():
+            raise RunDirError(f"{lock} is a symbolic link; remove it (tpri never follows one)")
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
@@ -153,8 +161,11 @@ class RunDir:
         if not lock.exists() or os.stat(lock).st_ino != os.fstat(fd).st_ino:
             os.close(fd)  # the holder removed the file between our open and our lock
             return None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+        try:  # who holds it, for the message of a second process; a full disk only loses that
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+        except OSError:
+            pass
         return fd
 
     def release(self) -> None:
@@ -165,11 +176,15 @@ class RunDir:
 
     # --- reading what is there -----------------------------------------------------------
     def read_previous(self) -> Previous:
-        """Summary, checkpoint and record of an earlier run; damaged files are moved aside
-        (checkpoint) or ignored (summary), with a note."""
+        """Summary, checkpoint and record of an earlier run, read without changing anything;
+        damaged files are noted (see `recover`)."""
         prev = Previous()
         prev.summary = self._read_summary(prev.notes)
-        prev.checkpoint = self._read_checkpoint(prev.notes)
+        prev.checkpoint = self._read_checkpoint(prev)
+        if prev.summary and prev.checkpoint and prev.checkpoint.get("status") == prev.summary["status"] \
+                and prev.checkpoint["iteration"] != prev.summary["iteration"]:
+            prev.notes.append(f"{self.path / SUMMARY} disagrees with the checkpoint; rebuilding it")
+            prev.summary = None
         try:
             record = yaml.safe_load((self.path / RECORD / "config.yaml").read_text())
             prev.record = record if isinstance(record, dict) else None
@@ -186,27 +201,39 @@ class RunDir:
         except (OSError, ValueError) as err:
             notes.append(f"{path} is unreadable ({type(err).__name__}); rebuilding it")
             return None
-        if (not isinstance(summary, dict) or summary.get("status") not in STATUSES
-                or not isinstance(summary.get("iteration"), int)
-                or not isinstance(summary.get("config", {}), dict)):
+        if not _valid_summary(summary):
             notes.append(f"{path} is malformed; rebuilding it")
             return None
         return summary
 
-    def _read_checkpoint(self, notes: list[str]) -> dict | None:
+    def _read_checkpoint(self, prev: Previous) -> dict | None:
         path = self.path / CHECKPOINT
-        if not path.exists():
+        if not path.exists() and not path.is_symlink():
             return None
         try:
             state = torch.load(path, map_location="cpu", weights_only=False)
-            if not isinstance(state, dict) or any(k not in state for k in CHECKPOINT_KEYS):
-                raise ValueError("missing keys")
+            if not _valid_checkpoint(state):
+                raise ValueError("wrong structure")
             return state
-        except Exception as err:  # any damage: truncated, garbage, wrong pickle
-            aside = path.with_name(f"{CHECKPOINT}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
-            os.replace(path, aside)
-            notes.append(f"{path} is unreadable ({type(err).__name__}); moved to {aside.name}")
+        except Exception as err:  # any damage: truncated, garbage, wrong pickle, a directory
+            prev.damaged_checkpoint = True
+            prev.notes.append(f"{path} is unreadable ({type(err).__name__})")
             return None
+
+    def recover(self, prev: Previous) -> None:
+        """Once a run is accepted: move a damaged checkpoint aside, remove stale temp files."""
+        if prev.damaged_checkpoint:
+            self.set_aside(CHECKPOINT)
+        io.remove_stale_temps(self.path, OWN_FILES)
+        if (self.path / RECORD).is_dir():
+            io.remove_stale_temps(self.path / RECORD, RECORD_FILES)
+
+    def set_aside(self, name: str) -> Path:
+        """Rename a damaged file to `<name>.corrupt-<time>` (kept for inspection)."""
+        aside = self.path / f"{name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}"
+        os.replace(self.path / name, aside)
+        log.warning("moved %s to %s", self.path / name, aside.name)
+        return aside
 
     def check_same_run(self, cfg: dict, prev: Previous) -> None:
         """Refuse a config whose trajectory differs from the run already in the dir."""
@@ -238,15 +265,36 @@ class RunDir:
         io.save_json(summary, self.path / SUMMARY)
 
     def discard_if_empty(self) -> None:
-        """Remove the dir when it holds nothing but a log (a rejected first run)."""
+        """Remove the dir of a rejected first run: only when no one holds it and it holds
+        nothing but an empty log (what Hydra creates before the job starts)."""
+        if not self.path.is_dir():
+            return
         try:
-            leftovers = {p.name for p in self.path.iterdir()} - {"train.log", LOCK}
-            if not leftovers:
-                for name in ("train.log", LOCK):
-                    (self.path / name).unlink(missing_ok=True)
-                self.path.rmdir()
-        except OSError:
+            with self:
+                names = {p.name for p in self.path.iterdir()} - {LOCK}
+                log_file = self.path / "train.log"
+                if names <= {"train.log"} and (not log_file.exists() or log_file.stat().st_size == 0):
+                    log_file.unlink(missing_ok=True)
+                    (self.path / LOCK).unlink(missing_ok=True)
+                    self.path.rmdir()
+        except (OSError, RunDirError):
             pass
+
+
+def _valid_summary(summary) -> bool:
+    def is_count(v):
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+    return (isinstance(summary, dict) and summary.get("status") in STATUSES
+            and is_count(summary.get("iteration"))
+            and all(isinstance(summary.get(k, {}), dict) for k in ("config", "final", "best")))
+
+
+def _valid_checkpoint(state) -> bool:
+    return (isinstance(state, dict) and all(k in state for k in CHECKPOINT_KEYS)
+            and isinstance(state["model"], dict) and isinstance(state["config"], dict)
+            and isinstance(state["metrics"], list) and isinstance(state["gradients"], list)
+            and isinstance(state["iteration"], int) and state["iteration"] >= 0)
 
 
 def _read_holder(fd: int) -> str:
