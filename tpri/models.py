@@ -16,6 +16,7 @@ from tpri.inverse import RNNInverse
 
 ACTIVATIONS = ("tanh", "identity", "relu")
 INVERTIBLE = ("tanh", "identity")  # activations TP can invert exactly
+LOCAL_CHUNK_ELEMENTS = 2**22  # the local update's temporary: at most ~16 MiB in float32
 
 
 @torch.no_grad()
@@ -73,7 +74,11 @@ class RNN(nn.Module):
         return self.rnn.bias_ih_l0 + self.rnn.bias_hh_l0
 
     def states(self, x: Tensor) -> Tensor:
-        """All hidden states h_1..h_T, shape (B, T, d), for inputs x of shape (B, T, n)."""
+        """All hidden states h_1..h_T, shape (B, T, d), for inputs x of shape (B, T, n).
+        Without autograd (TP's local mode, evaluation) they are computed in place in one
+        time-major buffer, the memory of the states alone (`states_in_place`)."""
+        if not torch.is_grad_enabled():
+            return self.states_in_place(x)
         if self.activation != "identity":
             return self.rnn(x)[0]
         W = self.rnn.weight_hh_l0
@@ -85,6 +90,23 @@ class RNN(nn.Module):
             hs.append(h)
         return torch.stack(hs, 1)
 
+    @torch.no_grad()
+    def states_in_place(self, x: Tensor) -> Tensor:
+        """The states without autograd, with no memory beyond them: the buffer first holds
+        U x_t + b, then step t adds W h_{t-1} and applies a in place. (B, T, n) -> (B, T, d),
+        a time-major buffer seen batch-first, as nn.RNN returns it."""
+        (B, T, n), d = x.shape, self.rnn.hidden_size
+        x_rows = x.transpose(0, 1).reshape(T * B, n)  # (T*B, n), time-major rows
+        hs = torch.addmm(self.bias, x_rows, self.rnn.weight_ih_l0.T).view(T, B, d)
+        steps, W_t = hs.unbind(0), self.rnn.weight_hh_l0.T
+        activate = {"tanh": Tensor.tanh_, "relu": Tensor.relu_, "identity": None}[self.activation]
+        for t in range(T):
+            if t > 0:
+                steps[t].addmm_(steps[t - 1], W_t)
+            if activate is not None:
+                activate(steps[t])
+        return hs.transpose(0, 1)
+
     def cell(self, h_prev: Tensor, x: Tensor) -> Tensor:
         """One recurrence step applied to any batch shape: a(W h_prev + U x + b).
         h_prev (..., d), x (..., n) -> (..., d). Used by TP's layer-local update."""
@@ -95,17 +117,28 @@ class RNN(nn.Module):
     def local_backward(self, x: Tensor, hs: Tensor, E: Tensor) -> None:
         """Closed-form gradient of J = sum_t sum_batch 1/2 ||a(W h_{t-1} + U x_t + b) - v_t||^2
         with every h_{t-1} at its forward value, accumulated into `.grad`; E = v - h (B, T, d).
-        Three matrix products over all steps at once (TP's update="local")."""
+        Matrix products over all steps at once (TP's update="local"), in chunks of steps so the
+        only temporary, dJ/dz, stays small; h_{t-1} is a shifted view of the states."""
         # time-major (T, B, .) rows: the memory order of nn.RNN's states and of TP's targets,
         # so the reshapes below are free views for them (copies otherwise, still correct)
         hs, E, x = hs.transpose(0, 1), E.transpose(0, 1), x.transpose(0, 1)
-        d, n = hs.shape[-1], x.shape[-1]
-        delta = E * (hs * hs - 1) if self.activation == "tanh" else -E  # dJ/dz_t, (T, B, d)
-        delta = delta.reshape(-1, d)  # (T*B, d)
-        h_prev = torch.cat([torch.zeros_like(hs[:1]), hs[:-1]]).reshape(-1, d)  # h_{t-1} rows
-        bias = delta.sum(0)
-        grads = {"weight_hh_l0": delta.T @ h_prev, "weight_ih_l0": delta.T @ x.reshape(-1, n),
-                 "bias_ih_l0": bias, "bias_hh_l0": bias}
+        (T, B, d), n = hs.shape, x.shape[-1]
+        grad_W, grad_U = hs.new_zeros(d, d), hs.new_zeros(d, n)
+        grad_b = hs.new_zeros(d)
+        chunk = max(1, LOCAL_CHUNK_ELEMENTS // (B * max(d, n)))  # steps per chunk
+        for start in range(0, T, chunk):
+            stop = min(start + chunk, T)
+            if self.activation == "tanh":  # dJ/dz_t = e_t * (h_t^2 - 1), (steps, B, d)
+                delta = hs[start:stop].square().sub_(1).mul_(E[start:stop]).reshape(-1, d)
+            else:  # identity: dJ/dz_t = -e_t
+                delta = E[start:stop].neg().reshape(-1, d)
+            grad_U.addmm_(delta.T, x[start:stop].reshape(-1, n))
+            grad_b.add_(delta.sum(0))
+            first = max(start, 1)  # h_0 = 0: step 0 adds nothing to grad_W
+            if first < stop:
+                grad_W.addmm_(delta[(first - start) * B:].T, hs[first - 1:stop - 1].reshape(-1, d))
+        grads = {"weight_hh_l0": grad_W, "weight_ih_l0": grad_U,
+                 "bias_ih_l0": grad_b, "bias_hh_l0": grad_b}
         for name, grad in grads.items():
             param = getattr(self.rnn, name)
             param.grad = grad if param.grad is None else param.grad + grad
@@ -115,7 +148,11 @@ class RNN(nn.Module):
         return self.readout(hs[:, -1])
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.predict(self.states(x))
+        """predict(states(x)), reading nn.RNN's h_n: BP's backward then never touches the
+        (B, T, d) output sequence (no full-size zero gradient, no copy)."""
+        if self.activation == "identity":
+            return self.predict(self.states(x))
+        return self.readout(self.rnn(x)[1][-1])  # h_n (1, B, d) -> (B, d)
 
     def check_tp(self, targets: str = "linearized") -> None:
         """TP inverts the activation: only tanh and identity RNNs qualify (every rule)."""

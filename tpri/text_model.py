@@ -65,6 +65,10 @@ class TextRNN(RNN):
         """Readout of every state: (B, T, d) -> (B, T, output_size)."""
         return self.readout(hs)
 
+    def forward(self, x: Tensor) -> Tensor:
+        """Every state is read out: predict(states(x)) (not the RNN's last-state shortcut)."""
+        return self.predict(self.states(x))
+
     def regularized_inverse(self, x: Tensor, hs: Tensor, reg: float) -> RNNInverse:
         """The RNN's layer inverses on the embedded tokens (one factorisation)."""
         return super().regularized_inverse(self.embedding(x).detach(), hs, reg)

@@ -12,7 +12,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from tpri.inverse import Diverged, previous_states
+from tpri.capture import CapturedSweep
+from tpri.inverse import Diverged, RNNInverse, previous_states
 
 TARGETS = ("linearized", "difference", "inverse")
 UPDATES = ("graph", "local")
@@ -70,31 +71,41 @@ class TargetProp:
             raise ValueError(f"update: unknown mode {update!r}; accepted: {list(UPDATES)}")
         self.targets, self.update = targets, update
         self.displacements: Tensor | None = None
+        self._capture: CapturedSweep | None = None
 
     def __repr__(self) -> str:
         return (f"TargetProp(lr_target={self.lr_target}, reg={self.reg}, "
                 f"targets={self.targets!r}, update={self.update!r})")
 
     def backward(self, model: nn.Module, inputs: Tensor, labels: Tensor, loss_fn) -> Tensor:
-        """Accumulate the TP direction into `p.grad` and return the batch loss."""
+        """Accumulate the TP direction into `p.grad` and return the batch loss.
+
+        Memory: the forward states (with BP's autograd graph in graph mode), the displacements
+        E and one (T, B, d) buffer of per-step factors during the sweep, freed before the update.
+        """
         self.check(model)
+        self.displacements = None  # the last call's E goes before this call's memory comes
         if self.update == "graph":
             hs = model.states(inputs)  # (B, T, d), recorded for the gradient of J
             h = hs.detach()
         else:
             with torch.no_grad():
                 h = model.states(inputs)
-        loss, grad_h = _readout_backward(model, h, labels, loss_fn)
+        loss, grad_last, grad_steps = _readout_backward(model, h, labels, loss_fn)
         with torch.no_grad():
             inverse = self.layer_inverse(model, inputs, h)
-            per_step = grad_h if model.per_step_loss else None
-            E = self.propagate(inverse, grad_h[:, -1], per_step).transpose(0, 1)  # (B, T, d)
+            # graph mode: autograd keeps its own copies of the states, so the sweep may write
+            # its per-step factors over h (a version-counter error, not silent, if not)
+            E = self.propagate(inverse, grad_last, grad_steps, reuse_states=self.update == "graph")
+            del inverse, grad_steps  # the sweep's factors go before the update's memory comes
+            E = E.transpose(0, 1)  # (B, T, d), a view
         if self.update == "graph":
-            hs.backward(-E)  # dJ/dh_t = h_t - v_t = -e_t
+            hs.backward(E.neg_())  # dJ/dh_t = h_t - v_t = -e_t, negated in place and back
+            E.neg_()
         else:
             _local_backward(model, inputs, h, E)
         self.displacements = E
-        return loss.detach()
+        return loss
 
     def layer_inverse(self, model: nn.Module, inputs: Tensor, h: Tensor):
         """The object whose target rules the sweep applies: the model's regularized inverses."""
@@ -106,12 +117,36 @@ class TargetProp:
         if hasattr(model, "check_tp"):
             model.check_tp(self.targets)
 
-    def propagate(self, inverse, grad_last: Tensor, grad_steps: Tensor | None = None) -> Tensor:
+    def propagate(self, inverse, grad_last: Tensor, grad_steps: Tensor | None = None,
+                  reuse_states: bool = False) -> Tensor:
         """Target sweep: the displacements e_t = v_t - h_t for t = T..1, shape (T, B, d).
 
         grad_last: dl/dh_T (B, d). grad_steps: dl/dh_t (B, T, d) when every step has its own
         loss (then each step also gets its local target u_t = h_t - lr_target dl/dh_t).
+        reuse_states: the linearized rule may overwrite `inverse.h` with its slopes (saves a
+        (T, B, d) buffer; `inverse` is spent afterwards).
+        On CUDA the linearized sweep of an RNN is replayed as a CUDA graph (`tpri.capture`):
+        one launch instead of ~2T; the returned E then lives in the graph's buffer, valid until
+        the next call.
         """
+        if self.targets == "linearized" and isinstance(inverse, RNNInverse):
+            E = self._captured.run(inverse, grad_last, grad_steps, self.lr_target)
+            if E is None:
+                E = grad_last.new_empty(inverse.h.shape)
+                if reuse_states and inverse.activation == "tanh":
+                    slope = inverse.slope_inv_into(inverse.h).unbind(0)  # in place over h
+                else:
+                    slope = inverse.slope_inv()
+                linearized_sweep(E, grad_last, inverse.At, slope, grad_steps, self.lr_target,
+                                 inverse._buffer)
+        else:
+            E = self._generic_sweep(inverse, grad_last, grad_steps)
+        if not torch.isfinite(E.sum()):  # one reduction: NaN / inf anywhere spoil the sum
+            raise Diverged("non-finite targets in the TP sweep")
+        return E
+
+    def _generic_sweep(self, inverse, grad_last: Tensor, grad_steps: Tensor | None) -> Tensor:
+        """Any rule of any inverse, one `rule(e_k, k, out=e_{k-1})` call per step."""
         step = getattr(inverse, self.targets)  # (e_k, k, out) -> e_{k-1}
         T, B, d = inverse.h.shape
         E = grad_last.new_empty(T, B, d)
@@ -121,9 +156,33 @@ class TargetProp:
             step(steps[k], k, out=steps[k - 1])
             if grad_steps is not None:
                 steps[k - 1].add_(grad_steps[:, k - 1], alpha=-self.lr_target)
-        if not torch.isfinite(E.sum()):  # one reduction: NaN / inf anywhere spoil the sum
-            raise Diverged("non-finite targets in the TP sweep")
         return E
+
+    @property
+    def _captured(self) -> CapturedSweep:
+        if getattr(self, "_capture", None) is None:  # lazily: old pickles / subclasses
+            self._capture = CapturedSweep()
+        return self._capture
+
+
+def linearized_sweep(E: Tensor, grad_last: Tensor, At: Tensor, slope_inv, grad_steps: Tensor | None,
+                     lr_target: float, buffer: Tensor) -> Tensor:
+    """The linearized rule for a tanh / identity RNN, written into E (T, B, d):
+
+        e_T = -lr_target g_T,   e_{k-1} = (e_k * slope_inv_k) @ A^T  (- lr_target g_{k-1})
+
+    slope_inv: T tensors (B, d), 1 / a'(a^{-1}(h_k)), or None (identity); At (d, d);
+    grad_steps (B, T, d) or None; buffer (B, d) scratch. Two kernels per step, nothing allocated
+    (so a CUDA graph can capture it)."""
+    steps = E.unbind(0)
+    T = len(steps)
+    torch.mul(grad_last, -lr_target, out=steps[T - 1])
+    for k in range(T - 1, 0, -1):
+        scaled = steps[k] if slope_inv is None else torch.mul(steps[k], slope_inv[k], out=buffer)
+        torch.mm(scaled, At, out=steps[k - 1])
+        if grad_steps is not None:
+            steps[k - 1].add_(grad_steps[:, k - 1], alpha=-lr_target)
+    return E
 
 
 def _local_backward(model: nn.Module, inputs: Tensor, h: Tensor, E: Tensor) -> None:
@@ -141,9 +200,14 @@ def autograd_local_backward(model: nn.Module, inputs: Tensor, h: Tensor, E: Tens
 
 
 def _readout_backward(model: nn.Module, h: Tensor, labels: Tensor, loss_fn):
-    """Loss with the states detached; fills the readout's gradients and returns dl/dh."""
+    """Loss with the states detached; fills the readout's gradients. Returns the loss,
+    dl/dh_T (B, d) and, for per-step losses, dl/dh (B, T, d) (else None: the full-size gradient
+    is dropped here, only its last step is kept)."""
     leaf = h.detach().requires_grad_()
     with torch.enable_grad():
         loss = loss_fn(model.predict(leaf), labels)
         loss.backward()
-    return loss, leaf.grad
+    loss = loss.detach()  # the graph of the loss holds `leaf`, hence its full-size gradient
+    if model.per_step_loss:
+        return loss, leaf.grad[:, -1], leaf.grad
+    return loss, leaf.grad[:, -1].clone(), None
