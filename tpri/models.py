@@ -75,9 +75,9 @@ class RNN(nn.Module):
 
     def states(self, x: Tensor) -> Tensor:
         """All hidden states h_1..h_T, shape (B, T, d), for inputs x of shape (B, T, n).
-        Without autograd (TP's local mode, evaluation) they are computed in place in one
+        Without autograd on the CPU (TP, evaluation) they are computed in place in one
         time-major buffer, the memory of the states alone (`states_in_place`)."""
-        if not torch.is_grad_enabled():
+        if not torch.is_grad_enabled() and x.device.type == "cpu":  # cuDNN is lean already
             return self.states_in_place(x)
         if self.activation != "identity":
             return self.rnn(x)[0]
@@ -113,28 +113,61 @@ class RNN(nn.Module):
         z = h_prev @ self.rnn.weight_hh_l0.T + x @ self.rnn.weight_ih_l0.T + self.bias
         return {"tanh": torch.tanh, "relu": torch.relu, "identity": lambda v: v}[self.activation](z)
 
+    # --- closed-form gradients of TP's surrogate J = sum_t sum_batch 1/2 ||h_t - v_t||^2 ---
+    # Both take E = v - h (B, T, d) and the forward states hs (B, T, d), and accumulate into
+    # `.grad`. Rows are time-major (T, B, .), the memory order of the states and of TP's targets,
+    # so the reshapes are free views for them (copies otherwise, still correct).
     @torch.no_grad()
     def local_backward(self, x: Tensor, hs: Tensor, E: Tensor) -> None:
-        """Closed-form gradient of J = sum_t sum_batch 1/2 ||a(W h_{t-1} + U x_t + b) - v_t||^2
-        with every h_{t-1} at its forward value, accumulated into `.grad`; E = v - h (B, T, d).
-        Matrix products over all steps at once (TP's update="local"), in chunks of steps so the
-        only temporary, dJ/dz, stays small; h_{t-1} is a shifted view of the states."""
-        # time-major (T, B, .) rows: the memory order of nn.RNN's states and of TP's targets,
-        # so the reshapes below are free views for them (copies otherwise, still correct)
-        hs, E, x = hs.transpose(0, 1), E.transpose(0, 1), x.transpose(0, 1)
+        """TP's update="local": every h_{t-1} held at its forward value, so
+        dJ/dz_t = a'(z_t) * (h_t - v_t) = e_t * (h_t^2 - 1) (tanh) or -e_t (identity),
+        computed chunk by chunk of steps (the only temporary)."""
+        hs, E = hs.transpose(0, 1), E.transpose(0, 1)  # (T, B, d)
+
+        def deltas(start: int, stop: int) -> Tensor:  # dJ/dz for steps [start, stop)
+            if self.activation == "tanh":
+                return hs[start:stop].square().sub_(1).mul_(E[start:stop])
+            return E[start:stop].neg()
+
+        self._accumulate_grads(x.transpose(0, 1), hs, deltas)
+
+    @torch.no_grad()
+    def graph_backward(self, x: Tensor, hs: Tensor, E: Tensor) -> None:
+        """TP's update="graph": the gradient of J through the unrolled forward (what autograd on
+        `states` gives), by hand. With delta_t = dJ/dz_t, z_t = W h_{t-1} + U x_t + b:
+
+            delta_t = a'(z_t) * (e_t - W^T delta_{t+1})      (delta_{T+1} = 0)
+
+        one (d, d) product per step into a (T, B, d) buffer, then three products over all steps."""
+        hs, E = hs.transpose(0, 1), E.transpose(0, 1)  # (T, B, d)
+        D, W = torch.empty_like(hs), self.rnn.weight_hh_l0
+        steps, e = D.unbind(0), E.unbind(0)
+        if self.activation == "tanh":
+            torch.mul(hs, hs, out=D).sub_(1)  # h_t^2 - 1 = -a'(z_t), in place
+            steps[-1].mul_(e[-1])
+            buffer = torch.empty_like(steps[0])  # (B, d)
+            for t in range(len(steps) - 2, -1, -1):
+                torch.addmm(e[t], steps[t + 1], W, alpha=-1, out=buffer)  # e_t - delta_{t+1} W
+                steps[t].mul_(buffer)
+        else:  # identity: delta_t = W^T delta_{t+1} - e_t
+            torch.neg(e[-1], out=steps[-1])
+            for t in range(len(steps) - 2, -1, -1):
+                torch.mm(steps[t + 1], W, out=steps[t]).sub_(e[t])
+        self._accumulate_grads(x.transpose(0, 1), hs, lambda start, stop: D[start:stop])
+
+    def _accumulate_grads(self, x: Tensor, hs: Tensor, deltas) -> None:
+        """Add sum_t delta_t^T [h_{t-1}, x_t, 1] into the recurrence's `.grad`, chunk by chunk of
+        steps. x (T, B, n), hs (T, B, d) time-major; deltas(start, stop) -> (stop - start, B, d);
+        h_{t-1} is a shifted view of hs (h_0 = 0 adds nothing)."""
         (T, B, d), n = hs.shape, x.shape[-1]
-        grad_W, grad_U = hs.new_zeros(d, d), hs.new_zeros(d, n)
-        grad_b = hs.new_zeros(d)
+        grad_W, grad_U, grad_b = hs.new_zeros(d, d), hs.new_zeros(d, n), hs.new_zeros(d)
         chunk = max(1, LOCAL_CHUNK_ELEMENTS // (B * max(d, n)))  # steps per chunk
         for start in range(0, T, chunk):
             stop = min(start + chunk, T)
-            if self.activation == "tanh":  # dJ/dz_t = e_t * (h_t^2 - 1), (steps, B, d)
-                delta = hs[start:stop].square().sub_(1).mul_(E[start:stop]).reshape(-1, d)
-            else:  # identity: dJ/dz_t = -e_t
-                delta = E[start:stop].neg().reshape(-1, d)
+            delta = deltas(start, stop).reshape(-1, d)  # (steps * B, d)
             grad_U.addmm_(delta.T, x[start:stop].reshape(-1, n))
             grad_b.add_(delta.sum(0))
-            first = max(start, 1)  # h_0 = 0: step 0 adds nothing to grad_W
+            first = max(start, 1)
             if first < stop:
                 grad_W.addmm_(delta[(first - start) * B:].T, hs[first - 1:stop - 1].reshape(-1, d))
         grads = {"weight_hh_l0": grad_W, "weight_ih_l0": grad_U,

@@ -80,32 +80,42 @@ class TargetProp:
     def backward(self, model: nn.Module, inputs: Tensor, labels: Tensor, loss_fn) -> Tensor:
         """Accumulate the TP direction into `p.grad` and return the batch loss.
 
-        Memory: the forward states (with BP's autograd graph in graph mode), the displacements
-        E and one (T, B, d) buffer of per-step factors during the sweep, freed before the update.
+        Memory, for a model with the closed forms (`local_backward` / `graph_backward`, used on
+        the CPU): the states, E, and one more (T, B, d) buffer (the sweep's slopes, then the
+        update's dJ/dz). Otherwise graph mode keeps autograd's graph of the forward, as BP.
         """
         self.check(model)
         self.displacements = None  # the last call's E goes before this call's memory comes
-        if self.update == "graph":
+        by_hand = self._closed_form(model, inputs)
+        if by_hand:
+            with torch.no_grad():
+                h = model.states(inputs)  # (B, T, d)
+        else:
             hs = model.states(inputs)  # (B, T, d), recorded for the gradient of J
             h = hs.detach()
-        else:
-            with torch.no_grad():
-                h = model.states(inputs)
         loss, grad_last, grad_steps = _readout_backward(model, h, labels, loss_fn)
         with torch.no_grad():
             inverse = self.layer_inverse(model, inputs, h)
-            # graph mode: autograd keeps its own copies of the states, so the sweep may write
-            # its per-step factors over h (a version-counter error, not silent, if not)
-            E = self.propagate(inverse, grad_last, grad_steps, reuse_states=self.update == "graph")
+            E = self.propagate(inverse, grad_last, grad_steps)  # (T, B, d)
             del inverse, grad_steps  # the sweep's factors go before the update's memory comes
             E = E.transpose(0, 1)  # (B, T, d), a view
-        if self.update == "graph":
+        if self.update == "local":
+            _local_backward(model, inputs, h, E)
+        elif by_hand:
+            model.graph_backward(inputs, h, E)
+        else:
             hs.backward(E.neg_())  # dJ/dh_t = h_t - v_t = -e_t, negated in place and back
             E.neg_()
-        else:
-            _local_backward(model, inputs, h, E)
         self.displacements = E
         return loss
+
+    def _closed_form(self, model: nn.Module, inputs: Tensor) -> bool:
+        """Whether the update skips autograd's graph of the forward: always in local mode; in
+        graph mode when the model has `graph_backward` and runs on the CPU (on CUDA, cuDNN's
+        fused forward and backward beat a step-by-step loop)."""
+        if self.update == "local":
+            return True
+        return hasattr(model, "graph_backward") and inputs.device.type == "cpu"
 
     def layer_inverse(self, model: nn.Module, inputs: Tensor, h: Tensor):
         """The object whose target rules the sweep applies: the model's regularized inverses."""
@@ -117,14 +127,11 @@ class TargetProp:
         if hasattr(model, "check_tp"):
             model.check_tp(self.targets)
 
-    def propagate(self, inverse, grad_last: Tensor, grad_steps: Tensor | None = None,
-                  reuse_states: bool = False) -> Tensor:
+    def propagate(self, inverse, grad_last: Tensor, grad_steps: Tensor | None = None) -> Tensor:
         """Target sweep: the displacements e_t = v_t - h_t for t = T..1, shape (T, B, d).
 
         grad_last: dl/dh_T (B, d). grad_steps: dl/dh_t (B, T, d) when every step has its own
         loss (then each step also gets its local target u_t = h_t - lr_target dl/dh_t).
-        reuse_states: the linearized rule may overwrite `inverse.h` with its slopes (saves a
-        (T, B, d) buffer; `inverse` is spent afterwards).
         On CUDA the linearized sweep of an RNN is replayed as a CUDA graph (`tpri.capture`):
         one launch instead of ~2T; the returned E then lives in the graph's buffer, valid until
         the next call.
@@ -133,12 +140,8 @@ class TargetProp:
             E = self._captured.run(inverse, grad_last, grad_steps, self.lr_target)
             if E is None:
                 E = grad_last.new_empty(inverse.h.shape)
-                if reuse_states and inverse.activation == "tanh":
-                    slope = inverse.slope_inv_into(inverse.h).unbind(0)  # in place over h
-                else:
-                    slope = inverse.slope_inv()
-                linearized_sweep(E, grad_last, inverse.At, slope, grad_steps, self.lr_target,
-                                 inverse._buffer)
+                linearized_sweep(E, grad_last, inverse.At, inverse.slope_inv(), grad_steps,
+                                 self.lr_target, inverse._buffer)
         else:
             E = self._generic_sweep(inverse, grad_last, grad_steps)
         if not torch.isfinite(E.sum()):  # one reduction: NaN / inf anywhere spoil the sum
