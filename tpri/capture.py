@@ -4,7 +4,8 @@ The sweep is ~2T small kernels (T = 784 for sequential MNIST): launched one by o
 a GPU iteration would be bound by launch overhead. A CUDA graph records them once and replays
 them in one launch. The graph reads and writes fixed buffers, so each call copies its inputs in
 (A^T, dl/dh_T and, for per-step losses, dl/dh) and the inverse writes its slopes straight into
-the graph's slope buffer; the displacements come out in the graph's E buffer.
+the graph's E buffer, where the sweep turns them into the displacements (see
+`tpri.tp.linearized_sweep`; the caller finishes with `RNNInverse.mul_slope_`).
 
 Policy: on CPU tensors, or when capture fails, `run` returns None and the caller sweeps eagerly
 (same function, same numbers). A shape is captured the second time in a row it is seen, and one
@@ -30,7 +31,7 @@ class SweepKey:
     d: int
     dtype: torch.dtype
     device: torch.device
-    tanh: bool  # slope buffer present (identity: no slope factor)
+    tanh: bool  # E starts as the slopes (identity: no slope factor)
     per_step: bool  # grad_steps added at every step
     lr_target: float
 
@@ -46,13 +47,11 @@ class _Graph:
         self.E = torch.zeros(key.T, key.B, key.d, **kw)
         self.At = torch.zeros(key.d, key.d, **kw)
         self.grad_last = torch.zeros(key.B, key.d, **kw)
-        self.slope = torch.ones(key.T, key.B, key.d, **kw) if key.tanh else None
         self.grad_steps = torch.zeros(key.B, key.T, key.d, **kw) if key.per_step else None
         self.buffer = torch.zeros(key.B, key.d, **kw)
-        slope_steps = None if self.slope is None else self.slope.unbind(0)
 
         def sweep():
-            linearized_sweep(self.E, self.grad_last, self.At, slope_steps, self.grad_steps,
+            linearized_sweep(self.E, self.grad_last, self.At, key.tanh, self.grad_steps,
                              key.lr_target, self.buffer)
 
         side = torch.cuda.Stream(key.device)  # warm-up off the default stream, as capture needs
@@ -68,8 +67,7 @@ class _Graph:
     def run(self, inverse, grad_last: Tensor, grad_steps: Tensor | None) -> Tensor:
         self.At.copy_(inverse.At)
         self.grad_last.copy_(grad_last)
-        if self.slope is not None:
-            inverse.slope_inv_into(self.slope)
+        inverse.slope_inv_into(self.E)  # tanh: E starts as the slopes (identity: untouched)
         if self.grad_steps is not None:
             self.grad_steps.copy_(grad_steps)
         self.graph.replay()

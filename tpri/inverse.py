@@ -16,6 +16,9 @@ import torch
 from torch import Tensor
 
 CLAMP_EPS = 1e-3  # a^{-1}(v) = atanh(clamp(v, -1 + eps, 1 - eps)) for tanh
+# Whole-sequence elementwise work runs in chunks of steps of at most this many elements (1 MiB
+# in float32), so its temporaries stay small next to the (T, B, d) states.
+CHUNK_ELEMENTS = 2**18
 
 
 class Diverged(RuntimeError):
@@ -77,6 +80,17 @@ class RNNInverse:
             return None
         torch.clamp(self.h, -1 + CLAMP_EPS, 1 - CLAMP_EPS, out=out)
         return out.mul_(out).sub_(1).neg_().reciprocal_()  # 1 / (1 - c^2)
+
+    def mul_slope_(self, F: Tensor) -> Tensor:
+        """F (T, B, d) *= a'(a^{-1}(h_t)) = 1 - clamp(h_t)^2 in place, chunk by chunk of steps
+        (the only temporary); the identity leaves F as it is."""
+        if self.activation == "tanh":
+            T, B, d = F.shape
+            size = max(1, CHUNK_ELEMENTS // (B * d))
+            for start in range(0, T, size):
+                c = _clamp(self.h[start:start + size])
+                F[start:start + size].mul_(c.mul_(c).sub_(1).neg_())  # 1 - c^2
+        return F
 
     def slope_inv(self) -> tuple[Tensor, ...] | None:
         """1 / a'(a^{-1}(h_t)) per step, T tensors (B, d), or None for the identity (slope 1)."""

@@ -12,11 +12,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from tpri.inverse import RNNInverse
+from tpri.inverse import CHUNK_ELEMENTS, RNNInverse
 
 ACTIVATIONS = ("tanh", "identity", "relu")
 INVERTIBLE = ("tanh", "identity")  # activations TP can invert exactly
-LOCAL_CHUNK_ELEMENTS = 2**22  # the local update's temporary: at most ~16 MiB in float32
 
 
 @torch.no_grad()
@@ -120,16 +119,16 @@ class RNN(nn.Module):
     @torch.no_grad()
     def local_backward(self, x: Tensor, hs: Tensor, E: Tensor) -> None:
         """TP's update="local": every h_{t-1} held at its forward value, so
-        dJ/dz_t = a'(z_t) * (h_t - v_t) = e_t * (h_t^2 - 1) (tanh) or -e_t (identity),
-        computed chunk by chunk of steps (the only temporary)."""
-        hs, E = hs.transpose(0, 1), E.transpose(0, 1)  # (T, B, d)
-
-        def deltas(start: int, stop: int) -> Tensor:  # dJ/dz for steps [start, stop)
+        dJ/dz_t = a'(z_t) * (h_t - v_t) = e_t * (h_t^2 - 1) (tanh) or -e_t (identity)."""
+        hs, E, x = hs.transpose(0, 1), E.transpose(0, 1), x.transpose(0, 1)  # time-major
+        grads = _Grads(hs, x.shape[-1])
+        for start, stop in grads.chunks():
             if self.activation == "tanh":
-                return hs[start:stop].square().sub_(1).mul_(E[start:stop])
-            return E[start:stop].neg()
-
-        self._accumulate_grads(x.transpose(0, 1), hs, deltas)
+                delta = hs[start:stop].square().sub_(1).mul_(E[start:stop])
+            else:
+                delta = E[start:stop].neg()
+            grads.add(x, hs, start, stop, delta)
+        grads.write(self.rnn)
 
     @torch.no_grad()
     def graph_backward(self, x: Tensor, hs: Tensor, E: Tensor) -> None:
@@ -138,43 +137,30 @@ class RNN(nn.Module):
 
             delta_t = a'(z_t) * (e_t - W^T delta_{t+1})      (delta_{T+1} = 0)
 
-        one (d, d) product per step into a (T, B, d) buffer, then three products over all steps."""
-        hs, E = hs.transpose(0, 1), E.transpose(0, 1)  # (T, B, d)
-        D, W = torch.empty_like(hs), self.rnn.weight_hh_l0
-        steps, e = D.unbind(0), E.unbind(0)
-        if self.activation == "tanh":
-            torch.mul(hs, hs, out=D).sub_(1)  # h_t^2 - 1 = -a'(z_t), in place
-            steps[-1].mul_(e[-1])
-            buffer = torch.empty_like(steps[0])  # (B, d)
-            for t in range(len(steps) - 2, -1, -1):
-                torch.addmm(e[t], steps[t + 1], W, alpha=-1, out=buffer)  # e_t - delta_{t+1} W
-                steps[t].mul_(buffer)
-        else:  # identity: delta_t = W^T delta_{t+1} - e_t
-            torch.neg(e[-1], out=steps[-1])
-            for t in range(len(steps) - 2, -1, -1):
-                torch.mm(steps[t + 1], W, out=steps[t]).sub_(e[t])
-        self._accumulate_grads(x.transpose(0, 1), hs, lambda start, stop: D[start:stop])
-
-    def _accumulate_grads(self, x: Tensor, hs: Tensor, deltas) -> None:
-        """Add sum_t delta_t^T [h_{t-1}, x_t, 1] into the recurrence's `.grad`, chunk by chunk of
-        steps. x (T, B, n), hs (T, B, d) time-major; deltas(start, stop) -> (stop - start, B, d);
-        h_{t-1} is a shifted view of hs (h_0 = 0 adds nothing)."""
-        (T, B, d), n = hs.shape, x.shape[-1]
-        grad_W, grad_U, grad_b = hs.new_zeros(d, d), hs.new_zeros(d, n), hs.new_zeros(d)
-        chunk = max(1, LOCAL_CHUNK_ELEMENTS // (B * max(d, n)))  # steps per chunk
-        for start in range(0, T, chunk):
-            stop = min(start + chunk, T)
-            delta = deltas(start, stop).reshape(-1, d)  # (steps * B, d)
-            grad_U.addmm_(delta.T, x[start:stop].reshape(-1, n))
-            grad_b.add_(delta.sum(0))
-            first = max(start, 1)
-            if first < stop:
-                grad_W.addmm_(delta[(first - start) * B:].T, hs[first - 1:stop - 1].reshape(-1, d))
-        grads = {"weight_hh_l0": grad_W, "weight_ih_l0": grad_U,
-                 "bias_ih_l0": grad_b, "bias_hh_l0": grad_b}
-        for name, grad in grads.items():
-            param = getattr(self.rnn, name)
-            param.grad = grad if param.grad is None else param.grad + grad
+        one (d, d) product per step, last chunk of steps first; each chunk's deltas then enter
+        the parameter gradients, so no full-size buffer is needed."""
+        hs, E, x = hs.transpose(0, 1), E.transpose(0, 1), x.transpose(0, 1)  # time-major
+        grads, W, tanh = _Grads(hs, x.shape[-1]), self.rnn.weight_hh_l0, self.activation == "tanh"
+        buffer, carry = torch.empty_like(hs[0]), torch.empty_like(hs[0])  # (B, d)
+        later = None  # delta_{t+1}; None at t = T - 1
+        for start, stop in reversed(grads.chunks()):
+            states = hs[start:stop]
+            delta = torch.mul(states, states).sub_(1) if tanh else torch.empty_like(states)
+            steps = delta.unbind(0)  # tanh: h_t^2 - 1 = -a'(z_t), overwritten by delta_t
+            for t in range(stop - 1, start - 1, -1):
+                step, e = steps[t - start], E[t]
+                if tanh and later is None:
+                    step.mul_(e)
+                elif tanh:  # (h_t^2 - 1) * (e_t - delta_{t+1} W)
+                    step.mul_(torch.addmm(e, later, W, alpha=-1, out=buffer))
+                elif later is None:
+                    torch.neg(e, out=step)
+                else:  # identity: delta_{t+1} W - e_t
+                    torch.mm(later, W, out=step).sub_(e)
+                later = step
+            grads.add(x, hs, start, stop, delta)
+            later = carry.copy_(later)  # the chunk's buffer goes; its first delta is needed next
+        grads.write(self.rnn)
 
     def predict(self, hs: Tensor) -> Tensor:
         """Readout of the last state: (B, T, d) -> (B, output_size)."""
@@ -198,3 +184,37 @@ class RNN(nn.Module):
         self.check_tp()
         return RNNInverse(self.rnn.weight_hh_l0.detach(), self.rnn.weight_ih_l0.detach(),
                           self.bias.detach(), self.activation, reg, x, hs)
+
+
+class _Grads:
+    """Parameter gradients of the recurrence, sum_t delta_t^T [h_{t-1}, x_t, 1], accumulated chunk
+    by chunk of steps so the deltas (dJ/dz_t) never need a full (T, B, d) buffer. Rows are
+    time-major (T, B, .), the memory order of the states and of TP's targets, so the reshapes
+    are free views for them (copies otherwise, still correct); h_{t-1} is a shifted view."""
+
+    def __init__(self, hs: Tensor, n: int):
+        T, B, d = hs.shape
+        self.T, self.B, self.d, self.n = T, B, d, n
+        self.W, self.U, self.b = hs.new_zeros(d, d), hs.new_zeros(d, n), hs.new_zeros(d)
+
+    def chunks(self) -> list[tuple[int, int]]:
+        """[start, stop) ranges of steps, each at most CHUNK_ELEMENTS per (T, B, .) row."""
+        size = max(1, CHUNK_ELEMENTS // (self.B * max(self.d, self.n)))
+        return [(start, min(start + size, self.T)) for start in range(0, self.T, size)]
+
+    def add(self, x: Tensor, hs: Tensor, start: int, stop: int, delta: Tensor) -> None:
+        """x (T, B, n), hs (T, B, d); delta (stop - start, B, d) the deltas of those steps."""
+        delta = delta.reshape(-1, self.d)
+        self.U.addmm_(delta.T, x[start:stop].reshape(-1, self.n))
+        self.b.add_(delta.sum(0))
+        first = max(start, 1)  # h_0 = 0: step 0 adds nothing to W's gradient
+        if first < stop:
+            self.W.addmm_(delta[(first - start) * self.B:].T,
+                          hs[first - 1:stop - 1].reshape(-1, self.d))
+
+    def write(self, rnn: nn.RNN) -> None:
+        """Accumulate into `.grad` of nn.RNN's parameters (both biases get b's gradient)."""
+        for name, grad in (("weight_hh_l0", self.W), ("weight_ih_l0", self.U),
+                           ("bias_ih_l0", self.b), ("bias_hh_l0", self.b)):
+            param = getattr(rnn, name)
+            param.grad = grad if param.grad is None else param.grad + grad

@@ -140,8 +140,10 @@ class TargetProp:
             E = self._captured.run(inverse, grad_last, grad_steps, self.lr_target)
             if E is None:
                 E = grad_last.new_empty(inverse.h.shape)
-                linearized_sweep(E, grad_last, inverse.At, inverse.slope_inv(), grad_steps,
-                                 self.lr_target, inverse._buffer)
+                tanh = inverse.slope_inv_into(E) is not None  # E starts as the slopes 1 / a'
+                linearized_sweep(E, grad_last, inverse.At, tanh, grad_steps, self.lr_target,
+                                 inverse._buffer)
+            inverse.mul_slope_(E)  # tanh: E held e_t / a'_t, now e_t
         else:
             E = self._generic_sweep(inverse, grad_last, grad_steps)
         if not torch.isfinite(E.sum()):  # one reduction: NaN / inf anywhere spoil the sum
@@ -168,23 +170,31 @@ class TargetProp:
         return self._capture
 
 
-def linearized_sweep(E: Tensor, grad_last: Tensor, At: Tensor, slope_inv, grad_steps: Tensor | None,
-                     lr_target: float, buffer: Tensor) -> Tensor:
-    """The linearized rule for a tanh / identity RNN, written into E (T, B, d):
+def linearized_sweep(E: Tensor, grad_last: Tensor, At: Tensor, tanh: bool,
+                     grad_steps: Tensor | None, lr_target: float, buffer: Tensor) -> Tensor:
+    """The linearized rule for a tanh / identity RNN in one (T, B, d) buffer E:
 
-        e_T = -lr_target g_T,   e_{k-1} = (e_k * slope_inv_k) @ A^T  (- lr_target g_{k-1})
+        e_T = -lr_target g_T,   e_{k-1} = (e_k / a'_k) @ A^T  (- lr_target g_{k-1})
 
-    slope_inv: T tensors (B, d), 1 / a'(a^{-1}(h_k)), or None (identity); At (d, d);
-    grad_steps (B, T, d) or None; buffer (B, d) scratch. Two kernels per step, nothing allocated
-    (so a CUDA graph can capture it)."""
+    tanh: E comes in holding the slopes s_k = 1 / a'_k and leaves holding f_k = e_k * s_k (each
+    e_k multiplies its slope in place as soon as it is known, and f_k is what the next step
+    reads), so the sweep needs no buffer beyond E; `RNNInverse.mul_slope_` turns f back into e.
+    identity: E leaves holding e. Two kernels per step into preallocated memory (nothing is
+    allocated, so a CUDA graph can record it). At (d, d), grad_steps (B, T, d) or None,
+    buffer (B, d) scratch."""
     steps = E.unbind(0)
     T = len(steps)
-    torch.mul(grad_last, -lr_target, out=steps[T - 1])
-    for k in range(T - 1, 0, -1):
-        scaled = steps[k] if slope_inv is None else torch.mul(steps[k], slope_inv[k], out=buffer)
-        torch.mm(scaled, At, out=steps[k - 1])
+    current = torch.mul(grad_last, -lr_target, out=buffer)  # e_T
+    for k in range(T - 1, -1, -1):  # current holds e_k (step k, 0-based)
+        if tanh:
+            steps[k].mul_(current)  # f_k = s_k * e_k
+        elif current is not steps[k]:
+            steps[k].copy_(current)
+        if k == 0:
+            break
+        current = torch.mm(steps[k], At, out=buffer if tanh else steps[k - 1])  # e_{k-1}
         if grad_steps is not None:
-            steps[k - 1].add_(grad_steps[:, k - 1], alpha=-lr_target)
+            current.add_(grad_steps[:, k - 1], alpha=-lr_target)
     return E
 
 
@@ -204,13 +214,15 @@ def autograd_local_backward(model: nn.Module, inputs: Tensor, h: Tensor, E: Tens
 
 def _readout_backward(model: nn.Module, h: Tensor, labels: Tensor, loss_fn):
     """Loss with the states detached; fills the readout's gradients. Returns the loss,
-    dl/dh_T (B, d) and, for per-step losses, dl/dh (B, T, d) (else None: the full-size gradient
-    is dropped here, only its last step is kept)."""
-    leaf = h.detach().requires_grad_()
+    dl/dh_T (B, d) and, for per-step losses, dl/dh (B, T, d) (else None).
+
+    A model without per-step losses reads h_T only, so its readout gets h[:, -1:] (B, 1, d):
+    no full-size gradient of zeros is made for the other steps."""
+    read = h if model.per_step_loss else h[:, -1:]
+    leaf = read.detach().requires_grad_()
     with torch.enable_grad():
         loss = loss_fn(model.predict(leaf), labels)
         loss.backward()
-    loss = loss.detach()  # the graph of the loss holds `leaf`, hence its full-size gradient
     if model.per_step_loss:
-        return loss, leaf.grad[:, -1], leaf.grad
-    return loss, leaf.grad[:, -1].clone(), None
+        return loss.detach(), leaf.grad[:, -1], leaf.grad
+    return loss.detach(), leaf.grad[:, -1], None
