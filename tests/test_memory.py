@@ -45,8 +45,7 @@ def test_closed_form_graph_update_equals_autograd(activation):
     expected = {n: p.grad.clone() for n, p in model.rnn.named_parameters()}
     model.zero_grad()
     model.graph_backward(x, model.states(x).detach(), E)
-    assert_close({n: p.grad for n, p in model.rnn.named_parameters()}, expected,
-                 rtol=1e-10, atol=1e-13)
+    assert_close({n: p.grad for n, p in model.rnn.named_parameters()}, expected, rtol=1e-10, atol=1e-13)
 
 
 @pytest.mark.parametrize("targets", TARGETS)
@@ -91,8 +90,9 @@ def peak_live_bytes(method: str, T: int, d: int, B: int) -> int:
     x, y = batches[0]
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         runner.step(x, y, task.loss)
-    events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events()
-                    if e.name() == "[memory]")
+    events = sorted(
+        (e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"
+    )
     live = peak = 0
     for _, nbytes in events:
         live += nbytes
@@ -118,16 +118,33 @@ def test_tp_peak_rss_is_below_bp(monkeypatch):
     threshold makes RSS follow the live tensors rather than glibc's heap retention. Measured:
     BP ~34.6 MiB, TP(graph) and TP(local) ~27.5 MiB (with ~7 MiB of first-iteration setup)."""
     monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "16384")
-    peak = {m: benchmark.measure_memory(m, 300, 128, 64, 2, torch.device("cpu"), 1)
-            for m in ("bp", "tp_graph", "tp_local")}
+    peak = {
+        m: benchmark.measure_memory(m, 300, 128, 64, 2, torch.device("cpu"), 1)
+        for m in ("bp", "tp_graph", "tp_local")
+    }
     assert peak["tp_local"] <= 0.9 * peak["bp"], peak
     assert peak["tp_graph"] <= 0.9 * peak["bp"], peak
 
 
 def test_benchmark_writes_one_row_per_method_with_ratios(tmp_path, capsys):
     out = tmp_path / "bench.csv"
-    code = benchmark.main(["--T", "12", "--hidden", "8", "--batch", "4", "--iters", "2",
-                           "--warmup", "0", "--no-memory", "--out", str(out)])
+    code = benchmark.main(
+        [
+            "--T",
+            "12",
+            "--hidden",
+            "8",
+            "--batch",
+            "4",
+            "--iters",
+            "2",
+            "--warmup",
+            "0",
+            "--no-memory",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     rows = list(csv.DictReader(open(out)))
     assert list(rows[0]) == list(benchmark.COLUMNS)

@@ -39,8 +39,18 @@ import tpri
 
 METHODS = ("plain_rnn", "bp", "tp_graph", "tp_local")
 WINNER = (784, 512, 512)  # the paper's largest cell of the winner sweep: T, d, batch
-COLUMNS = ("T", "hidden", "batch", "method", "median_ms", "ratio_to_bp", "peak_mib",
-           "mem_ratio_to_bp", "device", "threads")
+COLUMNS = (
+    "T",
+    "hidden",
+    "batch",
+    "method",
+    "median_ms",
+    "ratio_to_bp",
+    "peak_mib",
+    "mem_ratio_to_bp",
+    "device",
+    "threads",
+)
 
 
 # --- one training iteration per method -------------------------------------------------
@@ -81,10 +91,11 @@ def make_runner(name: str, task, hidden: int, device: torch.device) -> Runner:
         model, direction = PlainRNN(task.input_size, hidden, task.output_size), None
     else:
         model = tpri.RNN(task.input_size, hidden, task.output_size)
-        direction = {"bp": lambda: tpri.Backprop(),
-                     "tp_graph": lambda: tpri.TargetProp(lr_target=1e-2, reg=1.0, update="graph"),
-                     "tp_local": lambda: tpri.TargetProp(lr_target=1e-2, reg=1.0, update="local"),
-                     }[name]()
+        direction = {
+            "bp": lambda: tpri.Backprop(),
+            "tp_graph": lambda: tpri.TargetProp(lr_target=1e-2, reg=1.0, update="graph"),
+            "tp_local": lambda: tpri.TargetProp(lr_target=1e-2, reg=1.0, update="local"),
+        }[name]()
     model = model.to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, nesterov=True)
     return Runner(name, model, optimizer, direction)
@@ -102,8 +113,9 @@ def synchronize(device: torch.device) -> None:
 
 
 # --- time: interleaved in one process -----------------------------------------------------
-def time_cell(T: int, hidden: int, batch: int, iters: int, warmup: int,
-              device: torch.device, methods=METHODS) -> dict[str, float]:
+def time_cell(
+    T: int, hidden: int, batch: int, iters: int, warmup: int, device: torch.device, methods=METHODS
+) -> dict[str, float]:
     """Median milliseconds per iteration of each method on the same batches, the methods
     taking turns iteration by iteration."""
     task, batches = make_batches(T, batch, 8, device)
@@ -142,8 +154,7 @@ def _reset_peak_rss() -> bool:
         return False
 
 
-def probe_memory(method: str, T: int, hidden: int, batch: int, iters: int,
-                 device: torch.device) -> float:
+def probe_memory(method: str, T: int, hidden: int, batch: int, iters: int, device: torch.device) -> float:
     """Peak MiB above the baseline while `method` runs `iters` iterations (in this process:
     call it in a fresh one, see `measure_memory`)."""
     task, batches = make_batches(T, batch, 2, device)
@@ -168,19 +179,40 @@ def probe_memory(method: str, T: int, hidden: int, batch: int, iters: int,
     return peak - base
 
 
-def measure_memory(method: str, T: int, hidden: int, batch: int, iters: int,
-                   device: torch.device, threads: int) -> float:
+def measure_memory(
+    method: str, T: int, hidden: int, batch: int, iters: int, device: torch.device, threads: int
+) -> float:
     """`probe_memory` in a fresh Python process, so no allocator state carries over."""
     package_root = str(Path(tpri.__file__).resolve().parents[1])
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [package_root] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
-    args = [sys.executable, "-m", "tpri.benchmark", "--probe", method, "--T", str(T),
-            "--hidden", str(hidden), "--batch", str(batch), "--memory-iters", str(iters),
-            "--device", str(device), "--threads", str(threads)]
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([package_root] + [p for p in [os.environ.get("PYTHONPATH")] if p]),
+    )
+    args = [
+        sys.executable,
+        "-m",
+        "tpri.benchmark",
+        "--probe",
+        method,
+        "--T",
+        str(T),
+        "--hidden",
+        str(hidden),
+        "--batch",
+        str(batch),
+        "--memory-iters",
+        str(iters),
+        "--device",
+        str(device),
+        "--threads",
+        str(threads),
+    ]
     done = subprocess.run(args, capture_output=True, text=True, env=env)
     if done.returncode != 0:
-        raise RuntimeError(f"memory probe {method} T={T} hidden={hidden} batch={batch} failed:\n"
-                           f"{done.stderr.strip()[-2000:]}")
+        raise RuntimeError(
+            f"memory probe {method} T={T} hidden={hidden} batch={batch} failed:\n"
+            f"{done.stderr.strip()[-2000:]}"
+        )
     return json.loads(done.stdout.strip().splitlines()[-1])["peak_mib"]
 
 
@@ -212,13 +244,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch", type=_positive, nargs="+", default=[20])
     parser.add_argument("--iters", type=_positive, default=100, help="timed iterations (median)")
     parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--memory-iters", type=_positive, default=3,
-                        help="iterations per memory probe")
+    parser.add_argument("--memory-iters", type=_positive, default=3, help="iterations per memory probe")
     parser.add_argument("--threads", type=_positive, default=1)
-    parser.add_argument("--device", type=_device, default=torch.device("cpu"),
-                        help="cpu (default), cuda[:i] or auto")
-    parser.add_argument("--winner", action="store_true",
-                        help=f"add the paper's winner corner T, d, batch = {WINNER}")
+    parser.add_argument(
+        "--device", type=_device, default=torch.device("cpu"), help="cpu (default), cuda[:i] or auto"
+    )
+    parser.add_argument(
+        "--winner", action="store_true", help=f"add the paper's winner corner T, d, batch = {WINNER}"
+    )
     parser.add_argument("--no-time", action="store_true", help="memory only")
     parser.add_argument("--no-memory", action="store_true", help="time only")
     parser.add_argument("--out", type=Path, default=Path("outputs/benchmark/benchmark.csv"))
@@ -233,13 +266,26 @@ def cells(args) -> list[tuple[int, int, int]]:
 
 def run_cell(T: int, hidden: int, batch: int, args) -> list[dict]:
     ms = {} if args.no_time else time_cell(T, hidden, batch, args.iters, args.warmup, args.device)
-    mib = {} if args.no_memory else {
-        m: measure_memory(m, T, hidden, batch, args.memory_iters, args.device, args.threads)
-        for m in METHODS}
+    mib = (
+        {}
+        if args.no_memory
+        else {
+            m: measure_memory(m, T, hidden, batch, args.memory_iters, args.device, args.threads)
+            for m in METHODS
+        }
+    )
     rows = []
     for m in METHODS:
-        row = dict(T=T, hidden=hidden, batch=batch, method=m, device=args.device.type,
-                   threads=args.threads, median_ms=ms.get(m), peak_mib=mib.get(m))
+        row = dict(
+            T=T,
+            hidden=hidden,
+            batch=batch,
+            method=m,
+            device=args.device.type,
+            threads=args.threads,
+            median_ms=ms.get(m),
+            peak_mib=mib.get(m),
+        )
         row["ratio_to_bp"] = ms[m] / ms["bp"] if ms else None
         row["mem_ratio_to_bp"] = mib[m] / mib["bp"] if mib and mib["bp"] > 0 else None
         rows.append(row)
@@ -247,9 +293,12 @@ def run_cell(T: int, hidden: int, batch: int, args) -> list[dict]:
 
 
 def print_header() -> None:
-    print(f"{'T':>5} {'d':>5} {'B':>5} | {'plain ms':>8} {'BP ms':>8} {'TPg ms':>8} {'TPl ms':>8} "
-          f"{'BP/pl':>6} {'TPg/BP':>6} {'TPl/BP':>6} | {'plain MiB':>9} {'BP MiB':>8} "
-          f"{'TPg MiB':>8} {'TPl MiB':>8} {'TPg/BP':>6} {'TPl/BP':>6}", flush=True)
+    print(
+        f"{'T':>5} {'d':>5} {'B':>5} | {'plain ms':>8} {'BP ms':>8} {'TPg ms':>8} {'TPl ms':>8} "
+        f"{'BP/pl':>6} {'TPg/BP':>6} {'TPl/BP':>6} | {'plain MiB':>9} {'BP MiB':>8} "
+        f"{'TPg MiB':>8} {'TPl MiB':>8} {'TPg/BP':>6} {'TPl/BP':>6}",
+        flush=True,
+    )
 
 
 def print_cell(rows: list[dict]) -> None:
@@ -262,13 +311,21 @@ def print_cell(rows: list[dict]) -> None:
     mib = {m: by[m]["peak_mib"] for m in METHODS}
     bp_plain = ms["bp"] / ms["plain_rnn"] if ms["bp"] is not None else None
     r = rows[0]
-    print(f"{r['T']:>5} {r['hidden']:>5} {r['batch']:>5} | "
-          + " ".join(fmt(ms[m], 8) for m in METHODS) + " "
-          + " ".join(fmt(v, 6) for v in (bp_plain, by["tp_graph"]["ratio_to_bp"],
-                                          by["tp_local"]["ratio_to_bp"])) + " | "
-          + fmt(mib["plain_rnn"], 9, 0) + " " + " ".join(fmt(mib[m], 8, 0) for m in METHODS[1:])
-          + " " + " ".join(fmt(by[m]["mem_ratio_to_bp"], 6) for m in ("tp_graph", "tp_local")),
-          flush=True)
+    print(
+        f"{r['T']:>5} {r['hidden']:>5} {r['batch']:>5} | "
+        + " ".join(fmt(ms[m], 8) for m in METHODS)
+        + " "
+        + " ".join(
+            fmt(v, 6) for v in (bp_plain, by["tp_graph"]["ratio_to_bp"], by["tp_local"]["ratio_to_bp"])
+        )
+        + " | "
+        + fmt(mib["plain_rnn"], 9, 0)
+        + " "
+        + " ".join(fmt(mib[m], 8, 0) for m in METHODS[1:])
+        + " "
+        + " ".join(fmt(by[m]["mem_ratio_to_bp"], 6) for m in ("tp_graph", "tp_local")),
+        flush=True,
+    )
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
@@ -277,16 +334,21 @@ def write_csv(rows: list[dict], path: Path) -> None:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: (f"{v:.4f}" if isinstance(v, float) else ("" if v is None else v))
-                             for k, v in row.items()})
+            writer.writerow(
+                {
+                    k: (f"{v:.4f}" if isinstance(v, float) else ("" if v is None else v))
+                    for k, v in row.items()
+                }
+            )
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.probe:  # the child process of measure_memory
-        peak = probe_memory(args.probe, args.T[0], args.hidden[0], args.batch[0],
-                            args.memory_iters, args.device)
+        peak = probe_memory(
+            args.probe, args.T[0], args.hidden[0], args.batch[0], args.memory_iters, args.device
+        )
         print(json.dumps({"peak_mib": peak}))
         return 0
     if args.no_time and args.no_memory:

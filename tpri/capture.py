@@ -51,8 +51,9 @@ class _Graph:
         self.buffer = torch.zeros(key.B, key.d, **kw)
 
         def sweep():
-            linearized_sweep(self.E, self.grad_last, self.At, key.tanh, self.grad_steps,
-                             key.lr_target, self.buffer)
+            linearized_sweep(
+                self.E, self.grad_last, self.At, key.tanh, self.grad_steps, key.lr_target, self.buffer
+            )
 
         side = torch.cuda.Stream(key.device)  # warm-up off the default stream, as capture needs
         side.wait_stream(torch.cuda.current_stream(key.device))
@@ -82,15 +83,22 @@ class CapturedSweep:
         self.last_key: SweepKey | None = None
         self.failed: set[SweepKey] = set()
 
-    def run(self, inverse, grad_last: Tensor, grad_steps: Tensor | None,
-            lr_target: float) -> Tensor | None:
+    def run(self, inverse, grad_last: Tensor, grad_steps: Tensor | None, lr_target: float) -> Tensor | None:
         """E (T, B, d) from the graph, or None: sweep eagerly (CPU, first sight of a shape,
         capture failed)."""
         if grad_last.device.type != "cuda":
             return None
         T, B, d = inverse.h.shape
-        key = SweepKey(T, B, d, grad_last.dtype, grad_last.device, inverse.activation == "tanh",
-                       grad_steps is not None, lr_target)
+        key = SweepKey(
+            T,
+            B,
+            d,
+            grad_last.dtype,
+            grad_last.device,
+            inverse.activation == "tanh",
+            grad_steps is not None,
+            lr_target,
+        )
         seen_before, self.last_key = key == self.last_key, key
         if self.graph is not None and self.graph.key == key:
             return self.graph.run(inverse, grad_last, grad_steps)
@@ -101,7 +109,6 @@ class CapturedSweep:
             self.graph = _Graph(key)
         except RuntimeError as err:  # capture unsupported here: eager sweeps, same numbers
             self.failed.add(key)
-            warnings.warn(f"TP sweep: CUDA graph capture failed, sweeping eagerly ({err})",
-                          stacklevel=3)
+            warnings.warn(f"TP sweep: CUDA graph capture failed, sweeping eagerly ({err})", stacklevel=3)
             return None
         return self.graph.run(inverse, grad_last, grad_steps)
