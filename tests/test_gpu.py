@@ -46,10 +46,10 @@ def test_linearized_sweep_is_captured_after_two_calls_with_one_shape():
     model, x, y = model.cuda(), x.cuda(), y.cuda()
     method = tpri.TargetProp(0.3, 0.5)
     direction(method, model, x, y)
-    assert method._captured.graph is None  # first sight of the shape: eager
+    assert method._capture.graph is None  # first sight of the shape: eager
     direction(method, model, x, y)
-    assert method._captured.graph is not None
-    assert method.displacements.data_ptr() == method._captured.graph.E.data_ptr()
+    assert method._capture.graph is not None
+    assert method.displacements.data_ptr() == method._capture.graph.E.data_ptr()
 
 
 @pytest.mark.parametrize("name", ["temporal_order", "adding"])

@@ -71,7 +71,7 @@ class TargetProp:
             raise ValueError(f"update: unknown mode {update!r}; accepted: {list(UPDATES)}")
         self.targets, self.update = targets, update
         self.displacements: Tensor | None = None
-        self._capture: CapturedSweep | None = None
+        self._capture = CapturedSweep()  # the CUDA graph of the linearized sweep, if any
 
     def __repr__(self) -> str:
         return (f"TargetProp(lr_target={self.lr_target}, reg={self.reg}, "
@@ -81,8 +81,9 @@ class TargetProp:
         """Accumulate the TP direction into `p.grad` and return the batch loss.
 
         Memory, for a model with the closed forms (`local_backward` / `graph_backward`, used on
-        the CPU): the states, E, and one more (T, B, d) buffer (the sweep's slopes, then the
-        update's dJ/dz). Otherwise graph mode keeps autograd's graph of the forward, as BP.
+        the CPU): the states and E, two (T, B, d) buffers, plus temporaries of at most
+        `tpri.inverse.CHUNK_ELEMENTS` (the linearized sweep keeps its slopes in E itself).
+        Otherwise graph mode also keeps autograd's graph of the forward, as BP does.
         """
         self.check(model)
         self.displacements = None  # the last call's E goes before this call's memory comes
@@ -137,7 +138,7 @@ class TargetProp:
         the next call.
         """
         if self.targets == "linearized" and isinstance(inverse, RNNInverse):
-            E = self._captured.run(inverse, grad_last, grad_steps, self.lr_target)
+            E = self._capture.run(inverse, grad_last, grad_steps, self.lr_target)
             if E is None:
                 E = grad_last.new_empty(inverse.h.shape)
                 tanh = inverse.slope_inv_into(E) is not None  # E starts as the slopes 1 / a'
@@ -162,12 +163,6 @@ class TargetProp:
             if grad_steps is not None:
                 steps[k - 1].add_(grad_steps[:, k - 1], alpha=-self.lr_target)
         return E
-
-    @property
-    def _captured(self) -> CapturedSweep:
-        if getattr(self, "_capture", None) is None:  # lazily: old pickles / subclasses
-            self._capture = CapturedSweep()
-        return self._capture
 
 
 def linearized_sweep(E: Tensor, grad_last: Tensor, At: Tensor, tanh: bool,
