@@ -162,3 +162,8 @@ def test_benchmark_rejects_bad_arguments(capsys):
         benchmark.main(["--T", "0"])
     assert exit_info.value.code == 2
     assert "--T" in capsys.readouterr().err
+
+
+def test_benchmark_rejects_an_output_it_cannot_write(tmp_path, capsys):
+    assert benchmark.main(["--T", "12", "--hidden", "8", "--out", str(tmp_path)]) == 2
+    assert "--out" in capsys.readouterr().err

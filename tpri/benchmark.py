@@ -354,15 +354,31 @@ def main(argv=None) -> int:
     if args.no_time and args.no_memory:
         print("benchmark: --no-time and --no-memory leave nothing to measure", file=sys.stderr)
         return 2
+    if args.out.is_dir() or not _writable(args.out.parent):
+        print(f"benchmark: --out {args.out}: cannot write a file there", file=sys.stderr)
+        return 2
     rows = []
     print_header()
-    for T, hidden, batch in cells(args):
-        cell_rows = run_cell(T, hidden, batch, args)
-        print_cell(cell_rows)
-        rows += cell_rows
+    try:
+        for T, hidden, batch in cells(args):
+            cell_rows = run_cell(T, hidden, batch, args)
+            print_cell(cell_rows)
+            rows += cell_rows
+    except RuntimeError as err:  # a memory probe failed (its stderr is in the message)
+        print(f"benchmark: {err}", file=sys.stderr)
+        return 1
     write_csv(rows, args.out)
     print(f"wrote {args.out}")
     return 0
+
+
+def _writable(folder: Path) -> bool:
+    """Whether `folder` exists (or can be made) and accepts files."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(folder, os.W_OK)
 
 
 if __name__ == "__main__":
