@@ -71,7 +71,8 @@ class DTP(TargetProp):
         lr_reverse: SGD step of the reverse layer on its reconstruction loss (>= 0).
         noise: standard deviation of the noise added to h_{t-1} in that loss (>= 0).
         update: "graph" or "local", as in TargetProp.
-        seed: seeds the reverse layer's initialisation and the noise.
+        seed: seeds the reverse layer's initialisation and the noise (drawn on the states'
+            device: a run on a GPU draws other noise than on the CPU).
 
     After a call, `reverse_loss` holds the reconstruction loss of that call's SGD step.
     """
@@ -112,8 +113,11 @@ class DTP(TargetProp):
 
     def _train_reverse(self, model: nn.Module, x: Tensor, hs: Tensor) -> None:
         h_prev = previous_states(hs)  # (B, T, d)
-        eps = torch.randn(h_prev.shape, generator=self.generator, dtype=h_prev.dtype)
-        noisy = h_prev + self.noise * eps.to(h_prev.device)
+        if self.generator.device != h_prev.device:  # first call on a GPU: the noise is drawn there
+            self.generator = torch.Generator(device=h_prev.device).manual_seed(self.seed)
+        eps = torch.randn(h_prev.shape, generator=self.generator, dtype=h_prev.dtype,
+                          device=h_prev.device)
+        noisy = h_prev + self.noise * eps
         params = list(self.reverse.parameters())
         with torch.no_grad():
             stepped = model.cell(noisy, x)  # f(h_{t-1} + eps, x_t), a constant here
@@ -128,9 +132,11 @@ class DTP(TargetProp):
     def state_dict(self) -> dict:
         """The reverse layer (None before the first call) and the noise generator's state."""
         reverse = None if self.reverse is None else self.reverse.state_dict()
-        return {"reverse": reverse, "generator": self.generator.get_state()}
+        return {"reverse": reverse, "generator": self.generator.get_state(),
+                "generator_device": str(self.generator.device)}
 
     def load_state_dict(self, state: dict) -> None:
+        self.generator = torch.Generator(device=state.get("generator_device", "cpu"))
         self.generator.set_state(state["generator"])
         self.reverse = None
         if state["reverse"] is not None:

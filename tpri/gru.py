@@ -133,7 +133,8 @@ class GRU(nn.Module):
         return self.readout(hs[:, -1])
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.predict(self.states(x))
+        """predict(states(x)) through nn.GRU's h_n, so BP's backward skips the output sequence."""
+        return self.readout(self.rnn(x)[1][-1])
 
     def check_tp(self, targets: str) -> None:
         """Only the linearized rule exists for the GRU."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from tpri.inverse import RNNInverse
+from tpri.inverse import CHUNK_ELEMENTS, RNNInverse
 
 ACTIVATIONS = ("tanh", "identity", "relu")
 INVERTIBLE = ("tanh", "identity")  # activations TP can invert exactly
@@ -73,7 +73,11 @@ class RNN(nn.Module):
         return self.rnn.bias_ih_l0 + self.rnn.bias_hh_l0
 
     def states(self, x: Tensor) -> Tensor:
-        """All hidden states h_1..h_T, shape (B, T, d), for inputs x of shape (B, T, n)."""
+        """All hidden states h_1..h_T, shape (B, T, d), for inputs x of shape (B, T, n).
+        Without autograd on the CPU (TP, evaluation) they are computed in place in one
+        time-major buffer, the memory of the states alone (`states_in_place`)."""
+        if not torch.is_grad_enabled() and x.device.type == "cpu":  # cuDNN is lean already
+            return self.states_in_place(x)
         if self.activation != "identity":
             return self.rnn(x)[0]
         W = self.rnn.weight_hh_l0
@@ -85,37 +89,89 @@ class RNN(nn.Module):
             hs.append(h)
         return torch.stack(hs, 1)
 
+    @torch.no_grad()
+    def states_in_place(self, x: Tensor) -> Tensor:
+        """The states without autograd, with no memory beyond them: the buffer first holds
+        U x_t + b, then step t adds W h_{t-1} and applies a in place. (B, T, n) -> (B, T, d),
+        a time-major buffer seen batch-first, as nn.RNN returns it."""
+        (B, T, n), d = x.shape, self.rnn.hidden_size
+        x_rows = x.transpose(0, 1).reshape(T * B, n)  # (T*B, n), time-major rows
+        hs = torch.addmm(self.bias, x_rows, self.rnn.weight_ih_l0.T).view(T, B, d)
+        steps, W_t = hs.unbind(0), self.rnn.weight_hh_l0.T
+        activate = {"tanh": Tensor.tanh_, "relu": Tensor.relu_, "identity": None}[self.activation]
+        for t in range(T):
+            if t > 0:
+                steps[t].addmm_(steps[t - 1], W_t)
+            if activate is not None:
+                activate(steps[t])
+        return hs.transpose(0, 1)
+
     def cell(self, h_prev: Tensor, x: Tensor) -> Tensor:
         """One recurrence step applied to any batch shape: a(W h_prev + U x + b).
         h_prev (..., d), x (..., n) -> (..., d). Used by TP's layer-local update."""
         z = h_prev @ self.rnn.weight_hh_l0.T + x @ self.rnn.weight_ih_l0.T + self.bias
         return {"tanh": torch.tanh, "relu": torch.relu, "identity": lambda v: v}[self.activation](z)
 
+    # --- closed-form gradients of TP's surrogate J = sum_t sum_batch 1/2 ||h_t - v_t||^2 ---
+    # Both take E = v - h (B, T, d) and the forward states hs (B, T, d), and accumulate into
+    # `.grad`. Rows are time-major (T, B, .), the memory order of the states and of TP's targets,
+    # so the reshapes are free views for them (copies otherwise, still correct).
     @torch.no_grad()
     def local_backward(self, x: Tensor, hs: Tensor, E: Tensor) -> None:
-        """Closed-form gradient of J = sum_t sum_batch 1/2 ||a(W h_{t-1} + U x_t + b) - v_t||^2
-        with every h_{t-1} at its forward value, accumulated into `.grad`; E = v - h (B, T, d).
-        Three matrix products over all steps at once (TP's update="local")."""
-        # time-major (T, B, .) rows: the memory order of nn.RNN's states and of TP's targets,
-        # so the reshapes below are free views for them (copies otherwise, still correct)
-        hs, E, x = hs.transpose(0, 1), E.transpose(0, 1), x.transpose(0, 1)
-        d, n = hs.shape[-1], x.shape[-1]
-        delta = E * (hs * hs - 1) if self.activation == "tanh" else -E  # dJ/dz_t, (T, B, d)
-        delta = delta.reshape(-1, d)  # (T*B, d)
-        h_prev = torch.cat([torch.zeros_like(hs[:1]), hs[:-1]]).reshape(-1, d)  # h_{t-1} rows
-        bias = delta.sum(0)
-        grads = {"weight_hh_l0": delta.T @ h_prev, "weight_ih_l0": delta.T @ x.reshape(-1, n),
-                 "bias_ih_l0": bias, "bias_hh_l0": bias}
-        for name, grad in grads.items():
-            param = getattr(self.rnn, name)
-            param.grad = grad if param.grad is None else param.grad + grad
+        """TP's update="local": every h_{t-1} held at its forward value, so
+        dJ/dz_t = a'(z_t) * (h_t - v_t) = e_t * (h_t^2 - 1) (tanh) or -e_t (identity)."""
+        hs, E, x = hs.transpose(0, 1), E.transpose(0, 1), x.transpose(0, 1)  # time-major
+        grads = _Grads(hs, x.shape[-1])
+        for start, stop in grads.chunks():
+            if self.activation == "tanh":
+                delta = hs[start:stop].square().sub_(1).mul_(E[start:stop])
+            else:
+                delta = E[start:stop].neg()
+            grads.add(x, hs, start, stop, delta)
+        grads.write(self.rnn)
+
+    @torch.no_grad()
+    def graph_backward(self, x: Tensor, hs: Tensor, E: Tensor) -> None:
+        """TP's update="graph": the gradient of J through the unrolled forward (what autograd on
+        `states` gives), by hand. With delta_t = dJ/dz_t, z_t = W h_{t-1} + U x_t + b:
+
+            delta_t = a'(z_t) * (e_t - W^T delta_{t+1})      (delta_{T+1} = 0)
+
+        one (d, d) product per step, last chunk of steps first; each chunk's deltas then enter
+        the parameter gradients, so no full-size buffer is needed."""
+        hs, E, x = hs.transpose(0, 1), E.transpose(0, 1), x.transpose(0, 1)  # time-major
+        grads, W, tanh = _Grads(hs, x.shape[-1]), self.rnn.weight_hh_l0, self.activation == "tanh"
+        buffer, carry = torch.empty_like(hs[0]), torch.empty_like(hs[0])  # (B, d)
+        later = None  # delta_{t+1}; None at t = T - 1
+        for start, stop in reversed(grads.chunks()):
+            states = hs[start:stop]
+            delta = torch.mul(states, states).sub_(1) if tanh else torch.empty_like(states)
+            steps = delta.unbind(0)  # tanh: h_t^2 - 1 = -a'(z_t), overwritten by delta_t
+            for t in range(stop - 1, start - 1, -1):
+                step, e = steps[t - start], E[t]
+                if tanh and later is None:
+                    step.mul_(e)
+                elif tanh:  # (h_t^2 - 1) * (e_t - delta_{t+1} W)
+                    step.mul_(torch.addmm(e, later, W, alpha=-1, out=buffer))
+                elif later is None:
+                    torch.neg(e, out=step)
+                else:  # identity: delta_{t+1} W - e_t
+                    torch.mm(later, W, out=step).sub_(e)
+                later = step
+            grads.add(x, hs, start, stop, delta)
+            later = carry.copy_(later)  # the chunk's buffer goes; its first delta is needed next
+        grads.write(self.rnn)
 
     def predict(self, hs: Tensor) -> Tensor:
         """Readout of the last state: (B, T, d) -> (B, output_size)."""
         return self.readout(hs[:, -1])
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.predict(self.states(x))
+        """predict(states(x)), reading nn.RNN's h_n: BP's backward then never touches the
+        (B, T, d) output sequence (no full-size zero gradient, no copy)."""
+        if self.activation == "identity":
+            return self.predict(self.states(x))
+        return self.readout(self.rnn(x)[1][-1])  # h_n (1, B, d) -> (B, d)
 
     def check_tp(self, targets: str = "linearized") -> None:
         """TP inverts the activation: only tanh and identity RNNs qualify (every rule)."""
@@ -128,3 +184,37 @@ class RNN(nn.Module):
         self.check_tp()
         return RNNInverse(self.rnn.weight_hh_l0.detach(), self.rnn.weight_ih_l0.detach(),
                           self.bias.detach(), self.activation, reg, x, hs)
+
+
+class _Grads:
+    """Parameter gradients of the recurrence, sum_t delta_t^T [h_{t-1}, x_t, 1], accumulated chunk
+    by chunk of steps so the deltas (dJ/dz_t) never need a full (T, B, d) buffer. Rows are
+    time-major (T, B, .), the memory order of the states and of TP's targets, so the reshapes
+    are free views for them (copies otherwise, still correct); h_{t-1} is a shifted view."""
+
+    def __init__(self, hs: Tensor, n: int):
+        T, B, d = hs.shape
+        self.T, self.B, self.d, self.n = T, B, d, n
+        self.W, self.U, self.b = hs.new_zeros(d, d), hs.new_zeros(d, n), hs.new_zeros(d)
+
+    def chunks(self) -> list[tuple[int, int]]:
+        """[start, stop) ranges of steps, each at most CHUNK_ELEMENTS per (T, B, .) row."""
+        size = max(1, CHUNK_ELEMENTS // (self.B * max(self.d, self.n)))
+        return [(start, min(start + size, self.T)) for start in range(0, self.T, size)]
+
+    def add(self, x: Tensor, hs: Tensor, start: int, stop: int, delta: Tensor) -> None:
+        """x (T, B, n), hs (T, B, d); delta (stop - start, B, d) the deltas of those steps."""
+        delta = delta.reshape(-1, self.d)
+        self.U.addmm_(delta.T, x[start:stop].reshape(-1, self.n))
+        self.b.add_(delta.sum(0))
+        first = max(start, 1)  # h_0 = 0: step 0 adds nothing to W's gradient
+        if first < stop:
+            self.W.addmm_(delta[(first - start) * self.B:].T,
+                          hs[first - 1:stop - 1].reshape(-1, self.d))
+
+    def write(self, rnn: nn.RNN) -> None:
+        """Accumulate into `.grad` of nn.RNN's parameters (both biases get b's gradient)."""
+        for name, grad in (("weight_hh_l0", self.W), ("weight_ih_l0", self.U),
+                           ("bias_ih_l0", self.b), ("bias_hh_l0", self.b)):
+            param = getattr(rnn, name)
+            param.grad = grad if param.grad is None else param.grad + grad

@@ -7,6 +7,7 @@ TargetProp gives every h_t its own local target (docs/methods.md, "Per-step loss
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from tpri.inverse import RNNInverse
@@ -61,9 +62,23 @@ class TextRNN(RNN):
         else:
             super().local_backward(self.embedding(x), hs, E)
 
+    def graph_backward(self, x: Tensor, hs: Tensor, E: Tensor) -> None:
+        """TP's update="graph": the RNN's closed form on the embedded tokens; with a trainable
+        embedding, autograd through a fresh forward (one more forward pass), so the embedding
+        gets its share."""
+        if self.embedding.weight.requires_grad:
+            with torch.enable_grad():
+                self.states(x).backward(-E)
+        else:
+            super().graph_backward(self.embedding(x), hs, E)
+
     def predict(self, hs: Tensor) -> Tensor:
         """Readout of every state: (B, T, d) -> (B, T, output_size)."""
         return self.readout(hs)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Every state is read out: predict(states(x)) (not the RNN's last-state shortcut)."""
+        return self.predict(self.states(x))
 
     def regularized_inverse(self, x: Tensor, hs: Tensor, reg: float) -> RNNInverse:
         """The RNN's layer inverses on the embedded tokens (one factorisation)."""

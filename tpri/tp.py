@@ -12,7 +12,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from tpri.inverse import Diverged, previous_states
+from tpri.capture import CapturedSweep
+from tpri.inverse import Diverged, RNNInverse, previous_states
 
 TARGETS = ("linearized", "difference", "inverse")
 UPDATES = ("graph", "local")
@@ -70,31 +71,52 @@ class TargetProp:
             raise ValueError(f"update: unknown mode {update!r}; accepted: {list(UPDATES)}")
         self.targets, self.update = targets, update
         self.displacements: Tensor | None = None
+        self._capture = CapturedSweep()  # the CUDA graph of the linearized sweep, if any
 
     def __repr__(self) -> str:
         return (f"TargetProp(lr_target={self.lr_target}, reg={self.reg}, "
                 f"targets={self.targets!r}, update={self.update!r})")
 
     def backward(self, model: nn.Module, inputs: Tensor, labels: Tensor, loss_fn) -> Tensor:
-        """Accumulate the TP direction into `p.grad` and return the batch loss."""
+        """Accumulate the TP direction into `p.grad` and return the batch loss.
+
+        Memory, for a model with the closed forms (`local_backward` / `graph_backward`, used on
+        the CPU): the states and E, two (T, B, d) buffers, plus temporaries of at most
+        `tpri.inverse.CHUNK_ELEMENTS` (the linearized sweep keeps its slopes in E itself).
+        Otherwise graph mode also keeps autograd's graph of the forward, as BP does.
+        """
         self.check(model)
-        if self.update == "graph":
+        self.displacements = None  # the last call's E goes before this call's memory comes
+        by_hand = self._closed_form(model, inputs)
+        if by_hand:
+            with torch.no_grad():
+                h = model.states(inputs)  # (B, T, d)
+        else:
             hs = model.states(inputs)  # (B, T, d), recorded for the gradient of J
             h = hs.detach()
-        else:
-            with torch.no_grad():
-                h = model.states(inputs)
-        loss, grad_h = _readout_backward(model, h, labels, loss_fn)
+        loss, grad_last, grad_steps = _readout_backward(model, h, labels, loss_fn)
         with torch.no_grad():
             inverse = self.layer_inverse(model, inputs, h)
-            per_step = grad_h if model.per_step_loss else None
-            E = self.propagate(inverse, grad_h[:, -1], per_step).transpose(0, 1)  # (B, T, d)
-        if self.update == "graph":
-            hs.backward(-E)  # dJ/dh_t = h_t - v_t = -e_t
-        else:
+            E = self.propagate(inverse, grad_last, grad_steps)  # (T, B, d)
+            del inverse, grad_steps  # the sweep's factors go before the update's memory comes
+            E = E.transpose(0, 1)  # (B, T, d), a view
+        if self.update == "local":
             _local_backward(model, inputs, h, E)
+        elif by_hand:
+            model.graph_backward(inputs, h, E)
+        else:
+            hs.backward(E.neg_())  # dJ/dh_t = h_t - v_t = -e_t, negated in place and back
+            E.neg_()
         self.displacements = E
-        return loss.detach()
+        return loss
+
+    def _closed_form(self, model: nn.Module, inputs: Tensor) -> bool:
+        """Whether the update skips autograd's graph of the forward: always in local mode; in
+        graph mode when the model has `graph_backward` and runs on the CPU (on CUDA, cuDNN's
+        fused forward and backward beat a step-by-step loop)."""
+        if self.update == "local":
+            return True
+        return hasattr(model, "graph_backward") and inputs.device.type == "cpu"
 
     def layer_inverse(self, model: nn.Module, inputs: Tensor, h: Tensor):
         """The object whose target rules the sweep applies: the model's regularized inverses."""
@@ -111,7 +133,26 @@ class TargetProp:
 
         grad_last: dl/dh_T (B, d). grad_steps: dl/dh_t (B, T, d) when every step has its own
         loss (then each step also gets its local target u_t = h_t - lr_target dl/dh_t).
+        On CUDA the linearized sweep of an RNN is replayed as a CUDA graph (`tpri.capture`):
+        one launch instead of ~2T; the returned E then lives in the graph's buffer, valid until
+        the next call.
         """
+        if self.targets == "linearized" and isinstance(inverse, RNNInverse):
+            E = self._capture.run(inverse, grad_last, grad_steps, self.lr_target)
+            if E is None:
+                E = grad_last.new_empty(inverse.h.shape)
+                tanh = inverse.slope_inv_into(E) is not None  # E starts as the slopes 1 / a'
+                linearized_sweep(E, grad_last, inverse.At, tanh, grad_steps, self.lr_target,
+                                 inverse._buffer)
+            inverse.mul_slope_(E)  # tanh: E held e_t / a'_t, now e_t
+        else:
+            E = self._generic_sweep(inverse, grad_last, grad_steps)
+        if not torch.isfinite(E.sum()):  # one reduction: NaN / inf anywhere spoil the sum
+            raise Diverged("non-finite targets in the TP sweep")
+        return E
+
+    def _generic_sweep(self, inverse, grad_last: Tensor, grad_steps: Tensor | None) -> Tensor:
+        """Any rule of any inverse, one `rule(e_k, k, out=e_{k-1})` call per step."""
         step = getattr(inverse, self.targets)  # (e_k, k, out) -> e_{k-1}
         T, B, d = inverse.h.shape
         E = grad_last.new_empty(T, B, d)
@@ -121,9 +162,35 @@ class TargetProp:
             step(steps[k], k, out=steps[k - 1])
             if grad_steps is not None:
                 steps[k - 1].add_(grad_steps[:, k - 1], alpha=-self.lr_target)
-        if not torch.isfinite(E.sum()):  # one reduction: NaN / inf anywhere spoil the sum
-            raise Diverged("non-finite targets in the TP sweep")
         return E
+
+
+def linearized_sweep(E: Tensor, grad_last: Tensor, At: Tensor, tanh: bool,
+                     grad_steps: Tensor | None, lr_target: float, buffer: Tensor) -> Tensor:
+    """The linearized rule for a tanh / identity RNN in one (T, B, d) buffer E:
+
+        e_T = -lr_target g_T,   e_{k-1} = (e_k / a'_k) @ A^T  (- lr_target g_{k-1})
+
+    tanh: E comes in holding the slopes s_k = 1 / a'_k and leaves holding f_k = e_k * s_k (each
+    e_k multiplies its slope in place as soon as it is known, and f_k is what the next step
+    reads), so the sweep needs no buffer beyond E; `RNNInverse.mul_slope_` turns f back into e.
+    identity: E leaves holding e. Two kernels per step into preallocated memory (nothing is
+    allocated, so a CUDA graph can record it). At (d, d), grad_steps (B, T, d) or None,
+    buffer (B, d) scratch."""
+    steps = E.unbind(0)
+    T = len(steps)
+    current = torch.mul(grad_last, -lr_target, out=buffer)  # e_T
+    for k in range(T - 1, -1, -1):  # current holds e_k (step k, 0-based)
+        if tanh:
+            steps[k].mul_(current)  # f_k = s_k * e_k
+        elif current is not steps[k]:
+            steps[k].copy_(current)
+        if k == 0:
+            break
+        current = torch.mm(steps[k], At, out=buffer if tanh else steps[k - 1])  # e_{k-1}
+        if grad_steps is not None:
+            current.add_(grad_steps[:, k - 1], alpha=-lr_target)
+    return E
 
 
 def _local_backward(model: nn.Module, inputs: Tensor, h: Tensor, E: Tensor) -> None:
@@ -141,9 +208,16 @@ def autograd_local_backward(model: nn.Module, inputs: Tensor, h: Tensor, E: Tens
 
 
 def _readout_backward(model: nn.Module, h: Tensor, labels: Tensor, loss_fn):
-    """Loss with the states detached; fills the readout's gradients and returns dl/dh."""
-    leaf = h.detach().requires_grad_()
+    """Loss with the states detached; fills the readout's gradients. Returns the loss,
+    dl/dh_T (B, d) and, for per-step losses, dl/dh (B, T, d) (else None).
+
+    A model without per-step losses reads h_T only, so its readout gets h[:, -1:] (B, 1, d):
+    no full-size gradient of zeros is made for the other steps."""
+    read = h if model.per_step_loss else h[:, -1:]
+    leaf = read.detach().requires_grad_()
     with torch.enable_grad():
         loss = loss_fn(model.predict(leaf), labels)
         loss.backward()
-    return loss, leaf.grad
+    if model.per_step_loss:
+        return loss.detach(), leaf.grad[:, -1], leaf.grad
+    return loss.detach(), leaf.grad[:, -1], None

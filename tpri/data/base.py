@@ -29,7 +29,8 @@ class Task:
     objective: str = "classification"  # one of OBJECTIVES
 
     def sample(self, batch_size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        """A training batch drawn with `generator` (same generator state, same batch)."""
+        """A training batch drawn with `generator` (same generator state, same batch), on the
+        generator's device."""
         raise NotImplementedError
 
     def test_set(self) -> tuple[Tensor, Tensor]:
@@ -85,8 +86,13 @@ class TensorTask(Task):
         self._eval_idx = torch.randperm(len(x_train), generator=g)[:n_eval]
 
     def sample(self, batch_size, generator):
-        idx = torch.randint(len(self.x_train), (batch_size,), generator=generator)
-        return self.x_train[idx], self.y_train[idx]
+        """Indices drawn on the generator's device; the batch is gathered where the training
+        tensors live and returned on the generator's device (no copy when they agree)."""
+        idx = torch.randint(len(self.x_train), (batch_size,), generator=generator,
+                            device=generator.device)
+        idx = idx.to(self.x_train.device)
+        return (self.x_train[idx].to(generator.device, non_blocking=True),
+                self.y_train[idx].to(generator.device, non_blocking=True))
 
     def test_set(self):
         return self.x_test, self.y_test

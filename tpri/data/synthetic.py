@@ -1,6 +1,7 @@
 """Long-range synthetic tasks of Manchev & Spratling (JMLR 2020), used by the TP paper:
 the temporal-order problem and the adding problem. Batches are generated on the fly from a
-seeded generator; the test set and the train-evaluation sample come from their own seeds."""
+seeded generator, on that generator's device; the test set and the train-evaluation sample
+come from their own seeds (on the CPU: move them where the model is)."""
 
 from __future__ import annotations
 
@@ -44,10 +45,12 @@ class _SyntheticTask(Task):
         raise NotImplementedError
 
     def sample(self, batch_size, generator):
+        """A batch on the generator's device (drawn there: no host transfer)."""
         length = self.length
-        if self.variable_length:
+        if self.variable_length:  # the length sets the shape: one host read per batch
             longest = int(1.1 * self.length)
-            length = int(torch.randint(self.length, longest + 1, (1,), generator=generator))
+            length = int(torch.randint(self.length, longest + 1, (1,), generator=generator,
+                                       device=generator.device))
         return self.generate(batch_size, length, generator)
 
     def test_set(self):
@@ -58,7 +61,8 @@ class _SyntheticTask(Task):
 
 
 def _positions(batch_size: int, window: tuple[int, int], generator) -> Tensor:
-    return torch.randint(window[0], window[1], (batch_size,), generator=generator)
+    return torch.randint(window[0], window[1], (batch_size,), generator=generator,
+                         device=generator.device)
 
 
 class TemporalOrderTask(_SyntheticTask):
@@ -87,12 +91,14 @@ class TemporalOrderTask(_SyntheticTask):
             _window(length, lo, hi, "temporal-order")
 
     def generate(self, batch_size, length, generator):
-        symbols = torch.randint(2, N_SYMBOLS, (batch_size, length), generator=generator)
-        labels = torch.zeros(batch_size, dtype=torch.long)
-        rows = torch.arange(batch_size)
+        device = generator.device  # every tensor on the generator's device
+        symbols = torch.randint(2, N_SYMBOLS, (batch_size, length), generator=generator,
+                                device=device)
+        labels = torch.zeros(batch_size, dtype=torch.long, device=device)
+        rows = torch.arange(batch_size, device=device)
         for lo, hi in self.WINDOWS[: self.n_markers]:
             pos = _positions(batch_size, _window(length, lo, hi, "temporal-order"), generator)
-            bit = torch.randint(0, 2, (batch_size,), generator=generator)
+            bit = torch.randint(0, 2, (batch_size,), generator=generator, device=device)
             symbols[rows, pos] = bit
             labels = 2 * labels + bit
         x = torch.nn.functional.one_hot(symbols, N_SYMBOLS).float()  # (B, T, 6)
@@ -121,9 +127,10 @@ class AddingTask(_SyntheticTask):
             _window(length, lo, hi, "adding")
 
     def generate(self, batch_size, length, generator):
-        values = torch.rand(batch_size, length, generator=generator)
-        markers = torch.zeros(batch_size, length)
-        rows = torch.arange(batch_size)
+        device = generator.device  # every tensor on the generator's device
+        values = torch.rand(batch_size, length, generator=generator, device=device)
+        markers = torch.zeros(batch_size, length, device=device)
+        rows = torch.arange(batch_size, device=device)
         for lo, hi in self.WINDOWS:
             pos = _positions(batch_size, _window(length, lo, hi, "adding"), generator)
             markers[rows, pos] = 1.0
