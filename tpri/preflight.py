@@ -1,0 +1,191 @@
+"""Every job of a command checked before Hydra starts any: `preflight(overrides, multirun)`
+composes the config of the single run, or expands a multirun the way Hydra's basic sweeper
+does (the basic, joblib and submitit launchers all launch its expansion) and composes each
+job, then runs the schema, `check_config` and `check_resources` on each. It returns one line
+per failing job; nothing is written. Sweepers that draw their jobs as they go (Optuna) are not
+expanded: their invalid trials fail one by one when they run (`tpri.app`).
+
+`FailedJobs` is the Hydra callback that lists, at the end of a multirun, the jobs that failed
+while running (e.g. a corrupt data file), so the command can exit non-zero.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from pathlib import Path
+
+from hydra import initialize_config_dir
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from hydra.errors import MissingConfigException
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
+
+from tpri.config import ConfigError, accepted, check_config, check_resources, field_kind
+from tpri.schema import GROUPS, Spec, register_configs
+
+BASIC_SWEEPER = f"{BasicSweeper.__module__}.{BasicSweeper.__name__}"
+
+
+def preflight(
+    overrides: list[str], multirun: bool, config_dir: str, config_name: str = "config"
+) -> list[str]:
+    """One line per invalid job of `train.py [-m] overrides` ([] when all are valid)."""
+    register_configs()
+    try:
+        null_groups(overrides)
+    except ConfigError as err:
+        return [str(err)]
+    with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
+        hydra = GlobalHydra.instance().hydra
+        try:
+            base = hydra.compose_config(
+                config_name, overrides, run_mode=RunMode.MULTIRUN, validate_sweep_overrides=False
+            )
+        except Exception as err:  # noqa: BLE001  (any composition error becomes one line)
+            return [one_line(err)]
+        multirun = multirun or base.hydra.mode == RunMode.MULTIRUN
+        if not multirun:
+            error = check_job(hydra, config_name, overrides, RunMode.RUN)
+            return [error] if error else []
+        if base.hydra.sweeper.get("_target_") != BASIC_SWEEPER:
+            return []  # e.g. Optuna: trials are drawn while the study runs
+        hydra_args = [o for o in overrides if _is_hydra(o)]
+        errors = []
+        jobs, swept = expand_sweep(base, [o for o in overrides if not _is_hydra(o)])
+        for num, job in enumerate(jobs):
+            error = check_job(hydra, config_name, hydra_args + job, RunMode.MULTIRUN)
+            if error:
+                shown = " ".join(o for o in job if o.split("=", 1)[0] in swept)
+                errors.append(f"job {num} ({shown}): {error}")
+        return errors
+
+
+def _is_hydra(override: str) -> bool:
+    return override.lstrip("+~").startswith("hydra")
+
+
+def null_groups(overrides: list[str]) -> None:
+    """A required config group set to null (`optimizer=null`) is refused by name."""
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if key.lstrip("+~") in GROUPS and "null" in value.split(","):
+            group = key.lstrip("+~")
+            raise ConfigError(
+                f"{group}=null: {group} needs an option; choose one with "
+                f"{group}=NAME, NAME one of {sorted(GROUPS[group])}"
+            )
+
+
+def expand_sweep(base: DictConfig, task_overrides: list[str]) -> tuple[list[list[str]], set]:
+    """The jobs of a basic sweep (hydra.sweeper.params, then the command line's overrides,
+    as Hydra's BasicSweeper combines them) and the keys that vary."""
+    params = base.hydra.sweeper.get("params") or {}
+    arguments = [f"{k}={v}" for k, v in params.items()] + task_overrides
+    parsed: list[Override] = OverridesParser.create().parse_overrides(arguments)
+    swept = {o.get_key_element() for o in parsed if o.is_sweep_override()}
+    return BasicSweeper.split_arguments(parsed, None)[0], swept
+
+
+def check_job(hydra, config_name: str, overrides: list[str], mode: RunMode) -> str | None:
+    """Compose one job and check it; the one-line reason it is invalid, or None."""
+    try:
+        cfg = hydra.compose_config(config_name, overrides, run_mode=mode)
+        strict_booleans(cfg, overrides)
+        plain = task_config(cfg)
+        check_config(plain)
+        check_resources(plain)
+    except ConfigError as err:
+        return str(err)
+    except Exception as err:  # noqa: BLE001
+        return one_line(err)
+    return None
+
+
+def task_config(cfg: DictConfig) -> dict:
+    """The resolved config without Hydra's node, as a plain dict; a missing value raises."""
+    task = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    return OmegaConf.to_container(task, resolve=True, throw_on_missing=True)
+
+
+def strict_booleans(cfg: DictConfig, overrides: list[str]) -> None:
+    """OmegaConf reads 'no', 'off', 'y' or 1 as booleans; a command line must say true/false."""
+    for override in OverridesParser.create().parse_overrides(overrides):
+        key = override.key_or_group
+        if override.is_delete() or key.startswith("hydra"):
+            continue
+        value = override.value()
+        if isinstance(value, str) and value.startswith("${"):
+            continue
+        if isinstance(OmegaConf.select(cfg, key, default=None), bool) and not isinstance(value, bool):
+            raise ConfigError(f"{key}={value!r} is invalid; expected true or false")
+
+
+def one_line(err: BaseException) -> str:
+    """A composition error as one line naming the full key: the OmegaConf cause when there is
+    one (wrong type, unknown key, null where a value is required), else Hydra's message."""
+    cause = err
+    while cause is not None and not isinstance(cause, OmegaConfBaseException):
+        cause = cause.__cause__ or cause.__context__
+    if cause is not None and getattr(cause, "full_key", None):
+        if isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
+            return f"{cause.full_key}: unknown key{_accepted_keys(cause)}"
+        field = _schema_field(cause)
+        if isinstance(cause, ValidationError) and field is not None:
+            kind, nullable = field
+            spec = cause.object_type.__dataclass_fields__[cause.key].metadata.get("spec", Spec())
+            return f"{cause.full_key}={cause.value!r} is invalid; expected {accepted(kind, nullable, spec)}"
+        return f"{cause.full_key}: {str(getattr(cause, 'msg', cause)).splitlines()[0]}"
+    if isinstance(err, MissingConfigException) and err.options is not None:
+        group = (err.missing_cfg_file or "").rpartition("/")[0]
+        return f"{err.missing_cfg_file}: no such config; accepted for {group}: {sorted(err.options)}"
+    return " ".join(str(err).split())
+
+
+def _schema_field(cause) -> tuple[type, bool] | None:
+    """(type, nullable) of the schema field an OmegaConf error is about, if it has one."""
+    schema = getattr(cause, "object_type", None)
+    if not dataclasses.is_dataclass(schema) or cause.key not in schema.__dataclass_fields__:
+        return None
+    return field_kind(typing.get_type_hints(schema)[cause.key])
+
+
+def _accepted_keys(cause) -> str:
+    schema = getattr(cause, "object_type", None)
+    fields = getattr(schema, "__dataclass_fields__", None)
+    return f"; accepted: {sorted(fields)}" if fields else ""
+
+
+# --- the end of a multirun ----------------------------------------------------------------
+
+
+class FailedJobs(Callback):
+    """At the end of a multirun, collect the jobs whose summary.json says `failed`."""
+
+    found: list[str] = []  # "job N: reason", read by tpri.app after Hydra returns
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        FailedJobs.found = failed_jobs(Path(config.hydra.sweep.dir))
+
+
+def failed_jobs(sweep_dir: Path) -> list[str]:
+    """'job N: reason' for each job dir N of `sweep_dir` whose summary says failed."""
+    lines = []
+    for path in sorted(sweep_dir.glob("*/summary.json"), key=lambda p: _natural(p.parent.name)):
+        try:
+            summary = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(summary, dict) and summary.get("status") == "failed":
+            lines.append(f"job {path.parent.name}: {summary.get('reason')}")
+    return lines
+
+
+def _natural(name: str):
+    return (0, int(name), "") if name.isdigit() else (1, 0, name)
