@@ -61,6 +61,7 @@ def _failed(err: Exception, out: str, multirun: bool) -> str:
     log.error("job failed: %s", reason)
     summary = Path(out) / "summary.json"
     if not summary.exists():
+        summary.parent.mkdir(parents=True, exist_ok=True)
         save_json({"status": "failed", "reason": reason, "iteration": 0}, summary)
     return f"failed: {reason}"
 
