@@ -299,11 +299,31 @@ def check_resources(cfg: dict, available: int | None = None) -> None:
     parts = estimate_memory(cfg)
     total = peak(parts)
     limit = available_memory() if available is None else available
+    _check_gpu(cfg, parts)
     if total > limit:
         part = max(parts, key=parts.get)
         raise ConfigError(
             f"memory: this job needs about {_gb(total)} ({part} {_gb(parts[part])}), "
             f"more than the {_gb(limit)} available; shrink {SHRINK[part](cfg)}"
+        )
+
+
+def _check_gpu(cfg: dict, parts: dict[str, int]) -> None:
+    """device=cuda needs CUDA; on a GPU, the parameters and one step must fit its memory."""
+    import torch
+
+    if cfg["device"] == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            "device='cuda' was asked for but CUDA is not available; accepted here: ['auto', 'cpu']"
+        )
+    if cfg["device"] == "cpu" or not torch.cuda.is_available():
+        return
+    need = parts["parameters"] + max(parts["training batch"], parts["evaluation"])
+    have = torch.cuda.get_device_properties(0).total_memory
+    if need > have:
+        raise ConfigError(
+            f"memory: this job needs about {_gb(need)} on the GPU, more than its "
+            f"{_gb(have)}; shrink {SHRINK['training batch'](cfg)} or use device=cpu"
         )
 
 
