@@ -99,7 +99,7 @@ def check_value(key: str, value, annotation, spec: Spec) -> None:
     if ok and kind in (int, float):
         ok = _in_range(spec, value)
     if not ok:
-        raise ConfigError(f"{key}={value!r} is invalid; expected {accepted(kind, nullable, spec)}")
+        raise ConfigError(f"{key}={show(value)} is invalid; expected {accepted(kind, nullable, spec)}")
 
 
 def check_section(prefix: str, section: dict, schema: type, optional=()) -> None:
@@ -132,7 +132,7 @@ def check_config(cfg: dict) -> None:
         section = cfg.get(group)
         if not isinstance(section, dict):
             raise ConfigError(
-                f"{group}: no option chosen ({group}={_show(section)}); choose one "
+                f"{group}: no option chosen ({group}={show(section)}); choose one "
                 f"with {group}=NAME, NAME one of {sorted(options)}"
             )
         name = section.get("name")
@@ -149,8 +149,11 @@ def check_config(cfg: dict) -> None:
         rule(cfg)
 
 
-def _show(value) -> str:
-    return "null" if value is None else repr(value)
+def show(value) -> str:
+    """A value as the command line writes it: null, true, 0.1, 'abc'."""
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    return repr(value)
 
 
 # --- options that only make sense together ------------------------------------------------

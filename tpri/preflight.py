@@ -31,7 +31,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
-from tpri.config import ConfigError, accepted, check_config, check_resources, field_kind
+from tpri.config import ConfigError, accepted, check_config, check_resources, field_kind, show
 from tpri.schema import GROUPS, Spec, register_configs
 
 BASIC_SWEEPER = f"{BasicSweeper.__module__}.{BasicSweeper.__name__}"
@@ -56,7 +56,7 @@ def preflight(
             return [one_line(err)]
         multirun = multirun or base.hydra.mode == RunMode.MULTIRUN
         if not multirun:
-            error = check_job(functools.partial(_compose_run, hydra, config_name), overrides)
+            error = check_job(functools.partial(_single_run, hydra, config_name, base), overrides)
             return [error] if error else []
         if base.hydra.sweeper.get("_target_") != BASIC_SWEEPER:
             return []  # e.g. Optuna: trials are drawn while the study runs
@@ -133,10 +133,13 @@ def expand_sweep(base: DictConfig, task_overrides: list[str]) -> tuple[list[list
     return BasicSweeper.split_arguments(parsed, None)[0], swept
 
 
-def _compose_run(hydra, config_name: str, overrides: list[str]) -> DictConfig:
-    cfg = hydra.compose_config(config_name, overrides, run_mode=RunMode.RUN)
-    strict_booleans(cfg, overrides)
-    return cfg
+def _single_run(hydra, config_name: str, base: DictConfig, overrides: list[str]) -> DictConfig:
+    """The config of a single run: `base` unless a value asks for a sweep (then Hydra's own
+    composition reports it)."""
+    if any(o.is_sweep_override() for o in OverridesParser.create().parse_overrides(overrides)):
+        base = hydra.compose_config(config_name, overrides, run_mode=RunMode.RUN)
+    strict_booleans(base, overrides)
+    return base
 
 
 def check_job(compose: Callable[[list[str]], DictConfig], overrides: list[str]) -> str | None:
@@ -170,7 +173,7 @@ def strict_booleans(cfg: DictConfig, overrides: list[str]) -> None:
         if isinstance(value, str) and value.startswith("${"):
             continue
         if isinstance(OmegaConf.select(cfg, key, default=None), bool) and not isinstance(value, bool):
-            raise ConfigError(f"{key}={value!r} is invalid; expected true or false")
+            raise ConfigError(f"{key}={show(value)} is invalid; expected true or false")
 
 
 def one_line(err: BaseException) -> str:
@@ -186,7 +189,8 @@ def one_line(err: BaseException) -> str:
         if isinstance(cause, ValidationError) and field is not None:
             kind, nullable = field
             spec = cause.object_type.__dataclass_fields__[cause.key].metadata.get("spec", Spec())
-            return f"{cause.full_key}={cause.value!r} is invalid; expected {accepted(kind, nullable, spec)}"
+            expected = accepted(kind, nullable, spec)
+            return f"{cause.full_key}={show(cause.value)} is invalid; expected {expected}"
         return f"{cause.full_key}: {str(getattr(cause, 'msg', cause)).splitlines()[0]}"
     if isinstance(err, MissingConfigException) and err.options is not None:
         group = (err.missing_cfg_file or "").rpartition("/")[0]
