@@ -247,7 +247,7 @@ def test_a_sweep_names_each_bad_job_with_its_number_and_overrides(tmp_path, caps
     assert code == 2
     assert not (tmp_path / "sweep").exists()
     lines = output.strip().splitlines()
-    assert lines[0].startswith("Invalid configuration: 3 job(s)")
+    assert lines[0] == "Invalid configuration: 3 invalid job(s); no job was started"
     assert lines[1:] == [
         "job 0 (lr=0.1 model.hidden=0): model.hidden=0 is invalid; expected an integer >= 1",
         "job 2 (lr=abc model.hidden=0): lr='abc' is invalid; expected a finite number > 0",

@@ -95,9 +95,7 @@ def _check_command(argv: list[str]) -> None:
     if len(errors) == 1 and not errors[0].startswith("job "):
         print(f"Invalid configuration: {errors[0]}", file=sys.stderr)
     elif errors:
-        print(
-            f"Invalid configuration: {len(errors)} job(s) of the sweep; no job was started", file=sys.stderr
-        )
+        print(f"Invalid configuration: {len(errors)} invalid job(s); no job was started", file=sys.stderr)
         print("\n".join(errors), file=sys.stderr)
     if errors:
         sys.exit(2)

@@ -3,7 +3,8 @@ composes the config of the single run, or expands a multirun the way Hydra's bas
 does (the basic, joblib and submitit launchers all launch its expansion) and composes each
 job, then runs the schema, `check_config` and `check_resources` on each. It returns one line
 per failing job; nothing is written. Sweepers that draw their jobs as they go (Optuna) are not
-expanded: their invalid trials fail one by one when they run (`tpri.app`).
+expanded: the config is checked with the swept keys at their defaults, and invalid trials fail
+one by one when they run (`tpri.app`).
 
 `FailedJobs` is the Hydra callback that lists, at the end of a multirun, the jobs that failed
 while running (e.g. a corrupt data file), so the command can exit non-zero.
@@ -59,7 +60,10 @@ def preflight(
             error = check_job(functools.partial(_single_run, hydra, config_name, base), overrides)
             return [error] if error else []
         if base.hydra.sweeper.get("_target_") != BASIC_SWEEPER:
-            return []  # e.g. Optuna: trials are drawn while the study runs
+            # e.g. Optuna: trials are drawn while the study runs; the rest of the config is
+            # checked now (the swept keys at their defaults), each trial when it runs
+            error = check_job(lambda _: base, overrides)
+            return [error] if error else []
         composer = JobComposer(hydra, config_name, [o for o in overrides if _is_hydra(o)])
         jobs, swept = expand_sweep(base, [o for o in overrides if not _is_hydra(o)])
         errors = []
