@@ -6,6 +6,7 @@ that are only bad at run time; and the plain-dict library path without Hydra."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 import pytest
@@ -16,8 +17,9 @@ from hydra.core.global_hydra import GlobalHydra
 
 from tpri.app import main
 from tpri.config import ConfigError, check_config, check_resources
-from tpri.preflight import JobComposer, check_job
+from tpri.preflight import JobComposer, check_job, task_config
 from tpri.resources import estimate_memory, peak
+from tpri.schema import GROUPS
 
 PTB = ["dataset=ptb", "model=rnn_text"]
 # (overrides, the full key the one-line message must name)
@@ -172,6 +174,14 @@ def test_bad_value_is_refused_in_one_line_naming_the_key(composer, overrides, ke
     name, _, value = overrides[-1].lstrip("+").partition("=")
     if name == key and error.startswith(f"{key}="):
         assert value in error  # the value is shown, e.g. lr='abc', lr=inf, seed=null
+
+
+def test_every_yaml_option_has_a_schema_and_every_schema_field_a_yaml_value(composer):
+    for group, options in GROUPS.items():
+        assert sorted(options) == sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+        for option, schema in options.items():
+            cfg = task_config(composer.compose([f"{group}={option}"]))  # a missing value raises
+            assert set(cfg[group]) == {f.name for f in dataclasses.fields(schema)}
 
 
 def test_good_values_pass(composer):
