@@ -163,10 +163,10 @@ def _optimizer_step(cfg: dict) -> None:
     opt = cfg["optimizer"]
     momentum, nesterov = opt.get("momentum", 0.0), opt.get("nesterov", False)
     if opt["step"] == "adam" and (momentum or nesterov):
+        key, value = ("momentum", momentum) if momentum else ("nesterov", nesterov)
         raise ConfigError(
-            f"optimizer.momentum={momentum!r} / optimizer.nesterov={nesterov!r}: "
-            "optimizer.step=adam has no momentum; set momentum=0 and nesterov=false "
-            "or use optimizer.step=sgd"
+            f"optimizer.{key}={show(value)} does not apply to optimizer.step=adam (Adam has no "
+            f"momentum); set optimizer.momentum=0 and optimizer.nesterov=false, or optimizer.step=sgd"
         )
     if nesterov and momentum == 0:
         raise ConfigError("optimizer.nesterov=true needs optimizer.momentum > 0 (got optimizer.momentum=0)")
