@@ -47,7 +47,7 @@ def preflight(
         null_groups(overrides)
     except ConfigError as err:
         return [str(err)]
-    with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
+    with initialize_config_dir(config_dir=str(Path(config_dir).resolve()), version_base="1.3"):
         hydra = GlobalHydra.instance().hydra
         try:
             base = hydra.compose_config(
