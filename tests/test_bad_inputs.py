@@ -373,3 +373,20 @@ def test_memory_estimate_scales_with_the_job_and_names_what_to_shrink():
     check_resources(small, available=int(1e9))
     with pytest.raises(ConfigError, match=r"memory: this job needs about .* MB .* available; shrink "):
         check_resources(small, available=peak(parts) // 2)
+
+
+def test_gpu_jobs_are_checked_against_the_gpu(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match=r"device='cuda' was asked for but CUDA is not available"):
+        check_resources(_plain(device="cuda"), available=int(1e12))
+
+    class Properties:
+        total_memory = int(1e5)
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: Properties())
+    with pytest.raises(ConfigError, match=r"on the GPU, more than its 1\.0 MB; shrink batch_size="):
+        check_resources(_plain(device="auto"), available=int(1e12))
+    check_resources(_plain(device="cpu"), available=int(1e12))  # the GPU is not used
