@@ -387,6 +387,6 @@ def test_gpu_jobs_are_checked_against_the_gpu(monkeypatch):
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: Properties())
-    with pytest.raises(ConfigError, match=r"on the GPU, more than its 1\.0 MB; shrink batch_size="):
+    with pytest.raises(ConfigError, match=r"on the GPU, more than its 0\.1 MB; shrink batch_size="):
         check_resources(_plain(device="auto"), available=int(1e12))
     check_resources(_plain(device="cpu"), available=int(1e12))  # the GPU is not used
