@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Run the figure sweeps and plot each figure; the table of commands is docs/figures.md.
+# Run the figure sweeps, plot each figure and write one page showing them all (index.html);
+# the table of commands and measured times is docs/figures.md.
 #
-#   scripts/make_figures.sh                        # every *_smoke sweep: offline, ~6 min on 2 cores
+#   scripts/make_figures.sh                        # every *_smoke sweep: offline, minutes on 2 cores
 #   scripts/make_figures.sh paper                  # every paper sweep (needs the datasets; long)
 #   scripts/make_figures.sh smoke heatmap_smoke winner_smoke   # only these sweeps
 #
-# Sweep NAME writes its job dirs (0, 1, ...) and its figure (png + pdf) to outputs/figures/NAME/
-# (OUT=dir to change) and its log to outputs/figures/NAME.log. Re-running skips completed jobs;
-# delete the dir to start afresh. Extra overrides for every sweep, e.g. another launcher:
+# Sweep NAME writes its job dirs (0, 1, ...) and its figure (png + pdf + caption json; one per
+# task when a sweep holds several) to outputs/figures/NAME/ (OUT=dir to change) and its log to
+# outputs/figures/NAME.log; outputs/figures/index.html shows every figure with its caption.
+# Re-running skips completed jobs; delete the dir to start afresh. Extra overrides for every
+# sweep, e.g. another launcher:
 #   HYDRA_ARGS="hydra/launcher=submitit_slurm_example" scripts/make_figures.sh paper
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,11 +39,7 @@ plot() {  # sweep name -> the plot commands of its figure(s)
     sensitivity_smoke) python scripts/plot_sensitivity.py "$dir" --key lr_target ;;
     sensitivity_*) python scripts/plot_sensitivity.py "$dir" --key "${1#sensitivity_}" ;;
     gradients*) python scripts/plot_gradients.py "$dir" ;;
-    length_scaling*)
-      python scripts/plot_length_scaling.py "$dir" --where dataset.name=temporal_order
-      if [ "$1" = length_scaling ]; then
-        python scripts/plot_length_scaling.py "$dir" --where dataset.name=adding --out "$dir/adding"
-      fi ;;
+    length_scaling*) python scripts/plot_length_scaling.py "$dir" ;;  # one figure per task
     *) echo "no figure for sweep $1" >&2; return 1 ;;
   esac
 }
@@ -57,3 +56,4 @@ for name in "${sweeps[@]}"; do
   echo "   sweep: $((SECONDS - start)) s"
   plot "$name" | grep -E '\.(png|pdf|csv)$' | sed 's/^/   /'
 done
+python scripts/plot_report.py "$out" | sed 's/^/== /'   # index.html: every figure below $out

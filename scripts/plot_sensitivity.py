@@ -1,22 +1,13 @@
-"""Sensitivity of test accuracy to one hyperparameter: one line per value, one panel per method.
+"""Thin wrapper of `tpri-plot sensitivity`: see `python scripts/plot_sensitivity.py --help`."""
 
-    python scripts/plot_sensitivity.py multirun/sensitivity --key lr_target|lr|reg
-        [--metric test_accuracy] [--out figures] [--where ...]
+import sys
 
-Writes sensitivity_<key>.png and .pdf.
-"""
-
-from tpri import figures
+from tpri.figures.cli import plot_main
 
 
-def main(argv=None) -> None:
-    parser = figures.parser(__doc__.splitlines()[0])
-    parser.add_argument("--key", default="lr_target", help="the swept key: lr_target, lr, reg")
-    parser.add_argument("--metric", default="test_accuracy")
-    args = parser.parse_args(argv)
-    fig = figures.plot_sensitivity(figures.load_args(args), args.key, args.metric)
-    figures.write(fig, args, f"sensitivity_{args.key}")
+def main(argv=None) -> int:
+    return plot_main(argv, prog="python scripts/plot_sensitivity.py", kind="sensitivity")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -7,6 +7,7 @@ that are only bad at run time; and the plain-dict library path without Hydra."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 
 import pytest
@@ -299,7 +300,9 @@ DATA = [
 
 
 @pytest.mark.parametrize("name, make, file", DATA, ids=[d[0] for d in DATA])
-def test_bad_data_file_single_run_exits_2_naming_the_file(name, make, file, tmp_path, capsys, monkeypatch):
+def test_bad_data_file_single_run_names_the_file(name, make, file, tmp_path, capsys, monkeypatch):
+    """Missing files: a config error (exit 2, nothing written); damaged files: the job fails
+    (exit 1, status failed with the reason)."""
     make(tmp_path / "data")
     code, output = run_main(
         ["dataset=mnist", "dataset.size_chunk=16", f"dataset.data_dir={tmp_path}/data"],
@@ -307,8 +310,12 @@ def test_bad_data_file_single_run_exits_2_naming_the_file(name, make, file, tmp_
         capsys,
         monkeypatch,
     )
-    assert code == 2 and file in output and "Traceback" not in output
-    assert not (tmp_path / "run").exists()
+    assert file in output and "Traceback" not in output and len(output.strip().splitlines()) == 1
+    if name == "missing":
+        assert code == 2 and not (tmp_path / "run").exists()
+    else:
+        summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+        assert code == 1 and summary["status"] == "failed" and file in summary["reason"]
 
 
 def test_non_utf8_ptb_text_is_named(tmp_path, capsys, monkeypatch):
@@ -320,7 +327,7 @@ def test_non_utf8_ptb_text_is_named(tmp_path, capsys, monkeypatch):
         capsys,
         monkeypatch,
     )
-    assert code == 2 and "ptb.test.txt: not UTF-8 text" in output
+    assert code == 1 and "ptb.test.txt: not UTF-8 text" in output
 
 
 # --- the library path: plain dicts, no Hydra ------------------------------------------------

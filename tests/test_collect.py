@@ -9,6 +9,8 @@ import pytest
 from fakeruns import curve, job_config, write_job, write_multirun
 
 from tpri.collect import (
+    DataError,
+    UsageError,
     aggregate_seeds,
     area_under_curve,
     best_configs,
@@ -26,12 +28,14 @@ from tpri.collect import (
 @pytest.fixture
 def sweep(tmp_path):
     """A multirun with a completed, a diverged, a half-written and an empty job dir."""
-    write_multirun(tmp_path, [
-        dict(overrides={"lr": 0.5, "reg": 10.0}),
-        dict(optimizer="sgd", overrides={"lr": 1e-3}, status="diverged",
-             metrics=curve(diverge_at=400)),
-        dict(status=None),
-    ])
+    write_multirun(
+        tmp_path,
+        [
+            dict(overrides={"lr": 0.5, "reg": 10.0}),
+            dict(optimizer="sgd", overrides={"lr": 1e-3}, status="diverged", metrics=curve(diverge_at=400)),
+            dict(status=None),
+        ],
+    )
     metrics = tmp_path / "2" / "metrics.csv"
     metrics.write_text(metrics.read_text() + "1200,12.0,0.1")  # a row cut while written
     (tmp_path / "3" / ".hydra").mkdir(parents=True)
@@ -49,7 +53,8 @@ def test_collect_keeps_finished_jobs_and_warns_once(sweep):
     jobs = df.drop_duplicates("job_dir").set_index("job_dir")
     assert list(jobs.index) == ["0", "1"]
     assert list(jobs["status"]) == ["completed", "diverged"]
-    assert list(jobs["method"]) == ["TP", "BP (SGD)"]
+    assert list(jobs["method"]) == ["TP", "BP (SGD, Nesterov 0.9)"]
+    assert list(jobs["stop_iteration"]) == [1000, 400]
     assert list(jobs["optimizer"]) == ["tp", "sgd"]
     assert jobs.loc["0", "lr"] == 0.5 and jobs.loc["0", "reg"] == 10.0
     assert jobs.loc["0", "optimizer.reg"] == 10.0  # ${reg} resolved
@@ -76,6 +81,17 @@ def test_collect_skips_unparsable_and_running_summaries(tmp_path):
     assert list(df["job_dir"].unique()) == ["a"]
 
 
+def test_collect_skips_interrupted_and_keeps_failed_and_diverged(tmp_path):
+    write_job(tmp_path / "a", status="interrupted")
+    write_job(tmp_path / "b", status="failed")
+    write_job(tmp_path / "c", status="diverged", metrics=curve(diverge_at=200))
+    with pytest.warns(UserWarning, match="interrupted"):
+        df = collect(tmp_path)
+    jobs = df.drop_duplicates("job_dir").set_index("job_dir")["status"]
+    assert jobs.to_dict() == {"b": "failed", "c": "diverged"}
+    assert "provenance" not in df  # unknown summary keys ignored
+
+
 def test_collect_walks_nested_multiruns_without_warning(tmp_path):
     write_multirun(tmp_path / "day1" / "sweep", [dict(overrides={"seed": s}) for s in range(2)])
     write_multirun(tmp_path / "day2", [dict(overrides={"seed": s}) for s in range(11)])
@@ -95,8 +111,9 @@ def test_collect_of_a_failed_job_without_metrics(tmp_path):
 
 
 def test_unresolvable_interpolations_fall_back_to_raw_values(tmp_path):
-    job = write_job(tmp_path, overrides={"device": "${oc.env:TPRI_SURELY_UNSET_VAR}",
-                                          "model.name": "${now:%Y}"})
+    job = write_job(
+        tmp_path, overrides={"device": "${oc.env:TPRI_SURELY_UNSET_VAR}", "model.name": "${now:%Y}"}
+    )
     df = collect(job)
     assert df["device"].iloc[0] == "${oc.env:TPRI_SURELY_UNSET_VAR}"
     assert df["optimizer.lr"].iloc[0] == 0.1  # the rest still resolved
@@ -108,17 +125,25 @@ def test_method_labels():
         return method_label(flat)
 
     assert label("tp") == "TP"
-    assert label("sgd") == "BP (SGD)"
+    assert label("sgd") == "BP (SGD, Nesterov 0.9)"
+    assert label("sgd", **{"optimizer.momentum": 0.0}) == "BP (SGD)"
+    assert (
+        label("sgd", **{"optimizer.nesterov": False, "optimizer.momentum": 0.5}) == "BP (SGD, momentum 0.5)"
+    )
     assert label("adam") == "BP (Adam)"
-    assert label("dtp") == "DTP"
-    assert label("tp", **{"optimizer.targets": "difference", "optimizer.update": "local"}) \
+    assert label("dtp") == "DTP-PI"
+    assert label("tp", **{"optimizer.momentum": 0.9, "optimizer.nesterov": True}) == "TP (Nesterov 0.9)"
+    assert (
+        label("tp", **{"optimizer.targets": "difference", "optimizer.update": "local"})
         == "TP (difference, local)"
+    )
     assert label("tp", **{"optimizer.step": "adam"}) == "TP (Adam)"
 
 
 def test_area_under_curve_by_hand():
-    df = pd.DataFrame({"job_dir": ["a"] * 3 + ["b"], "iteration": [0, 100, 300, 0],
-                       "train_loss": [1.0, 3.0, 1.0, 0.7]})
+    df = pd.DataFrame(
+        {"job_dir": ["a"] * 3 + ["b"], "iteration": [0, 100, 300, 0], "train_loss": [1.0, 3.0, 1.0, 0.7]}
+    )
     auc = area_under_curve(df, "train_loss")
     # a: (100 * (1 + 3) / 2 + 200 * (3 + 1) / 2) / 300 = 2; b: a single point, its value
     assert auc["a"] == pytest.approx(2.0)
@@ -127,10 +152,11 @@ def test_area_under_curve_by_hand():
 
 def test_summarize_and_aggregate_over_seeds(tmp_path):
     finals = {0: 0.2, 1: 0.4, 2: 0.6}
-    write_multirun(tmp_path, [
-        dict(overrides={"seed": s, "lr": 0.1}, metrics=curve(loss=(1.0, f)))
-        for s, f in finals.items()
-    ] + [dict(overrides={"seed": 0, "lr": 1.0}, metrics=curve(loss=(1.0, 0.0)))])
+    write_multirun(
+        tmp_path,
+        [dict(overrides={"seed": s, "lr": 0.1}, metrics=curve(loss=(1.0, f))) for s, f in finals.items()]
+        + [dict(overrides={"seed": 0, "lr": 1.0}, metrics=curve(loss=(1.0, 0.0)))],
+    )
     jobs = summarize(collect(tmp_path))
     assert len(jobs) == 4
     assert list(jobs["final_train_loss"]) == pytest.approx([0.2, 0.4, 0.6, 0.0])
@@ -147,22 +173,29 @@ def test_summarize_and_aggregate_over_seeds(tmp_path):
 
 
 def test_best_configs_ranks_diverged_configurations_last(tmp_path):
-    write_multirun(tmp_path, [
-        dict(overrides={"lr": 0.1, "seed": 0}, metrics=curve(loss=(1.0, 0.5))),
-        dict(overrides={"lr": 0.1, "seed": 1}, metrics=curve(loss=(1.0, 0.5))),
-        dict(overrides={"lr": 1.0, "seed": 0}, metrics=curve(loss=(1.0, 0.1))),
-        dict(overrides={"lr": 1.0, "seed": 1}, metrics=curve(loss=(1.0, 0.1))),
-        dict(overrides={"lr": 9.0, "seed": 0}, metrics=curve(loss=(1.0, 0.0))),
-        dict(overrides={"lr": 9.0, "seed": 1}, status="diverged", metrics=curve(diverge_at=200)),
-    ])
+    write_multirun(
+        tmp_path,
+        [
+            dict(overrides={"lr": 0.1, "seed": 0}, metrics=curve(loss=(1.0, 0.5))),
+            dict(overrides={"lr": 0.1, "seed": 1}, metrics=curve(loss=(1.0, 0.5))),
+            dict(overrides={"lr": 1.0, "seed": 0}, metrics=curve(loss=(1.0, 0.1))),
+            dict(overrides={"lr": 1.0, "seed": 1}, metrics=curve(loss=(1.0, 0.1))),
+            dict(overrides={"lr": 9.0, "seed": 0}, metrics=curve(loss=(1.0, 0.0))),
+            dict(overrides={"lr": 9.0, "seed": 1}, status="diverged", metrics=curve(diverge_at=200)),
+        ],
+    )
     best = best_configs(summarize(collect(tmp_path)), by=["method"])
     assert list(best["lr"]) == [1.0, 1.0] and list(best["seed"]) == [0, 1]
 
 
 def test_sequence_length():
-    df = pd.DataFrame({"dataset.name": ["mnist", "digits", "temporal_order"],
-                       "dataset.size_chunk": [4, 16, np.nan],
-                       "dataset.length": [np.nan, np.nan, 120]})
+    df = pd.DataFrame(
+        {
+            "dataset.name": ["mnist", "digits", "temporal_order"],
+            "dataset.size_chunk": [4, 16, np.nan],
+            "dataset.length": [np.nan, np.nan, 120],
+        }
+    )
     assert list(sequence_length(df)) == [196, 4, 120]
 
 
@@ -174,3 +207,35 @@ def test_write_results_load_and_select(tmp_path):
     assert len(df) == 12 and set(df["status"]) == {"completed"}
     assert set(select(df, ["model.hidden=32"])["job_dir"]) == {"1"}
     assert set(select(load(tmp_path), ["model.hidden=32", "method=tp"])["job_dir"]) == {"1"}
+
+
+def test_bad_input_raises_one_kind_of_error_each(tmp_path):
+    with pytest.raises(UsageError, match="no such file or dir"):
+        load(tmp_path / "missing")
+    with pytest.raises(DataError, match="no job dirs"):
+        load(tmp_path)
+    (tmp_path / "results.csv").write_text("job_dir,method,status,iteration\n")
+    with pytest.raises(DataError, match="header only"):
+        load(tmp_path / "results.csv")
+    (tmp_path / "other.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(DataError, match="not a results.csv"):
+        load(tmp_path / "other.csv")
+    write_job(tmp_path / "runs" / "0", status=None)
+    with pytest.warns(UserWarning), pytest.raises(DataError, match="no finished runs"):
+        write_results(tmp_path / "runs")
+    assert not (tmp_path / "runs" / "results.csv").exists()
+
+
+@pytest.mark.parametrize(
+    "where, error, match",
+    [
+        (["lr"], UsageError, "expected KEY=VALUE"),
+        (["nokey=1"], UsageError, "no column 'nokey'"),
+        (["lr=abc"], UsageError, "holds numbers"),
+        (["lr=7"], DataError, "no run matches lr=7"),
+    ],
+)
+def test_select_rejects_bad_conditions(tmp_path, where, error, match):
+    write_multirun(tmp_path, [dict(overrides={"lr": lr}) for lr in (0.1, 1.0)])
+    with pytest.raises(error, match=match):
+        select(collect(tmp_path), where)

@@ -1,17 +1,17 @@
-"""Figures: each writes a non-empty PNG and PDF; the numbers behind them are right."""
+"""Figures: headers name the task and seeds, styles are fixed per method, divergence is
+marked, and the numbers behind them are right (read from the figure's objects)."""
 
-import importlib.util
-from pathlib import Path
-
+import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
-from fakeruns import curve, gradients, write_job, write_multirun
+from fakeruns import curve, gradients, write_bench, write_job, write_multirun
+from matplotlib.colors import to_hex
 
 from tpri import figures
-from tpri.collect import collect, read_gradients
-
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+from tpri.collect import DataError, UsageError, collect, read_gradients
+from tpri.figures import findings
+from tpri.figures.style import tick_labels
 
 
 def assert_written(paths):
@@ -20,31 +20,120 @@ def assert_written(paths):
     assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 1000
 
 
-def run_script(name, argv):
-    """Run `scripts/<name>.py` main(argv) in this process."""
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.main([str(a) for a in argv])
+def figure_text(fig) -> str:
+    """Every text object of a figure: header, titles, labels, legends, annotations."""
+    texts = [t.get_text() for t in fig.texts]
+    for legend in fig.legends:
+        texts += [t.get_text() for t in legend.get_texts()] + [legend.get_title().get_text()]
+    for ax in fig.axes:
+        texts += [ax.get_title(), ax.get_xlabel(), ax.get_ylabel()]
+        texts += [t.get_text() for t in ax.texts]
+        if ax.get_legend():
+            texts += [t.get_text() for t in ax.get_legend().get_texts()]
+            texts.append(ax.get_legend().get_title().get_text())
+    return "\n".join(texts)
 
 
-def test_convergence_with_seeds(tmp_path):
-    write_multirun(tmp_path, [
-        dict(optimizer=opt, overrides={"seed": s}, metrics=curve(loss=(1.4, 0.2 + 0.1 * s)))
-        for opt in ("tp", "sgd") for s in range(3)
-    ])
+def line_colors(fig) -> dict:
+    """Legend label -> colour of the line handles of a figure's legends."""
+    legends = list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend()]
+    return {
+        h.get_label(): to_hex(h.get_color())
+        for legend in legends
+        for h in legend.legend_handles
+        if hasattr(h, "get_color")
+    }
+
+
+def test_convergence_header_axes_and_band(tmp_path):
+    write_multirun(
+        tmp_path,
+        [
+            dict(
+                optimizer=opt,
+                overrides={"seed": s},
+                metrics=curve(loss=(1.4, 0.02 + 0.01 * s), accuracy=(0.25, 0.9 + 0.05 * s)),
+            )
+            for opt in ("tp", "sgd")
+            for s in range(3)
+        ],
+    )
     fig = figures.plot_convergence(collect(tmp_path))
-    assert len(fig.axes) == 4 and len(fig.axes[0].lines) == 2
+    header = figures.header_text(fig)
+    assert "temporal order, RNN, T=60, d=100" in header
+    assert "batch=20" in header and "iterations=1000" in header and "3 seeds" in header
+    loss_ax, acc_ax, loss_time_ax, acc_time_ax = fig.axes
+    assert loss_ax.get_yscale() == "log"  # 1.4 -> 0.02: more than a decade
+    assert acc_ax.get_ylim() == (0, 1) and acc_time_ax.get_ylim() == (0, 1)
+    assert loss_time_ax.get_xlabel() == "training time (s)"
+    band_tops = [path.vertices[:, 1].max() for band in acc_ax.collections for path in band.get_paths()]
+    assert len(band_tops) == 2 and max(band_tops) <= 1.0  # mean 0.95 + std 0.05 clipped
+    assert "mean over seeds" in figure_text(fig) and "clipped to [0, 1]" in figure_text(fig)
     assert_written(figures.save(fig, tmp_path / "out", "convergence"))
+
+
+def test_method_colours_are_the_same_in_every_figure(tmp_path):
+    a = write_multirun(tmp_path / "a", [dict(optimizer=o) for o in ("tp", "sgd")])
+    b = write_multirun(tmp_path / "b", [dict(optimizer=o) for o in ("adam", "dtp", "tp", "sgd")])
+    first = line_colors(figures.plot_convergence(collect(a)))
+    second = line_colors(figures.plot_convergence(collect(b)))
+    assert set(first) == {"TP", "BP (SGD, Nesterov 0.9)"}
+    assert set(second) == set(first) | {"BP (Adam)", "DTP-PI"}
+    for method, color in first.items():
+        assert second[method] == color == to_hex(figures.method_style(method).color)
+    assert len(set(second.values())) == 4  # distinct
+
+
+def test_diverged_run_ends_with_a_marker_and_says_where(tmp_path):
+    write_multirun(
+        tmp_path,
+        [
+            dict(optimizer="tp"),
+            dict(optimizer="sgd", status="diverged", metrics=curve(diverge_at=400)),
+        ],
+    )
+    fig = figures.plot_convergence(collect(tmp_path))
+    assert "BP (SGD, Nesterov 0.9): diverged at it 400" in figure_text(fig)
+    marks = [line for line in fig.axes[0].lines if line.get_marker() == "X"]
+    assert len(marks) == 1 and list(marks[0].get_xdata()) == [200]  # last finite train loss
+
+
+def test_mixed_tasks_are_refused_with_the_filter_to_use(tmp_path):
+    write_multirun(
+        tmp_path, [dict(optimizer="tp", dataset="adding"), dict(optimizer="sgd", dataset="temporal_order")]
+    )
+    with pytest.raises(UsageError, match="2 different tasks") as error:
+        figures.plot_convergence(collect(tmp_path))
+    assert "adding, RNN" in str(error.value) and "temporal order, RNN" in str(error.value)
+    assert "--where dataset.name=adding" in str(error.value)
+
+
+def test_task_names_as_run(tmp_path):
+    write_job(tmp_path / "0", dataset="digits", model="gru", overrides={"dataset.permute": True})
+    fig = figures.plot_convergence(collect(tmp_path))
+    assert "permuted digits 8x8 as a stand-in for MNIST, GRU, T=64" in figures.header_text(fig)
+    assert "1 seed per setting" in figures.header_text(fig)
+
+
+def test_no_global_style_change_and_truetype_fonts(tmp_path):
+    before = dict(matplotlib.rcParams)
+    write_job(tmp_path / "0")
+    fig = figures.plot_convergence(collect(tmp_path))
+    _, pdf = figures.save(fig, tmp_path / "out", "convergence")
+    assert dict(matplotlib.rcParams) == before
+    content = pdf.read_bytes()
+    assert b"/FontFile2" in content and b"/Type3" not in content
 
 
 @pytest.fixture
 def lr_reg_sweep(tmp_path):
     """lr x reg = {0.1, 1, 10} x {1, 10}: lr=10 diverged for reg=1, (10, 10) missing."""
-    jobs = [dict(overrides={"lr": lr, "reg": reg}, metrics=curve(loss=(1.4, 1 / lr / reg)))
-            for lr in (0.1, 1.0) for reg in (1.0, 10.0)]
-    jobs.append(dict(overrides={"lr": 10.0, "reg": 1.0}, status="diverged",
-                     metrics=curve(diverge_at=400)))
+    jobs = [
+        dict(overrides={"lr": lr, "reg": reg}, metrics=curve(loss=(1.4, 1 / lr / reg)))
+        for lr in (0.1, 1.0)
+        for reg in (1.0, 10.0)
+    ]
+    jobs.append(dict(overrides={"lr": 10.0, "reg": 1.0}, status="diverged", metrics=curve(diverge_at=400)))
     return write_multirun(tmp_path, jobs)
 
 
@@ -55,31 +144,56 @@ def test_heatmap_marks_diverged_cells(lr_reg_sweep, tmp_path):
     assert image.shape == (2, 3)  # reg x lr
     assert image.mask[0, 2] and image.mask[1, 2]  # diverged and missing: not scored
     assert image[0, 0] == pytest.approx((1.4 + 10) / 2)  # lr=0.1, reg=1
+    text = figure_text(fig)
+    assert "×\nit 400" in text and "diverged at iteration N (not scored)" in text
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["0.1", "1", "10"]
+    assert "1 seed per setting" in figures.header_text(fig)
     assert_written(figures.save(fig, tmp_path / "out", "heatmap"))
+
+
+def test_heatmap_findings_are_computed_from_the_runs(lr_reg_sweep):
+    notes = findings.heatmap(collect(lr_reg_sweep), "lr", "reg", "train_loss", "auc")
+    # final losses 1 / (lr reg): the area (mean of the two ends) is smallest at lr=1, reg=10
+    assert notes == [
+        "TP: smallest auc_train_loss 0.75 at lr=1, reg=10; largest 5.7 at lr=0.1, reg=1",
+        "TP: diverged (lr, reg): (10, 1) at it 400",
+    ]
+
+
+def test_heatmap_warns_naming_a_key_it_averages_over(tmp_path):
+    write_multirun(tmp_path, [dict(overrides={"lr": 0.1, "reg": 1.0, "model.hidden": d}) for d in (16, 32)])
+    with pytest.warns(UserWarning, match="differ in model.hidden"):
+        figures.plot_heatmap(collect(tmp_path))
 
 
 def mnist_job(sweep, chunk, hidden, optimizer, lr, loss, accuracy, status="completed"):
     """A job dict of `write_multirun` on MNIST cut in chunks."""
-    return dict(optimizer=optimizer, dataset="mnist", status=status,
-                overrides={"dataset.size_chunk": chunk, "model.hidden": hidden, "lr": lr},
-                metrics=curve(loss=loss, accuracy=accuracy,
-                              diverge_at=200 if status == "diverged" else None))
+    return dict(
+        optimizer=optimizer,
+        dataset="mnist",
+        status=status,
+        overrides={"dataset.size_chunk": chunk, "model.hidden": hidden, "lr": lr},
+        metrics=curve(loss=loss, accuracy=accuracy, diverge_at=200 if status == "diverged" else None),
+    )
 
 
 @pytest.fixture
 def winner_sweep(tmp_path):
     """T=196, d=16: TP is tuned to lr=1 (smaller train loss) whose accuracy is worse than BP's;
     BP's diverged config, best on accuracy, is excluded. T=49, d=16: BP only diverged."""
-    return write_multirun(tmp_path, [
-        mnist_job(tmp_path, 4, 16, "tp", 0.1, (1.4, 0.2), (0.25, 0.9)),
-        mnist_job(tmp_path, 4, 16, "tp", 1.0, (1.4, 0.1), (0.25, 0.5)),
-        mnist_job(tmp_path, 4, 16, "sgd", 0.1, (1.4, 0.5), (0.25, 0.7)),
-        mnist_job(tmp_path, 4, 16, "sgd", 1.0, (1.4, 0.0), (1.0, 1.0), status="diverged"),
-        mnist_job(tmp_path, 16, 16, "tp", 0.1, (1.4, 0.2), (0.25, 0.9)),
-        mnist_job(tmp_path, 16, 16, "sgd", 1.0, (1.4, 0.0), (1.0, 1.0), status="diverged"),
-        mnist_job(tmp_path, 16, 32, "tp", 0.1, (1.4, 0.2), (0.25, 0.75)),
-        mnist_job(tmp_path, 16, 32, "adam", 0.1, (1.4, 0.2), (0.25, 0.95)),
-    ])
+    return write_multirun(
+        tmp_path,
+        [
+            mnist_job(tmp_path, 4, 16, "tp", 0.1, (1.4, 0.2), (0.25, 0.9)),
+            mnist_job(tmp_path, 4, 16, "tp", 1.0, (1.4, 0.1), (0.25, 0.5)),
+            mnist_job(tmp_path, 4, 16, "sgd", 0.1, (1.4, 0.5), (0.25, 0.7)),
+            mnist_job(tmp_path, 4, 16, "sgd", 1.0, (1.4, 0.0), (1.0, 1.0), status="diverged"),
+            mnist_job(tmp_path, 16, 16, "tp", 0.1, (1.4, 0.2), (0.25, 0.9)),
+            mnist_job(tmp_path, 16, 16, "sgd", 1.0, (1.4, 0.0), (1.0, 1.0), status="diverged"),
+            mnist_job(tmp_path, 16, 32, "tp", 0.1, (1.4, 0.2), (0.25, 0.75)),
+            mnist_job(tmp_path, 16, 32, "adam", 0.1, (1.4, 0.2), (0.25, 0.95)),
+        ],
+    )
 
 
 def test_winner_table_by_hand(winner_sweep):
@@ -97,35 +211,66 @@ def test_winner_figure(winner_sweep, tmp_path):
     fig, table = figures.plot_winner(collect(winner_sweep))
     assert len(table) == 3
     texts = [t.get_text() for t in fig.axes[0].texts]
-    assert sorted(texts) == ["BP\n10.0", "BP\n10.0", "TP\nonly"]
+    # the signed margin TP - BP, as the colour; a dagger counts diverged runs of the cell
+    assert sorted(texts) == ["BP\n−10.0", "BP\n−10.0\n†BP 1", "TP only\n†BP 1"]
+    assert "percentage points" in figure_text(fig)
+    assert "T ∈ {4, 49, 196}" not in figures.header_text(fig)
+    assert "sequential MNIST" in figures.header_text(fig)
     assert_written(figures.save(fig, tmp_path / "out", "winner"))
 
 
+def test_winner_of_diverged_runs_only_is_an_error(tmp_path):
+    write_multirun(
+        tmp_path,
+        [mnist_job(tmp_path, 4, 16, o, 1.0, (1.4, 0.0), (1.0, 1.0), "diverged") for o in ("tp", "sgd")],
+    )
+    with pytest.raises(DataError, match="all 2 runs diverged or failed"):
+        figures.plot_winner(collect(tmp_path))
+
+
 def test_sensitivity(tmp_path):
-    write_multirun(tmp_path, [
-        dict(optimizer=opt, overrides={"lr_target": v}, metrics=curve(accuracy=(0.25, 0.5 + v)))
-        for opt in ("tp", "sgd") for v in (1e-4, 1e-3, 1e-2)
-    ])
+    write_multirun(
+        tmp_path,
+        [
+            dict(optimizer=opt, overrides={"lr_target": v}, metrics=curve(accuracy=(0.25, 0.5 + v)))
+            for opt in ("tp", "sgd")
+            for v in (1e-4, 1e-3, 1e-2)
+        ]
+        + [dict(overrides={"lr_target": 1.0}, status="diverged", metrics=curve(diverge_at=200))],
+    )
     fig = figures.plot_sensitivity(collect(tmp_path), key="lr_target")
-    assert len(fig.axes) == 2 and len(fig.axes[0].lines) == 3
+    assert [ax.get_title() for ax in fig.axes] == ["BP (SGD, Nesterov 0.9)", "TP"]
+    tp = fig.axes[1]
+    assert len(tp.lines) == 4 + 1  # 4 values, 1 diverged mark
+    legend = [t.get_text() for t in tp.get_legend().get_texts()]
+    assert legend == ["$10^{-4}$", "$10^{-3}$", "$10^{-2}$", "$10^{0}$", "$10^{0}$: diverged at it 200"]
+    styles = {(line.get_color(), line.get_linestyle()) for line in tp.lines[:4]}
+    assert len(styles) == 4  # overlapping values stay distinguishable
+    assert tp.get_ylim() == (0, 1)
     assert_written(figures.save(fig, tmp_path / "out", "sensitivity"))
 
 
 @pytest.fixture
 def gradient_runs(tmp_path):
-    return write_multirun(tmp_path, [
-        dict(optimizer="sgd", grads=gradients()),
-        dict(optimizer="tp", grads=gradients(seed=1)),
-        dict(optimizer="tp"),
-    ])
+    return write_multirun(
+        tmp_path,
+        [
+            dict(optimizer="sgd", grads=gradients()),
+            dict(optimizer="tp", grads=gradients(seed=1)),
+            dict(optimizer="tp"),
+        ],
+    )
 
 
 def test_gradients(gradient_runs, tmp_path):
     df = collect(gradient_runs)
     grads = read_gradients(df, gradient_runs)
     assert sorted(grads["job_dir"].unique()) == ["0", "1"]
+    grads.loc[grads["step"] <= 2, "displacement_norm"] = 0.0  # underflow
     fig = figures.plot_gradients(grads, df[df["job_dir"].isin(grads["job_dir"])])
     assert len(fig.axes[0].collections) == 1 and len(fig.axes[1].collections) == 1
+    assert "grey cell: norm exactly 0 (underflow)" in figure_text(fig)
+    assert fig.axes[2].get_yscale() == "log"  # update norms 1 .. 1/401
     assert_written(figures.save(fig, tmp_path / "out", "gradients"))
 
 
@@ -134,56 +279,40 @@ def test_length_scaling(tmp_path):
     for length, bp_solved in [(30, [True, False]), (60, [False, False])]:
         for seed, solved in enumerate(bp_solved):
             top = 1.0 if solved else 0.5
-            jobs += [dict(overrides={"dataset.length": length, "seed": seed}),
-                     dict(optimizer="sgd", overrides={"dataset.length": length, "seed": seed},
-                          metrics=curve(accuracy=(0.25, top)))]
+            jobs += [
+                dict(overrides={"dataset.length": length, "seed": seed}),
+                dict(
+                    optimizer="sgd",
+                    overrides={"dataset.length": length, "seed": seed},
+                    metrics=curve(accuracy=(0.25, top)),
+                ),
+            ]
+    jobs[-1].update(status="diverged", metrics=curve(diverge_at=400))  # BP, T=60, seed 1
     write_multirun(tmp_path, jobs)
     fig, table = figures.plot_length_scaling(collect(tmp_path), threshold=0.85)
     shares = table.set_index(["method", "T"])["share"]
     assert shares[("TP", 30)] == 1 and shares[("TP", 60)] == 1
-    assert shares[("BP (SGD)", 30)] == 0.5 and shares[("BP (SGD)", 60)] == 0
+    bp = "BP (SGD, Nesterov 0.9)"
+    assert shares[("TP", 30)] == 1 and shares[(bp, 30)] == 0.5 and shares[(bp, 60)] == 0
+    assert "T ∈ {30, 60}" in figures.header_text(fig) and "2 seeds" in figures.header_text(fig)
+    assert table.set_index(["method", "T"]).loc[(bp, 60), ["seeds", "diverged"]].tolist() == [2, 1]
+    marks = [line for line in fig.axes[0].lines if line.get_marker() == "X"]
+    assert len(marks) == 1 and list(marks[0].get_xdata()) == [60]
     assert_written(figures.save(fig, tmp_path / "out", "length_scaling"))
 
 
-@pytest.fixture
-def bench_csv(tmp_path):
-    rows = [dict(T=T, hidden=d, batch=20, method=m, median_ms=T * d * k / 1e3, ratio_to_bp=k)
-            for T in (30, 60, 120) for d in (32, 100) for m, k in
-            [("bp", 1.0), ("tp_graph", 1.5), ("tp_local", 1.2)]]
-    path = tmp_path / "bench" / "benchmark.csv"
-    path.parent.mkdir()
-    pd.DataFrame(rows).to_csv(path, index=False)
-    return path
+def test_tick_labels_use_one_format_per_axis():
+    assert tick_labels([1e-3, 0.1, 10]) == ["$10^{-3}$", "$10^{-1}$", "$10^{1}$"]
+    assert tick_labels([32, 100]) == ["32", "100"]
+    assert tick_labels([0.1, 1, 10]) == ["0.1", "1", "10"]
+    assert tick_labels([1e-4, 3e-4]) == ["0.0001", "0.0003"]
 
 
-def test_compute(bench_csv, tmp_path):
-    fig = figures.plot_compute(pd.read_csv(bench_csv))
-    assert [len(ax.lines) for ax in fig.axes] == [3, 3]
-    assert fig.axes[0].get_title().endswith("100")
+def test_compute_with_and_without_memory(tmp_path):
+    fig = figures.plot_compute(pd.read_csv(write_bench(tmp_path / "b.csv")))
+    assert [len(ax.lines) for ax in fig.axes] == [4, 4, 4]
+    assert fig.axes[0].get_title().endswith("100") and fig.axes[2].get_ylabel() == "peak memory (MiB)"
+    assert set(line_colors(fig)) == {"BP", "TP", "TP (local)", "plain RNN"}
     assert_written(figures.save(fig, tmp_path / "out", "compute"))
-
-
-def test_scripts(lr_reg_sweep, bench_csv, capsys):
-    write_job(lr_reg_sweep / "9", optimizer="sgd", grads=gradients())
-    write_job(lr_reg_sweep / "10", grads=gradients())
-    out = lr_reg_sweep / "figures"
-    run_script("collect", [lr_reg_sweep])
-    results = lr_reg_sweep / "results.csv"
-    run_script("plot_convergence", [results, "--out", out])
-    run_script("plot_heatmap", [lr_reg_sweep, "--out", out, "--where", "optimizer=tp"])
-    run_script("plot_sensitivity", [results, "--out", out, "--key", "lr"])
-    run_script("plot_gradients", [results, "--out", out])
-    run_script("plot_length_scaling", [results, "--out", out])
-    run_script("plot_compute", [bench_csv, "--out", out])
-    printed = capsys.readouterr().out
-    assert "diverged: TP lr=10 reg=1" in printed
-    names = ["convergence", "heatmap", "sensitivity_lr", "gradients", "length_scaling", "compute"]
-    for name in names:
-        assert_written([out / f"{name}.png", out / f"{name}.pdf"])
-        assert str(out / f"{name}.png") in printed
-
-
-def test_winner_script(winner_sweep, capsys):
-    run_script("plot_winner", [winner_sweep])
-    assert_written([winner_sweep / "winner.png", winner_sweep / "winner.pdf"])
-    assert len(pd.read_csv(winner_sweep / "winner.csv")) == 3
+    old = figures.plot_compute(pd.read_csv(write_bench(tmp_path / "old.csv", memory=False)))
+    assert len(old.axes) == 2 and "no peak_mib column" in figures.header_text(old)

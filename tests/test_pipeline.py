@@ -224,7 +224,7 @@ def test_convergence_pipeline(tmp_path):
     assert {s["config"]["optimizer"]["name"] for s in summaries} == {"tp", "sgd"}
     assert sorted(s["config"]["seed"] for s in summaries) == [0, 0, 1, 1]
     assert all(s["status"] == "completed" and s["iteration"] == 20 for s in summaries)
-    _script("plot_convergence")([str(runs), "--out", str(tmp_path / "fig")])
+    assert _script("plot_convergence")([str(runs), "--out", str(tmp_path / "fig")]) == 0
     _assert_figure(tmp_path / "fig", "convergence")
 
 
@@ -239,7 +239,7 @@ def test_heatmap_pipeline(tmp_path):
     assert {s["config"]["dataset"]["name"] for s in summaries} == {"digits"}
     assert {(s["config"]["lr"], s["config"]["reg"]) for s in summaries} == {
         (1e-3, 1e-3), (1e-3, 1e3), (100, 1e-3), (100, 1e3)}
-    _script("plot_heatmap")([str(runs)])
+    assert _script("plot_heatmap")([str(runs)]) == 0
     _assert_figure(runs, "heatmap")
 
 
@@ -252,7 +252,7 @@ def test_sensitivity_pipeline(tmp_path):
     summaries = _summaries(runs)
     assert [s["config"]["lr_target"] for s in summaries] == [1e-6, 1e-2]
     assert all(s["status"] == "completed" and s["iteration"] == 10 for s in summaries)
-    _script("plot_sensitivity")([str(runs), "--key", "lr_target", "--out", str(tmp_path)])
+    assert _script("plot_sensitivity")([str(runs), "--key", "lr_target", "--out", str(tmp_path)]) == 0
     _assert_figure(tmp_path, "sensitivity_lr_target")
 
 
@@ -280,6 +280,6 @@ def test_other_smoke_pipelines(tmp_path, sweep, plot, args, n_jobs):
     runs = tmp_path / "runs"
     train_cli(f"sweep={sweep}", "max_iter=10", "eval_every=5", *args, f"hydra.sweep.dir={runs}")
     assert len(_summaries(runs)) == n_jobs
-    _script(plot)([str(runs)])
+    assert _script(plot)([str(runs)]) == 0
     _assert_figure(runs, {"plot_gradients": "gradients", "plot_winner": "winner",
                           "plot_length_scaling": "length_scaling"}[plot])

@@ -16,10 +16,11 @@ from tpri.dtp import DTP
 from tpri.gru import GRU, GRUInverse
 from tpri.inverse import Diverged, RNNInverse
 from tpri.models import RNN
+from tpri.run import load_model
 from tpri.text_model import TextRNN
 from tpri.tp import Backprop, TargetProp
 
 __version__ = "0.1.0"
 
 __all__ = ["RNN", "GRU", "TextRNN", "TargetProp", "Backprop", "DTP", "Diverged", "RNNInverse",
-           "GRUInverse", "data", "__version__"]
+           "GRUInverse", "data", "load_model", "__version__"]

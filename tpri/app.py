@@ -1,76 +1,87 @@
 """Hydra entry point: `python train.py ...` (repo root) or the `tpri-train` console script.
 
-Exit codes: 0 done; 2 an invalid config (one line per invalid job, nothing written); 1 a job
-failed while running (single run), or some jobs of a multirun did (listed at the end, the
-others ran to their end).
+Every job of the command is composed and checked first (`tpri.preflight`): a bad value in any
+job of a sweep stops the command before any job starts, one line per bad job.
+
+Exit codes: 0 done (completed, diverged or skipped), 1 a job failed or its directory could
+not be used (in a multirun: some jobs did, listed at the end; the others ran), 2 a bad
+configuration or a refused rerun, 130 / 143 interrupted (SIGINT / SIGTERM, SIGUSR2) after a
+checkpoint: rerunning resumes.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import os
 import sys
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import DictConfig, OmegaConf
 
-from tpri.checkpoint import save_json
-from tpri.config import ConfigError, check_config, check_resources
-from tpri.preflight import FailedJobs, preflight, task_config
+from tpri.config import ConfigError, check_resources
+from tpri.preflight import FailedJobs, preflight, record_failed_job, task_config
+from tpri.run import Interrupted, JobFailed, RunContext, RunDirError, RunRefused, run
+from tpri.run.signals import mark_launcher
 from tpri.schema import register_configs
-from tpri.train import run
 
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
-log = logging.getLogger("tpri")
+
+def config_source() -> str:
+    """Where Hydra reads the configs (`tpri-train --info` shows it): the copy of conf/ shipped in a
+    wheel as the package tpri.conf, else the conf/ beside this package in a checkout (python
+    train.py, editable install)."""
+    here = Path(__file__).resolve().parent
+    if (here / "conf" / "config.yaml").is_file():
+        return "pkg://tpri.conf"
+    return str(here.parent / "conf")
+
+
+CONFIG_DIR = config_source()
+# Hydra's root logger is at INFO: alembic (imported by Optuna's sweeper, run by MLflow's store)
+# would print "setup plugin ..." / migration lines.
+logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def _context() -> RunContext:
+    hc = HydraConfig.get()
+    sweep = hc.mode == RunMode.MULTIRUN
+    return RunContext(overrides=list(hc.overrides.task),
+                      hydra_yaml=OmegaConf.to_yaml(OmegaConf.create({"hydra": hc})),
+                      tag=f"[job {hc.job.num}] " if sweep else "")
+
+
+def _fail(message: str, code: int, sweep: bool) -> str:
+    """One line on stderr; a single run exits, a sweep notes the job as failed (listed at its
+    end) and goes on with its other jobs. The return value makes Optuna record a failed trial."""
+    print(message, file=sys.stderr)
+    if not sweep:
+        sys.exit(code)
+    record_failed_job(HydraConfig.get().sweep.dir, message)
+    return f"failed: {message}"
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def _hydra_main(cfg: DictConfig) -> float | str:
     """Train one job into Hydra's output dir; returns the final train loss (for sweepers),
-    inf when the job diverged, and in a multirun the text 'failed: reason' when it failed
-    (Optuna records such a trial as failed and goes on)."""
-    out = HydraConfig.get().runtime.output_dir
-    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+    inf when it diverged, and in a sweep the text 'failed: reason' when it failed."""
+    context = _context()
+    sweep = bool(context.tag)
     try:
         plain = task_config(cfg)
-        check_config(plain)  # again: Optuna's trials were not checked up front
-        check_resources(plain)
-        summary = run(plain, out)
-    except Exception as err:  # noqa: BLE001  (one line, no traceback; HYDRA_FULL_ERROR=1 shows it)
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        return _failed(err, out, multirun)
+        check_resources(plain)  # checked up front too, but Optuna's trials are drawn as they go
+        summary = run(plain, HydraConfig.get().runtime.output_dir, context)
+    except ConfigError as err:
+        return _fail(f"{context.tag}Invalid configuration: {err}", 2, sweep)
+    except RunRefused as err:
+        return _fail(f"{context.tag}Refused: {err}", 2, sweep)
+    except (RunDirError, JobFailed) as err:
+        return _fail(f"{context.tag}{err}", 1, sweep)
+    except Interrupted as err:
+        print(f"{context.tag}{err}", file=sys.stderr)
+        sys.exit(err.exit_code)
     loss = summary.get("final", {}).get("train_loss")
-    return math.inf if loss is None or summary["status"] != "completed" else loss
-
-
-def _failed(err: Exception, out: str, multirun: bool) -> str:
-    """Report a job that could not run: exit at once in a single run; in a multirun, record
-    status failed (unless the job already wrote its summary) and let the other jobs go on."""
-    config_error = isinstance(err, (ConfigError, OmegaConfBaseException))
-    reason = str(err) if config_error else f"{type(err).__name__}: {err}"
-    reason = " ".join(reason.split())
-    if not multirun:
-        print(f"{'Invalid configuration' if config_error else 'Error'}: {reason}", file=sys.stderr)
-        sys.exit(2 if config_error else 1)
-    log.error("job failed: %s", reason)
-    summary = Path(out) / "summary.json"
-    if not summary.exists():
-        summary.parent.mkdir(parents=True, exist_ok=True)
-        save_json({"status": "failed", "reason": reason, "iteration": 0}, summary)
-    return f"failed: {reason}"
-
-
-def _arguments(argv: list[str]) -> list[str]:
-    """Hydra's argparse rejects flags between overrides, so the value-less flags `-m` /
-    `--multirun` are moved to the front: `train.py a=1 -m b=1,2` works."""
-    flags = [a for a in argv if a in ("-m", "--multirun")]
-    return flags + [a for a in argv if a not in ("-m", "--multirun")]
+    return float("inf") if loss is None or summary["status"] != "completed" else loss
 
 
 def _check_command(argv: list[str]) -> None:
@@ -78,17 +89,8 @@ def _check_command(argv: list[str]) -> None:
     from hydra._internal.utils import get_args_parser
 
     args = get_args_parser().parse_args(argv)
-    other = (
-        args.help
-        or args.hydra_help
-        or args.cfg
-        or args.info
-        or args.shell_completion
-        or args.config_path
-        or args.config_name
-        or args.config_dir
-        or args.experimental_rerun
-    )
+    other = (args.help or args.hydra_help or args.cfg or args.info or args.shell_completion
+             or args.config_path or args.config_name or args.config_dir or args.experimental_rerun)
     if other:  # not a training command, or another config: Hydra handles it
         return
     errors = preflight(args.overrides, args.multirun, CONFIG_DIR)
@@ -103,16 +105,23 @@ def _check_command(argv: list[str]) -> None:
 
 def main() -> None:
     """Console entry: check every job, then hand the command to Hydra; exit 1 after a
-    multirun in which some jobs failed, listing them."""
+    multirun in which some jobs failed, listing them. Hydra's argparse rejects flags between
+    overrides, so the value-less flags `-m` / `--multirun` are moved to the front:
+    `train.py a=1 -m b=1,2` works."""
     register_configs()
-    sys.argv[1:] = _arguments(sys.argv[1:])
+    flags = [a for a in sys.argv[1:] if a in ("-m", "--multirun")]
+    sys.argv[1:] = flags + [a for a in sys.argv[1:] if a not in ("-m", "--multirun")]
     _check_command(sys.argv[1:])
+    mark_launcher()
     FailedJobs.found = []
-    _hydra_main()
+    try:
+        _hydra_main()
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
     if FailedJobs.found:
         print(f"{len(FailedJobs.found)} job(s) failed:", file=sys.stderr)
-        for line in FailedJobs.found:
-            print(f"  {line}", file=sys.stderr)
+        print("\n".join(f"  {line}" for line in FailedJobs.found), file=sys.stderr)
         sys.exit(1)
 
 

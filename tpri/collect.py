@@ -6,8 +6,10 @@
 
 A job dir holds `.hydra/config.yaml` (the job's config, unresolved), `.hydra/hydra.yaml`
 (the chosen config groups), `metrics.csv` (one row per evaluation), `summary.json` (status)
-and, when gradients were logged, `gradients.csv`. Jobs still running or unreadable are
-skipped with one warning; diverged and failed jobs stay in the table with their status.
+and, when gradients were logged, `gradients.csv`. Jobs still running, interrupted or
+unreadable are skipped with one warning; diverged and failed jobs stay in the table with their
+status. Bad input raises `UsageError` (a wrong argument: exit 2 on a command line) or
+`DataError` (nothing usable to read: exit 1).
 """
 
 from __future__ import annotations
@@ -26,16 +28,33 @@ import yaml
 from omegaconf import OmegaConf
 
 ID_COLUMNS = [
-    "job_dir", "method", "dataset", "model", "optimizer", "seed",
-    "status", "reason", "its_per_sec", "wall_time",
+    "job_dir",
+    "method",
+    "dataset",
+    "model",
+    "optimizer",
+    "seed",
+    "status",
+    "reason",
+    "stop_iteration",
+    "its_per_sec",
+    "wall_time",
 ]
+UNFINISHED = (None, "running", "interrupted")
 METRICS = [
-    "iteration", "time", "train_loss", "train_accuracy", "test_loss", "test_accuracy",
-    "test_perplexity", "update_norm", "w_spectral_norm",
+    "iteration",
+    "time",
+    "train_loss",
+    "train_accuracy",
+    "test_loss",
+    "test_accuracy",
+    "test_perplexity",
+    "update_norm",
+    "w_spectral_norm",
 ]
 GROUPS = ["dataset", "model", "optimizer"]
 # columns that summarize() and the figures add: neither configuration nor raw metrics
-DERIVED = ["last_iteration", "T", "family", "solved"]
+DERIVED = ["last_iteration", "T", "family", "solved", "diverged", "task"]
 DERIVED_PREFIXES = ("cos_", "auc_", "final_", "best_")
 # number of pixels of the image datasets read in chunks of `dataset.size_chunk` pixels
 PIXELS = {"mnist": 784, "fashion_mnist": 784, "digits": 64}
@@ -45,7 +64,16 @@ class Unreadable(Exception):
     """A job dir that cannot be read (yet): the message says why."""
 
 
+class UsageError(ValueError):
+    """A wrong argument (path, key, filter): the message names it and what is accepted."""
+
+
+class DataError(ValueError):
+    """Nothing usable to read (no runs, a malformed table): the message says what is missing."""
+
+
 # ----------------------------------------------------------------------------- reading one job
+
 
 def find_jobs(root: str | Path) -> list[Path]:
     """Every dir below `root` (itself included) holding a `.hydra/` dir, in natural order."""
@@ -129,8 +157,9 @@ def read_summary(job: Path) -> dict:
         summary = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise Unreadable("unparsable summary.json") from e
-    if not isinstance(summary, dict) or summary.get("status") in (None, "running"):
-        raise Unreadable("still running")
+    if not isinstance(summary, dict) or summary.get("status") in UNFINISHED:
+        state = summary.get("status") if isinstance(summary, dict) else None
+        raise Unreadable("interrupted" if state == "interrupted" else "still running")
     return summary
 
 
@@ -156,21 +185,34 @@ def read_metrics(job: Path, name: str = "metrics.csv") -> pd.DataFrame:
     return frame
 
 
+def _momentum(config: dict) -> list[str]:
+    """The momentum of an SGD step as words: [] without, ["Nesterov 0.9"], ["momentum 0.5"]."""
+    momentum = config.get("optimizer.momentum") or 0.0
+    if not momentum:
+        return []
+    kind = "Nesterov" if config.get("optimizer.nesterov") else "momentum"
+    return [f"{kind} {momentum:g}"]
+
+
 def method_label(config: dict) -> str:
-    """A readable name of the method: TP, BP (SGD), BP (Adam), DTP, TP (difference, local)."""
+    """A readable name of the method: TP, BP (SGD, Nesterov 0.9), BP (Adam), DTP-PI,
+    TP (difference, local), ... Only what differs from the paper's TP is named."""
     name = str(config.get("optimizer.name"))
-    if name == "tp":
-        details = [
-            config.get("optimizer.targets", "linearized"),
-            config.get("optimizer.update", "graph"),
-            config.get("optimizer.step", "sgd"),
-        ]
-        details = [d for d, default in zip(details, ["linearized", "graph", "sgd"]) if d != default]
-        details = [{"adam": "Adam", "sgd": "SGD"}.get(d, d) for d in details]
-        return f"TP ({', '.join(details)})" if details else "TP"
     if name in ("sgd", "adam"):
-        return f"BP ({'SGD' if name == 'sgd' else 'Adam'})"
-    return name.upper()
+        words = ["SGD", *_momentum(config)] if name == "sgd" else ["Adam"]
+        return f"BP ({', '.join(words)})"
+    if name not in ("tp", "dtp"):
+        return name.upper()
+    keys = [("targets", "linearized"), ("update", "graph"), ("step", "sgd")]
+    if name == "dtp":
+        keys = keys[1:]
+    words = [str(config.get(f"optimizer.{k}", default)) for k, default in keys]
+    words = [w for w, (_, default) in zip(words, keys) if w != default]
+    words = [{"adam": "Adam"}.get(w, w) for w in words]
+    if config.get("optimizer.step", "sgd") == "sgd":
+        words += _momentum(config)
+    base = "TP" if name == "tp" else "DTP-PI"
+    return f"{base} ({', '.join(words)})" if words else base
 
 
 def read_job(job: Path, root: Path) -> pd.DataFrame:
@@ -187,6 +229,7 @@ def read_job(job: Path, root: Path) -> pd.DataFrame:
         "seed": config.get("seed"),
         "status": summary["status"],
         "reason": summary.get("reason"),
+        "stop_iteration": summary.get("iteration"),
         "its_per_sec": summary.get("its_per_sec"),
         "wall_time": summary.get("wall_time"),
         **config,
@@ -197,6 +240,7 @@ def read_job(job: Path, root: Path) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------------------- the table
+
 
 def collect(root: str | Path) -> pd.DataFrame:
     """All finished jobs below `root` as one long table: one row per job x evaluation.
@@ -213,8 +257,10 @@ def collect(root: str | Path) -> pd.DataFrame:
         except Unreadable as e:
             skipped.append(f"{job} ({e})")
     if skipped:
-        warnings.warn(f"skipped {len(skipped)} unfinished or unreadable job dirs:\n  "
-                      + "\n  ".join(skipped), stacklevel=2)
+        warnings.warn(
+            f"skipped {len(skipped)} unfinished or unreadable job dirs:\n  " + "\n  ".join(skipped),
+            stacklevel=2,
+        )
     if not frames:
         return pd.DataFrame(columns=ID_COLUMNS)
     df = pd.concat(frames, ignore_index=True)
@@ -223,33 +269,85 @@ def collect(root: str | Path) -> pd.DataFrame:
 
 
 def write_results(root: str | Path, out: str | Path | None = None) -> Path:
-    """Collect the runs below `root` into `results.csv` (in `root` unless `out` is given)."""
-    out = Path(out) if out is not None else Path(root) / "results.csv"
-    collect(root).to_csv(out, index=False)
+    """Collect the runs below `root` into `results.csv` (in `root` unless `out` is given).
+    Raises UsageError / DataError (writing nothing) when there is nothing to collect."""
+    root = check_dir(root)
+    out = Path(out) if out is not None else root / "results.csv"
+    if out.is_dir() or not out.parent.is_dir():
+        raise UsageError(f"--out {out}: expected a csv path in an existing dir")
+    df = collect(root)
+    if df.empty:
+        raise DataError(f"{root}: no finished runs to collect")
+    df.to_csv(out, index=False)
     return out
 
 
+def check_dir(root: str | Path) -> Path:
+    """`root` as a Path if it is a dir holding job dirs; UsageError / DataError if not."""
+    root = Path(root)
+    if not root.exists():
+        raise UsageError(f"{root}: no such file or dir (expected a dir of runs or a results.csv)")
+    if not root.is_dir():
+        raise UsageError(f"{root}: not a dir (expected a dir of runs)")
+    if not find_jobs(root):
+        raise DataError(f"{root}: no job dirs (dirs holding .hydra/) below it")
+    return root
+
+
+def read_results(path: str | Path) -> pd.DataFrame:
+    """A `results.csv` written by `write_results`; DataError if malformed or without rows."""
+    try:
+        df = pd.read_csv(path, dtype={"job_dir": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: not a readable csv ({str(e).splitlines()[0]})") from e
+    missing = [c for c in ("job_dir", "method", "status", "iteration") if c not in df]
+    if missing:
+        raise DataError(f"{path}: not a results.csv of tpri-collect (no column {', '.join(missing)})")
+    if df.empty:
+        raise DataError(f"{path}: header only, no runs")
+    return df
+
+
 def load(path: str | Path) -> pd.DataFrame:
-    """The table of a `results.csv` file, or collected from the runs below a dir."""
+    """The table of a `results.csv` file, or collected from the runs below a dir; UsageError
+    for a missing path, DataError when it holds no finished run."""
     path = Path(path)
-    return pd.read_csv(path, dtype={"job_dir": str}) if path.is_file() else collect(path)
+    if path.is_file():
+        return read_results(path)
+    df = collect(check_dir(path))
+    if df.empty:
+        raise DataError(f"{path}: no finished runs below it")
+    return df
 
 
 def select(df: pd.DataFrame, where: list[str] | None = None) -> pd.DataFrame:
-    """The rows matching every `key=value` of `where` (numbers compared as numbers)."""
+    """The rows matching every `key=value` of `where` (numbers compared as numbers).
+    UsageError for a condition without `=`, an unknown key or a non-number for a numeric key;
+    DataError if no row matches."""
     for condition in where or []:
-        key, _, value = condition.partition("=")
+        key, sep, value = condition.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--where {condition!r}: expected KEY=VALUE, e.g. dataset.name=adding")
         if key not in df:
-            raise KeyError(f"--where {condition}: no column {key!r}")
+            raise UsageError(
+                f"--where {condition}: no column {key!r}; swept keys: {', '.join(swept_keys(df)) or 'none'}"
+            )
         column = df[key]
         if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
-            df = df[np.isclose(column.astype(float), float(value))]
+            try:
+                number = float(value)
+            except ValueError:
+                raise UsageError(f"--where {condition}: {key} holds numbers, got {value!r}") from None
+            df = df[np.isclose(column.astype(float), number)]
         else:
             df = df[column.astype(str).str.lower() == value.lower()]
+        if df.empty:
+            raise DataError(f"--where {' '.join(where)}: no run matches {condition}")
     return df
 
 
 # ----------------------------------------------------------------------------- summaries
+
 
 def _is_metric(column: str) -> bool:
     return column in METRICS or column.startswith("cos_")
@@ -257,8 +355,11 @@ def _is_metric(column: str) -> bool:
 
 def config_columns(df: pd.DataFrame) -> list[str]:
     """The columns holding configuration values: constant within a job, not ids, not metrics."""
-    candidates = [c for c in df.columns if c not in ID_COLUMNS + METRICS + DERIVED
-                  and not c.startswith(DERIVED_PREFIXES)]
+    candidates = [
+        c
+        for c in df.columns
+        if c not in ID_COLUMNS + METRICS + DERIVED and not c.startswith(DERIVED_PREFIXES)
+    ]
     if df.empty or df["job_dir"].is_unique:
         return candidates
     constant = df.groupby("job_dir")[candidates].nunique(dropna=False).max() <= 1
@@ -291,6 +392,7 @@ def area_under_curve(df: pd.DataFrame, metric: str, x: str = "iteration") -> pd.
     The result is the curve's mean value, comparable between jobs of different lengths.
     A job with a single point gives that value; a NaN in the curve gives NaN.
     """
+
     def area(job: pd.DataFrame) -> float:
         job = job.dropna(subset=[x]).sort_values(x)
         xs, ys = job[x].to_numpy(float), job[metric].to_numpy(float)
@@ -326,17 +428,23 @@ def aggregate_seeds(table: pd.DataFrame, values: list[str], by: list[str] | None
     return stats.reset_index()
 
 
-def best_configs(jobs: pd.DataFrame, by: list[str], score: str = "auc_train_loss",
-                 higher: bool = False) -> pd.DataFrame:
+def best_configs(
+    jobs: pd.DataFrame, by: list[str], score: str = "auc_train_loss", higher: bool = False
+) -> pd.DataFrame:
     """The jobs of the best configuration per group `by`, seeds pooled.
 
     Configurations (the swept keys but the seed) are ranked by their mean `score`; those
     where a seed did not complete rank last, as do NaN scores.
     """
     keys = [k for k in swept_keys(jobs) if k not in by]
-    stats = jobs.groupby([*by, *keys], dropna=False).agg(
-        score=(score, "mean"), ok=("status", lambda s: bool((s == "completed").all())),
-    ).reset_index()
+    stats = (
+        jobs.groupby([*by, *keys], dropna=False)
+        .agg(
+            score=(score, "mean"),
+            ok=("status", lambda s: bool((s == "completed").all())),
+        )
+        .reset_index()
+    )
     stats["rank"] = -stats["score"] if higher else stats["score"]
     stats = stats.sort_values(["ok", "rank"], ascending=[False, True], na_position="last")
     best = stats.groupby(by, dropna=False).head(1)[[*by, *keys]]
@@ -355,9 +463,12 @@ def read_gradients(df: pd.DataFrame, root: str | Path, jobs: list[str] | None = 
     frames = []
     for job in (Path(j).as_posix() for j in jobs):
         if job not in methods:
-            raise ValueError(f"{job}: no finished job of that name below {root}")
+            raise UsageError(
+                f"--job {job}: no finished job of that name below {root}; "
+                f"jobs: {', '.join(list(methods.index)[:8])}"
+            )
         grads = read_metrics(root / job, "gradients.csv")
         frames.append(grads.assign(method=methods[job], job_dir=job))
     if not frames:
-        raise ValueError(f"no gradients.csv below {root}: train with log_gradients=true")
+        raise DataError(f"{root}: no gradients.csv in its jobs (train with log_gradients=true)")
     return pd.concat(frames, ignore_index=True)

@@ -6,8 +6,8 @@ per failing job; nothing is written. Sweepers that draw their jobs as they go (O
 expanded: the config is checked with the swept keys at their defaults, and invalid trials fail
 one by one when they run (`tpri.app`).
 
-`FailedJobs` is the Hydra callback that lists, at the end of a multirun, the jobs that failed
-while running (e.g. a corrupt data file), so the command can exit non-zero.
+`FailedJobs` is the Hydra callback that collects, at the end of a multirun, the jobs that
+failed while running (e.g. a corrupt data file), so the command can list them and exit 1.
 """
 
 from __future__ import annotations
@@ -15,12 +15,11 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
-import json
 import typing
 from collections.abc import Callable
 from pathlib import Path
 
-from hydra import initialize_config_dir
+from hydra import initialize_config_dir, initialize_config_module
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
@@ -47,7 +46,7 @@ def preflight(
         null_groups(overrides)
     except ConfigError as err:
         return [str(err)]
-    with initialize_config_dir(config_dir=str(Path(config_dir).resolve()), version_base="1.3"):
+    with _initialize(config_dir):
         hydra = GlobalHydra.instance().hydra
         try:
             base = hydra.compose_config(
@@ -109,6 +108,13 @@ class JobComposer:
             raise ConfigCompositionException(str(err)) from err
         strict_booleans(cfg, [o for o, g in zip(job, is_group) if not g])
         return cfg
+
+
+def _initialize(config_dir: str):
+    """Hydra's compose API on a config dir, or on a package (`pkg://tpri.conf`, a wheel)."""
+    if config_dir.startswith("pkg://"):
+        return initialize_config_module(config_module=config_dir.removeprefix("pkg://"), version_base="1.3")
+    return initialize_config_dir(config_dir=str(Path(config_dir).resolve()), version_base="1.3")
 
 
 def _is_hydra(override: str) -> bool:
@@ -219,27 +225,26 @@ def _accepted_keys(cause) -> str:
 # --- the end of a multirun ----------------------------------------------------------------
 
 
-class FailedJobs(Callback):
-    """At the end of a multirun, collect the jobs whose summary.json says `failed`."""
+FAILED_JOBS = "failed_jobs.txt"  # in the sweep dir: one line per job that failed while running
 
-    found: list[str] = []  # "job N: reason", read by tpri.app after Hydra returns
+
+class FailedJobs(Callback):
+    """Collects the jobs of a multirun that failed while running (their lines, written by
+    `record_failed_job` from whichever process ran them), for tpri.app to list at the end."""
+
+    found: list[str] = []
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        (Path(config.hydra.sweep.dir) / FAILED_JOBS).unlink(missing_ok=True)  # this command's only
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
-        FailedJobs.found = failed_jobs(Path(config.hydra.sweep.dir))
+        path = Path(config.hydra.sweep.dir) / FAILED_JOBS
+        FailedJobs.found = path.read_text().splitlines() if path.exists() else []
 
 
-def failed_jobs(sweep_dir: Path) -> list[str]:
-    """'job N: reason' for each job dir N of `sweep_dir` whose summary says failed."""
-    lines = []
-    for path in sorted(sweep_dir.glob("*/summary.json"), key=lambda p: _natural(p.parent.name)):
-        try:
-            summary = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(summary, dict) and summary.get("status") == "failed":
-            lines.append(f"job {path.parent.name}: {summary.get('reason')}")
-    return lines
-
-
-def _natural(name: str):
-    return (0, int(name), "") if name.isdigit() else (1, 0, name)
+def record_failed_job(sweep_dir: str, line: str) -> None:
+    """Append one job's failure line (one write in append mode: parallel jobs do not mix)."""
+    path = Path(sweep_dir) / FAILED_JOBS
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        f.write(" ".join(line.split()) + "\n")

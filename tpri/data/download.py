@@ -7,17 +7,22 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import tarfile
-import tempfile
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
+from tpri import io
+
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20  # bytes read at a time
+
+
+class DataFileError(ValueError):
+    """A dataset file exists but its content is unusable (corrupt, truncated, wrong format):
+    found only when the job reads it, so the job ends with status `failed`."""
 
 
 def md5sum(path: str | Path) -> str:
@@ -33,28 +38,25 @@ def check_md5(path: str | Path, md5: str) -> None:
     """Raise ValueError (naming the file) unless `path` has MD5 digest `md5`."""
     actual = md5sum(path)
     if actual != md5:
-        raise ValueError(f"{path}: md5 checksum is {actual}, expected {md5} "
+        raise DataFileError(f"{path}: md5 checksum is {actual}, expected {md5} "
                          "(corrupt or incomplete file)")
 
 
 def write_atomic(dest: Path, source: BinaryIO, md5: str | None = None) -> None:
-    """Copy the stream `source` to `dest` through a temporary file, checking its MD5 digest
-    (when given) before renaming; on any failure no file, partial or temporary, is left."""
+    """Copy the stream `source` to `dest` through tpri's atomic writer, checking its MD5 digest
+    (when given) before the rename; on any failure no file, partial or temporary, is left."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
+
+    def copy(out: BinaryIO) -> None:
         digest = hashlib.md5(usedforsecurity=False)
-        with os.fdopen(fd, "wb") as out:
-            for block in iter(lambda: source.read(CHUNK), b""):
-                digest.update(block)
-                out.write(block)
+        for block in iter(lambda: source.read(CHUNK), b""):
+            digest.update(block)
+            out.write(block)
         if md5 is not None and digest.hexdigest() != md5:
             raise ValueError(f"{dest.name}: md5 checksum is {digest.hexdigest()}, expected {md5} "
                              "(corrupt or incomplete download)")
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    io.write_atomic(dest, copy)
 
 
 def fetch(urls: Sequence[str], dest: str | Path, md5: str, timeout: float = 60.0) -> Path:
@@ -84,7 +86,7 @@ def extract_files(archive: str | Path, members: dict[str, Path]) -> None:
             except KeyError:
                 source = None
             if source is None:
-                raise ValueError(f"{archive}: no regular file {name!r} in the archive")
+                raise DataFileError(f"{archive}: no regular file {name!r} in the archive")
             with source:
                 write_atomic(dest, source)
 

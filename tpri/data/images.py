@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from tpri.data.base import TensorTask
-from tpri.data.download import check_md5, extract_files, fetch, missing_files_error
+from tpri.data.download import DataFileError, check_md5, extract_files, fetch, missing_files_error
 
 N_CLASSES = 10
 
@@ -163,17 +163,17 @@ def read_idx(path: Path) -> np.ndarray:
         if path.suffix == ".gz":
             raw = gzip.decompress(raw)
     except (OSError, EOFError, zlib.error) as e:  # BadGzipFile is an OSError
-        raise ValueError(f"{path}: unreadable gzip data ({e})") from e
+        raise DataFileError(f"{path}: unreadable gzip data ({e})") from e
     if len(raw) < 4 or raw[:3] != b"\x00\x00\x08":
-        raise ValueError(f"{path}: bad magic number 0x{raw[:4].hex()}, expected 0x0000080D "
+        raise DataFileError(f"{path}: bad magic number 0x{raw[:4].hex()}, expected 0x0000080D "
                          "(an IDX file of unsigned bytes with D dimensions)")
     header = 4 + 4 * raw[3]
     if len(raw) < header:
-        raise ValueError(f"{path}: truncated IDX header ({len(raw)} bytes)")
+        raise DataFileError(f"{path}: truncated IDX header ({len(raw)} bytes)")
     dims = struct.unpack(f">{raw[3]}I", raw[4:header])
     expected = header + int(np.prod(dims))
     if len(raw) != expected:
-        raise ValueError(f"{path}: {len(raw)} bytes, expected {expected} for an IDX array of "
+        raise DataFileError(f"{path}: {len(raw)} bytes, expected {expected} for an IDX array of "
                          f"shape {dims} (truncated or corrupt file)")
     return np.frombuffer(raw, np.uint8, offset=header).reshape(dims).copy()
 
@@ -189,15 +189,15 @@ def _decode_idx(paths: tuple[Path, ...]) -> tuple[np.ndarray, ...]:
     for images, labels, image_path, label_path in zip(arrays[::2], arrays[1::2],
                                                        paths[::2], paths[1::2]):
         if len(images) == 0:
-            raise ValueError(f"{image_path}: holds no images")
+            raise DataFileError(f"{image_path}: holds no images")
         if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:
-            raise ValueError(f"{image_path}: images of shape {images.shape[1:]}, expected "
+            raise DataFileError(f"{image_path}: images of shape {images.shape[1:]}, expected "
                              f"{IMAGE_SHAPE}")
         if labels.ndim != 1 or len(labels) != len(images):
-            raise ValueError(f"{label_path}: labels of shape {labels.shape} do not match the "
+            raise DataFileError(f"{label_path}: labels of shape {labels.shape} do not match the "
                              f"{len(images)} images of {image_path.name}")
         if labels.max(initial=0) >= N_CLASSES:
-            raise ValueError(f"{label_path}: label {labels.max()} outside 0..{N_CLASSES - 1}")
+            raise DataFileError(f"{label_path}: label {labels.max()} outside 0..{N_CLASSES - 1}")
     return tuple(arrays)
 
 
@@ -257,12 +257,12 @@ def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
             batch = pickle.load(f, encoding="bytes")
         images, labels = batch[b"data"], np.asarray(batch[b"labels"])
     except Exception as e:  # corrupt pickles fail in many ways
-        raise ValueError(f"{path}: not a readable CIFAR-10 batch ({type(e).__name__}: {e})") from e
+        raise DataFileError(f"{path}: not a readable CIFAR-10 batch ({type(e).__name__}: {e})") from e
     if not (isinstance(images, np.ndarray) and images.dtype == np.uint8
             and images.ndim == 2 and images.shape[1] == CIFAR_VALUES):
-        raise ValueError(f"{path}: b'data' must be a uint8 array of shape (N, {CIFAR_VALUES})")
+        raise DataFileError(f"{path}: b'data' must be a uint8 array of shape (N, {CIFAR_VALUES})")
     if labels.shape != (len(images),) or not np.isin(labels, range(N_CLASSES)).all():
-        raise ValueError(f"{path}: b'labels' must be {len(images)} integers in "
+        raise DataFileError(f"{path}: b'labels' must be {len(images)} integers in "
                          f"0..{N_CLASSES - 1}")
     return images, labels
 
@@ -273,7 +273,7 @@ def _decode_cifar(paths: tuple[Path, ...]) -> tuple[np.ndarray, ...]:
     test_images, test_labels = read_cifar_batch(paths[-1])
     for path, images in [*zip(paths[:-1], (x for x, _ in train)), (paths[-1], test_images)]:
         if len(images) == 0:
-            raise ValueError(f"{path}: holds no images")
+            raise DataFileError(f"{path}: holds no images")
     return (np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train]),
             test_images, test_labels)
 

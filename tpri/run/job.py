@@ -1,0 +1,114 @@
+"""One job's objects built from its config: task, model, update direction, torch optimizer,
+batch generator and evaluation sets; their resumable state; evaluation."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from tpri.build import make_direction, make_model, make_optimizer
+from tpri.config import ConfigError
+from tpri.data import make_task
+from tpri.data.download import DataFileError
+from tpri.run.rundir import trajectory_config
+
+EVAL_CHUNK = 1000  # sequences per forward pass at evaluation
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device='cuda' was asked for but CUDA is not available; "
+                          "accepted here: 'auto', 'cpu'")
+    return torch.device(name)
+
+
+class Job:
+    """Everything one run needs, built from a checked config."""
+
+    def __init__(self, cfg: dict):
+        self.cfg = cfg
+        if cfg["threads"] > 0:
+            torch.set_num_threads(cfg["threads"])
+        self.device = pick_device(cfg["device"])
+        self.task = _build("dataset", lambda: make_task(**cfg["dataset"]))
+        torch.manual_seed(cfg["seed"])
+        self.model_options = {**cfg["model"], "input_size": self.task.input_size,
+                              "output_size": self.task.output_size}
+        self.model = _build("model", lambda: make_model(**self.model_options)).to(self.device)
+        self.direction = _build("optimizer", lambda: make_direction(**cfg["optimizer"]))
+        _build("optimizer", lambda: self.direction.check(self.model))
+        self.optimizer = _build("optimizer", lambda: make_optimizer(self.model.parameters(),
+                                                                    **cfg["optimizer"]))
+        self.generator = torch.Generator(device=self.device).manual_seed(cfg["seed"])
+        self.eval_sets = {split: tuple(t.to(self.device) for t in data) for split, data in
+                          (("train", self.task.train_eval_set()), ("test", self.task.test_set()))}
+
+    # --- state ---------------------------------------------------------------------------
+    def state(self, **extra) -> dict:
+        state = {"model": self.model.state_dict(), "model_options": self.model_options,
+                 "optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(),
+                 "torch_rng": torch.get_rng_state(), "config": trajectory_config(self.cfg), **extra}
+        direction_state = getattr(self.direction, "state_dict", None)  # DTP's reverse layer
+        if direction_state is not None:
+            state["direction"] = direction_state()
+        return state
+
+    def weights(self, **extra) -> dict:
+        """What `best.pt` keeps: the model's weights and how to build it."""
+        return {"model": self.model.state_dict(), "model_options": self.model_options, **extra}
+
+    def load(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        if "direction" in state:
+            self.direction.load_state_dict(state["direction"])
+
+    # --- evaluation ----------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        row = {}
+        for split, (x, y) in self.eval_sets.items():
+            pred = torch.cat([self.model(xb) for xb in x.split(EVAL_CHUNK)])
+            row[f"{split}_loss"] = self.task.loss(pred, y).item()
+            row[f"{split}_accuracy"] = self.task.accuracy(pred, y)
+        if self.task.objective == "language_model":
+            row["test_perplexity"] = math.exp(min(row["test_loss"], 50.0))
+        return row
+
+
+def _build(group: str, make):
+    """Run a constructor: its complaint about an option becomes a ConfigError naming the
+    group; a damaged data file (DataFileError) stays what it is: the job fails."""
+    try:
+        return make()
+    except (ConfigError, DataFileError):
+        raise
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        raise ConfigError(f"{group}: {err}") from err
+
+
+def load_model(run_dir, which: str = "best", map_location="cpu") -> torch.nn.Module:
+    """The model of a finished or running job dir, with its best (`best.pt`) or last
+    (`checkpoint.pt`) weights, in eval mode::
+
+        model = tpri.load_model("outputs/runs/2026-11-27/10-00-00", which="best")
+    """
+    from pathlib import Path
+
+    from tpri.run.rundir import BEST, CHECKPOINT
+
+    files = {"best": BEST, "last": CHECKPOINT}
+    if which not in files:
+        raise ValueError(f"which={which!r}; accepted: 'best', 'last'")
+    path = Path(run_dir) / files[which]
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file (is {run_dir} a tpri job dir?)")
+    state = torch.load(path, map_location=map_location, weights_only=False)
+    model = make_model(**state["model_options"])
+    model.load_state_dict(state["model"])
+    return model.eval()

@@ -1,0 +1,346 @@
+"""The job loop behind `python train.py`: one checked config -> one job directory.
+
+    run(cfg, "outputs/runs/x")   # trains, or resumes from the checkpoint, or skips a finished job
+
+Order of events (what is written when): the config is checked (nothing written on failure);
+the directory is locked; what an earlier run left is read and damaged files recovered; a
+different earlier run refuses the new one (nothing changed); a finished one is skipped; then
+the job is built, its record written, and it trains, writing metrics at every evaluation,
+checkpoints every `checkpoint_every` iterations and a summary that always tells the truth.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import signal
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from tpri.config import ConfigError, check_config
+from tpri.diagnostics import bp_adjoints, bp_gradients, cosines, recurrent_weight
+from tpri.inverse import Diverged
+from tpri.run.job import Job
+from tpri.run.provenance import now, provenance
+from tpri.run.record import Record
+from tpri.run.rundir import METRICS, Previous, RunDir, RunDirError, trajectory_config
+from tpri.run.signals import Interrupted, SignalCatcher, launcher_gone
+
+log = logging.getLogger("tpri")
+
+
+class JobFailed(Exception):
+    """The job ended with status `failed` (its summary holds the reason)."""
+
+
+@dataclass
+class RunContext:
+    """What the launcher knows about a job beyond its config."""
+
+    overrides: list[str] = field(default_factory=list)  # as typed on the command line
+    hydra_yaml: str | None = None  # Hydra's settings, recorded as .hydra/hydra.yaml
+    tag: str = ""  # prefix of the job's log lines, e.g. "[job 3] " in a sweep
+
+
+def plain_config(cfg: Mapping) -> dict:
+    """A plain, resolved dict without Hydra's own node."""
+    if isinstance(cfg, DictConfig):
+        cfg = OmegaConf.to_container(cfg, resolve=True)
+    return {k: v for k, v in dict(cfg).items() if k != "hydra"}
+
+
+def run(cfg: Mapping, output_dir: str | Path, context: RunContext | None = None) -> dict:
+    """Train one job described by `cfg` (the composed config, as a dict or DictConfig) into
+    `output_dir` and return its summary.
+
+    Raises ConfigError (bad config) or RunDirError (dir busy, unwritable, holding another
+    run) before changing anything; JobFailed after recording status `failed`; Interrupted
+    after recording status `interrupted` on SIGTERM / SIGINT / SIGUSR2."""
+    cfg, context = plain_config(cfg), context or RunContext()
+    try:
+        check_config(cfg)
+        return _run_checked(cfg, output_dir, context)
+    except ConfigError:
+        RunDir(output_dir).discard_if_empty()  # what Hydra made for a rejected first run
+        raise
+
+
+def _run_checked(cfg: dict, output_dir: str | Path, context: RunContext) -> dict:
+    gone = launcher_gone()
+    if gone:
+        raise RunDirError(f"{output_dir}: not started, {gone}")
+    with SignalCatcher() as signals, RunDir(output_dir) as rundir:
+        prev = rundir.read_previous()
+        for note in prev.notes:
+            log.warning("%s%s", context.tag, note)
+        rundir.check_same_run(cfg, prev)
+        try:
+            if prev.finished(cfg["max_iter"]):
+                return _skip(rundir, prev, context)
+            return Session(cfg, rundir, context, signals).start(prev)
+        except OSError as err:  # what was written before stays whole (atomic writes)
+            raise RunDirError(f"{rundir.path}: cannot write: {err}") from None
+
+
+def _skip(rundir: RunDir, prev: Previous, context: RunContext) -> dict:
+    """A finished job: restore what is missing (csv, summary) from its checkpoint, else nothing."""
+    checkpoint = prev.checkpoint
+    if checkpoint is not None and not (rundir.path / METRICS).exists():
+        record = Record(rundir.path, "classification")
+        record.restore(checkpoint, resumed=False)
+        log.warning("%srewrote %s from the checkpoint", context.tag, rundir.path / METRICS)
+    summary = prev.summary
+    if (summary is None or summary.get("status") != prev.status) and checkpoint and "summary" in checkpoint:
+        summary = checkpoint["summary"]
+        rundir.save_summary(summary)
+        log.warning("%srebuilt %s from the checkpoint", context.tag, rundir.path / "summary.json")
+    log.info("%s%s: already %s at iteration %d, skipping", context.tag, rundir.path, prev.status,
+             prev.iteration)
+    return summary or {"status": prev.status, "iteration": prev.iteration}
+
+
+class Session:
+    """One process's stretch of a job: from its start or checkpoint to its end or a stop."""
+
+    def __init__(self, cfg: dict, rundir: RunDir, context: RunContext, signals: SignalCatcher):
+        self.cfg, self.rundir, self.context, self.signals = cfg, rundir, context, signals
+        self.started, self.clock, self.session_train = now(), time.perf_counter(), 0.0
+        self.job: Job | None = None
+        self.record: Record | None = None
+        self.provenance: dict = {}
+
+    # --- start ---------------------------------------------------------------------------
+    def start(self, prev: Previous) -> dict:
+        cfg, out = self.cfg, self.rundir.path
+        try:
+            self.job = Job(cfg)
+        except ConfigError:
+            raise
+        except Exception as err:  # data files missing or damaged, a resource error
+            self.rundir.write_record(cfg, self.context.overrides, self.context.hydra_yaml)
+            self.record = Record(out, "classification", tag=self.context.tag)
+            if prev.checkpoint is not None:
+                self.record.restore(prev.checkpoint)
+            self._write_summary("failed", f"{type(err).__name__}: {err}")
+            raise JobFailed(f"{out}: failed: {err}") from err
+        self.provenance = provenance(self.job.device, self.context.overrides, self.started)
+        trackers = _trackers(cfg, out, self.context.tag)
+        self.rundir.write_record(cfg, self.context.overrides, self.context.hydra_yaml)
+        self.record = Record(out, self.job.task.objective, trackers, self.context.tag)
+        for tracker in trackers:
+            tracker.log_params(cfg)
+        if prev.checkpoint is not None:
+            self.job.load(prev.checkpoint)
+            self.record.restore(prev.checkpoint)
+            log.info("%sresuming %s from iteration %d", self.context.tag, out, self.record.iteration)
+        else:
+            self._evaluate()
+        self._write_summary("running")
+        return self._train()
+
+    # --- the loop ------------------------------------------------------------------------
+    def _train(self) -> dict:
+        try:
+            try:
+                with _bar(self.cfg["max_iter"], self.record.iteration) as bar:
+                    self._loop(bar)
+            except Diverged as err:
+                log.warning("%sdiverged: %s", self.context.tag, err)
+                return self._finish("diverged", str(err))
+            except _Stop as stop:
+                self._finish("interrupted", stop.reason)
+                if self.signals.received:
+                    self.signals.stop(f"{self.rundir.path}: interrupted at iteration {self.record.iteration} "
+                                      f"({stop.reason}); rerun the same command to resume")
+                raise JobFailed(f"{self.rundir.path}: interrupted ({stop.reason})") from None
+            return self._finish("completed", None)
+        except OSError as err:  # a full disk, a vanished dir: the files keep their last whole state
+            self._finish_quietly("failed", f"{type(err).__name__}: {err}")
+            raise RunDirError(f"{self.rundir.path}: cannot write: {err}") from None
+        except (MemoryError, torch.cuda.OutOfMemoryError) as err:
+            self._finish_quietly("failed", f"out of memory: {err}")
+            raise JobFailed(f"{self.rundir.path}: out of memory; shrink batch_size or model.hidden") from None
+        except (JobFailed, Interrupted):
+            raise
+        except BaseException as err:  # a bug: recorded, then raised
+            self._finish_quietly("failed", f"{type(err).__name__}: {err}")
+            raise
+
+    def _loop(self, bar) -> None:
+        cfg, job, record = self.cfg, self.job, self.record
+        for it in range(record.iteration, cfg["max_iter"]):
+            if self.signals.received:
+                raise _Stop(signal.Signals(self.signals.received).name)
+            x, y = (t.to(job.device) for t in job.task.sample(cfg["batch_size"], job.generator))
+            tick = time.perf_counter()
+            job.optimizer.zero_grad(set_to_none=True)
+            loss = self._direction(x, y, it)
+            # diagnostics of the update from an evaluated iterate, on its training batch
+            diagnose = (cfg["log_gradients"] or cfg["log_cosine"]) and it % cfg["eval_every"] == 0
+            if diagnose:
+                before = recurrent_weight(job.model).detach().clone()
+                values = self._diagnostics(it, x, y)
+            job.optimizer.step()
+            done = record.iteration = it + 1  # the update is applied: iteration `done` happened
+            self._check_step(loss, done)
+            elapsed = time.perf_counter() - tick
+            record.train_time += elapsed
+            self.session_train += elapsed
+            if diagnose:
+                record.annotate({**values, **self._weight_norms(before)})
+            bar.update(1)
+            if done % cfg["eval_every"] == 0 or done == cfg["max_iter"]:
+                row = self._evaluate()
+                bar.set_postfix(loss=f"{row['train_loss']:.4g}", acc=f"{row['test_accuracy']:.3f}")
+                _check_loss_rule(record)
+                self._write_summary("running")
+                gone = launcher_gone()
+                if gone:
+                    raise _Stop(gone)
+            if cfg["checkpoint_every"] and done % cfg["checkpoint_every"] == 0 and done < cfg["max_iter"]:
+                self.rundir.save_checkpoint(job.state(**record.state()))
+
+    def _direction(self, x, y, it: int):
+        """The update direction into p.grad; a failure names its likely cause."""
+        try:
+            return self.job.direction.backward(self.job.model, x, y, self.job.task.loss)
+        except Diverged as err:
+            raise Diverged(f"iteration {it + 1}: {err}; {self._cause()}") from None
+
+    def _cause(self) -> str:
+        """Which knob most likely caused a divergence, from the state of the parameters."""
+        cfg = self.cfg
+        broken = [n for n, p in self.job.model.named_parameters() if not torch.isfinite(p).all()]
+        if broken:
+            return f"parameters {broken} became non-finite: the step size lr={cfg['lr']} is too large"
+        steps = f"the step size lr={cfg['lr']}"
+        if "lr_target" in cfg["optimizer"]:  # TP, DTP: the top target's step moves every target
+            steps += f" or the top-target step lr_target={cfg['lr_target']}"
+        if "reg" in cfg["optimizer"]:
+            steps += f" (for reg={cfg['reg']})"
+        return f"parameters finite: {steps} is too large"
+
+    def _check_step(self, loss, done: int) -> None:
+        """One host sync per iteration: a non-finite loss or an exploding recurrent weight."""
+        limit = self.cfg["diverge_weight_norm"]
+        W = recurrent_weight(self.job.model).detach()
+        norm = W.norm()
+        if bool(~torch.isfinite(loss) | ~torch.isfinite(norm) | (norm > limit)):
+            if not torch.isfinite(loss):
+                raise Diverged(f"non-finite batch loss at iteration {done}; {self._cause()}")
+            raise Diverged(f"the recurrent weight's norm |W|_F={norm.item():.3g} exceeds "
+                           f"diverge_weight_norm={limit} at iteration {done}; {self._cause()}")
+
+    def _evaluate(self) -> dict:
+        is_best = self.record.record(self.record.iteration, self.job.evaluate())
+        if is_best:
+            self.rundir.save_best(self.job.weights(iteration=self.record.iteration,
+                                                   metrics=self.record.rows[-1]))
+        return self.record.rows[-1]
+
+    def _diagnostics(self, it: int, x, y) -> dict:
+        job, cfg = self.job, self.cfg
+        values = {}
+        if cfg["log_gradients"]:
+            adjoints = bp_adjoints(job.model, x, y, job.task.loss)  # (B, T, d)
+            displacements = getattr(job.direction, "displacements", None)
+            self.record.add_gradients(
+                it, adjoints.norm(dim=-1).mean(0).tolist(),
+                None if displacements is None else displacements.norm(dim=-1).mean(0).tolist())
+        if cfg["log_cosine"]:
+            directions = {n: p.grad for n, p in job.model.named_parameters()}
+            grads = bp_gradients(job.model, x, y, job.task.loss)
+            values = {f"cos_{n}": c for n, c in cosines(directions, grads).items()}
+        return values
+
+    def _weight_norms(self, before: torch.Tensor) -> dict:
+        W = recurrent_weight(self.job.model).detach()
+        return {"update_norm": (W - before).norm().item(),
+                "w_spectral_norm": torch.linalg.matrix_norm(W, ord=2).item()}
+
+    # --- the end -------------------------------------------------------------------------
+    def _write_summary(self, status: str, reason: str | None = None) -> dict:
+        summary = self._summary(status, reason)
+        self.rundir.save_summary(summary)
+        return summary
+
+    def _summary(self, status: str, reason: str | None) -> dict:
+        record = self.record
+        done = record.iteration - (record.resumed_from or 0)
+        return {
+            **record.summary(status, reason),
+            "its_per_sec": done / self.session_train if self.session_train else None,
+            "wall_time": time.perf_counter() - self.clock, "train_time": record.train_time,
+            "version": self.provenance.get("versions", {}).get("tpri"),
+            "provenance": {**self.provenance, "ended": None if status == "running" else now()},
+            "config": trajectory_config(self.cfg),
+        }
+
+    def _finish(self, status: str, reason: str | None) -> dict:
+        """The final checkpoint (holding the summary, to rebuild it from), then the summary:
+        a summary never claims an end whose state was not saved."""
+        summary = self._summary(status, reason)
+        self.rundir.save_checkpoint(self.job.state(**self.record.state(), status=status,
+                                                   reason=reason, summary=summary))
+        self.rundir.save_summary(summary)
+        for tracker in self.record.trackers:
+            tracker.close(status)
+        log.info(self.record.end_line(status, reason, time.perf_counter() - self.clock))
+        return summary
+
+    def _finish_quietly(self, status: str, reason: str) -> None:
+        """Record a failure if the disk still allows it; never raise over the first error."""
+        try:
+            self._write_summary(status, reason)
+        except OSError:
+            pass
+        for tracker in self.record.trackers:
+            try:
+                tracker.close(status)
+            except Exception:
+                pass
+        log.error("%s%s: %s", self.context.tag, status, reason)
+
+
+class _Stop(Exception):
+    """Stop between iterations (signal, dead launcher), checkpoint first."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _trackers(cfg: dict, out: Path, tag: str) -> list:
+    if not cfg.get("logger"):
+        return []
+    from tpri.trackers import make_trackers
+
+    return make_trackers(cfg["logger"], out, f"{out.parent.name}/{out.name}")
+
+
+def _check_loss_rule(record: Record) -> None:
+    """The paper's rule: the train loss is NaN or more than twice its initial value."""
+    loss, initial = record.rows[-1]["train_loss"], record.rows[0]["train_loss"]
+    if not math.isfinite(loss) or loss > 2 * initial:
+        raise Diverged(f"train loss {loss:.4g} at iteration {record.rows[-1]['iteration']} "
+                       f"(initial {initial:.4g}): NaN or more than twice the initial value")
+
+
+@contextlib.contextmanager
+def _bar(total: int, initial: int):
+    """A progress bar on a terminal, with log lines printed around it; nothing otherwise."""
+    interactive = sys.stderr.isatty()
+    with contextlib.ExitStack() as stack:
+        if interactive:
+            stack.enter_context(logging_redirect_tqdm(loggers=[logging.getLogger()]))
+        yield stack.enter_context(tqdm(total=total, initial=initial, disable=not interactive,
+                                       unit="it", dynamic_ncols=True, mininterval=0.2))

@@ -1,0 +1,64 @@
+"""Where a result comes from: code version (git commit when run from a checkout), library
+versions, machine, command line and overrides; recorded in `summary.json`."""
+
+from __future__ import annotations
+
+import platform
+import socket
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+import torch
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the checkout, when tpri runs from one
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def git_state(root: Path = PACKAGE_ROOT) -> dict | None:
+    """{"commit", "dirty"} of the checkout tpri runs from; None outside a git checkout."""
+    if not (root / ".git").exists():
+        return None
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "dirty": bool(status.strip())}
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return platform.processor() or platform.machine() or "cpu"
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def provenance(device: torch.device, overrides: list[str] | None, started: str) -> dict:
+    from tpri import __version__
+
+    return {
+        "git": git_state(),
+        "versions": {"python": platform.python_version(), "tpri": __version__,
+                     "torch": torch.__version__, "numpy": _version("numpy"),
+                     "hydra": _version("hydra-core"), "omegaconf": _version("omegaconf")},
+        "device": {"type": device.type, "name": device_name(device), "threads": torch.get_num_threads()},
+        "hostname": socket.gethostname(),
+        "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
+        "overrides": list(overrides or []),
+        "started": started,
+        "ended": None,
+    }

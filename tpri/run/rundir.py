@@ -1,0 +1,268 @@
+"""The run directory: one writer at a time, the job's own record, and recovery of damaged files.
+
+    <job dir>/
+      run.lock          exclusive OS lock held for the life of the job (holds "PID HOST")
+      .hydra/           the job's record, written by the job once its config is accepted:
+                        config.yaml (resolved), overrides.yaml, hydra.yaml (when run by Hydra)
+      summary.json      status, reason, final/best metrics, provenance
+      metrics.csv       one row per evaluation (gradients.csv with log_gradients)
+      checkpoint.pt     resumable state (+ status once the job finished); best.pt: best weights
+
+The rules of resuming live here too: which keys may change between a run and its resumption,
+when a finished job is skipped, and what an unreadable file turns into.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import yaml
+
+from tpri import io
+
+log = logging.getLogger("tpri")
+
+LOCK, RECORD = "run.lock", ".hydra"
+SUMMARY, METRICS, GRADIENTS = "summary.json", "metrics.csv", "gradients.csv"
+CHECKPOINT, BEST = "checkpoint.pt", "best.pt"
+STATUSES = ("running", "completed", "diverged", "failed", "interrupted")
+# keys that may change between a run and its resumption: they do not alter the trajectory
+RESUMABLE_KEYS = ("max_iter", "checkpoint_every", "threads", "device", "logger")
+CHECKPOINT_KEYS = ("model", "optimizer", "generator", "torch_rng", "config", "iteration",
+                   "metrics", "gradients", "train_time")
+
+
+class RunDirError(Exception):
+    """The run directory cannot be used (busy, unwritable, not a directory); nothing changed."""
+
+
+class RunRefused(RunDirError):
+    """The directory holds a different run; nothing changed."""
+
+
+def trajectory_config(cfg: dict) -> dict:
+    """The part of the config that determines the training trajectory."""
+    return json.loads(json.dumps({k: v for k, v in cfg.items() if k not in RESUMABLE_KEYS}))
+
+
+def check_output_location(path: str | Path) -> None:
+    """Raise RunDirError unless `path` is, or can be created as, a writable directory
+    (checked without creating anything)."""
+    path = Path(path).absolute()
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+    if not folder.is_dir():
+        raise RunDirError(f"cannot use output dir {path}: {folder} is not a directory")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        problem = "a read-only file system" if _read_only_fs(folder) else "not writable"
+        raise RunDirError(f"cannot use output dir {path}: {folder} is {problem}")
+
+
+def _read_only_fs(folder: Path) -> bool:
+    return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+
+
+def _os_message(err: OSError, path: Path) -> str:
+    return f"{err.filename or path}: {err.strerror or err}"
+
+
+@dataclass
+class Previous:
+    """What an earlier run left in the directory (after recovery)."""
+
+    summary: dict | None = None  # None: absent or unreadable
+    checkpoint: dict | None = None
+    record: dict | None = None  # .hydra/config.yaml
+    notes: list[str] = field(default_factory=list)  # what recovery did, one line each
+
+    @property
+    def config(self) -> dict | None:
+        for source in (self.checkpoint, self.summary):
+            if source and isinstance(source.get("config"), dict):
+                return source["config"]
+        return trajectory_config(self.record) if self.record else None
+
+    @property
+    def status(self) -> str | None:
+        if self.checkpoint and self.checkpoint.get("status") in STATUSES:
+            final = self.checkpoint["status"]
+            if not self.summary or self.summary.get("status") != final:
+                return final  # the summary is missing, unreadable or older than the checkpoint
+        return self.summary.get("status") if self.summary else None
+
+    @property
+    def iteration(self) -> int:
+        if self.checkpoint and self.checkpoint.get("status") in STATUSES:
+            return self.checkpoint["iteration"]
+        return (self.summary or {}).get("iteration", 0)
+
+    def finished(self, max_iter: int) -> bool:
+        """Completed up to max_iter, or diverged: nothing left to train."""
+        return self.status == "diverged" or (self.status == "completed" and self.iteration >= max_iter)
+
+
+class RunDir:
+    """One job directory, locked for the life of the job (use as a context manager)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._lock_fd: int | None = None
+
+    # --- lock ----------------------------------------------------------------------------
+    def __enter__(self) -> RunDir:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def acquire(self) -> None:
+        """Create the dir if needed and take its exclusive lock, or raise RunDirError."""
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            while self._lock_fd is None:
+                self._lock_fd = self._try_lock()
+        except OSError as err:
+            raise RunDirError(f"cannot use output dir: {_os_message(err, self.path)}") from None
+        io.remove_stale_temps(self.path)
+        io.remove_stale_temps(self.path / RECORD) if (self.path / RECORD).is_dir() else None
+
+    def _try_lock(self) -> int | None:
+        """Lock `run.lock`; None when the file was replaced meanwhile (retry)."""
+        lock = self.path / LOCK
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            holder = _read_holder(fd)
+            os.close(fd)
+            if err.errno in (errno.EAGAIN, errno.EACCES):
+                raise RunDirError(f"{self.path} is in use by process {holder} (lock {lock}); "
+                                  "wait for it to end or choose another output dir") from None
+            raise
+        if not lock.exists() or os.stat(lock).st_ino != os.fstat(fd).st_ino:
+            os.close(fd)  # the holder removed the file between our open and our lock
+            return None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+        return fd
+
+    def release(self) -> None:
+        if self._lock_fd is not None:
+            (self.path / LOCK).unlink(missing_ok=True)  # before unlocking: no one can hold it
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # --- reading what is there -----------------------------------------------------------
+    def read_previous(self) -> Previous:
+        """Summary, checkpoint and record of an earlier run; damaged files are moved aside
+        (checkpoint) or ignored (summary), with a note."""
+        prev = Previous()
+        prev.summary = self._read_summary(prev.notes)
+        prev.checkpoint = self._read_checkpoint(prev.notes)
+        try:
+            record = yaml.safe_load((self.path / RECORD / "config.yaml").read_text())
+            prev.record = record if isinstance(record, dict) else None
+        except (OSError, yaml.YAMLError):
+            prev.record = None
+        return prev
+
+    def _read_summary(self, notes: list[str]) -> dict | None:
+        path = self.path / SUMMARY
+        if not path.exists():
+            return None
+        try:
+            summary = json.loads(path.read_text())
+        except (OSError, ValueError) as err:
+            notes.append(f"{path} is unreadable ({type(err).__name__}); rebuilding it")
+            return None
+        if (not isinstance(summary, dict) or summary.get("status") not in STATUSES
+                or not isinstance(summary.get("iteration"), int)
+                or not isinstance(summary.get("config", {}), dict)):
+            notes.append(f"{path} is malformed; rebuilding it")
+            return None
+        return summary
+
+    def _read_checkpoint(self, notes: list[str]) -> dict | None:
+        path = self.path / CHECKPOINT
+        if not path.exists():
+            return None
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+            if not isinstance(state, dict) or any(k not in state for k in CHECKPOINT_KEYS):
+                raise ValueError("missing keys")
+            return state
+        except Exception as err:  # any damage: truncated, garbage, wrong pickle
+            aside = path.with_name(f"{CHECKPOINT}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+            os.replace(path, aside)
+            notes.append(f"{path} is unreadable ({type(err).__name__}); moved to {aside.name}")
+            return None
+
+    def check_same_run(self, cfg: dict, prev: Previous) -> None:
+        """Refuse a config whose trajectory differs from the run already in the dir."""
+        theirs = prev.config
+        if theirs is None:
+            return
+        changed = sorted(_diff_keys(trajectory_config(cfg), theirs))
+        if changed:
+            raise RunRefused(f"{self.path} holds a run with a different config (keys {changed}); "
+                             "nothing was changed. Use another output dir or the original config")
+
+    # --- writing -------------------------------------------------------------------------
+    def write_record(self, cfg: dict, overrides: list[str] | None, hydra_yaml: str | None) -> None:
+        """The accepted config (resolved), the overrides and Hydra's settings, in `.hydra/`."""
+        folder = self.path / RECORD
+        folder.mkdir(exist_ok=True)
+        io.save_text(yaml.safe_dump(cfg, sort_keys=False), folder / "config.yaml")
+        io.save_text(yaml.safe_dump(list(overrides or [])), folder / "overrides.yaml")
+        if hydra_yaml is not None:
+            io.save_text(hydra_yaml, folder / "hydra.yaml")
+
+    def save_checkpoint(self, state: dict) -> None:
+        io.save_torch(state, self.path / CHECKPOINT)
+
+    def save_best(self, state: dict) -> None:
+        io.save_torch(state, self.path / BEST)
+
+    def save_summary(self, summary: dict) -> None:
+        io.save_json(summary, self.path / SUMMARY)
+
+    def discard_if_empty(self) -> None:
+        """Remove the dir when it holds nothing but a log (a rejected first run)."""
+        try:
+            leftovers = {p.name for p in self.path.iterdir()} - {"train.log", LOCK}
+            if not leftovers:
+                for name in ("train.log", LOCK):
+                    (self.path / name).unlink(missing_ok=True)
+                self.path.rmdir()
+        except OSError:
+            pass
+
+
+def _read_holder(fd: int) -> str:
+    try:
+        text = os.pread(fd, 200, 0).decode(errors="replace").split()
+    except OSError:
+        text = []
+    return f"{text[0]} on {text[1]}" if len(text) >= 2 else "(unknown pid)"
+
+
+def _diff_keys(a: dict, b: dict, prefix: str = "") -> set[str]:
+    keys = set()
+    for k in set(a) | set(b):
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            keys |= _diff_keys(va, vb, f"{prefix}{k}.")
+        elif va != vb:
+            keys.add(prefix + k)
+    return keys

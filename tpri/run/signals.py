@@ -1,0 +1,78 @@
+"""Stopping a job cleanly: SIGTERM (SLURM preemption, `kill`), SIGINT (Ctrl-C) and SIGUSR2
+(SLURM's `--signal=USR2@...` warning) only raise a flag; the loop checks it between
+iterations, writes a checkpoint, records status `interrupted` and then ends the process
+(or hands over to a handler installed before ours, e.g. submitit's requeue)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+
+# exit code of a job stopped by each signal (the shell's 128 + SIGTERM for both SLURM signals)
+EXIT_CODES = {signal.SIGTERM: 143, signal.SIGINT: 130, signal.SIGUSR2: 143}
+LAUNCHER_ENV = "TPRI_LAUNCHER"  # "PID HOST" of the process that launched the jobs
+
+
+class Interrupted(Exception):
+    """The job was stopped by a signal after writing its checkpoint."""
+
+    def __init__(self, signum: int, message: str):
+        super().__init__(message)
+        self.signum, self.exit_code = signum, EXIT_CODES.get(signum, 128 + signum)
+
+
+class SignalCatcher:
+    """Within `with SignalCatcher() as stop:`, the signals of EXIT_CODES set `stop.received`."""
+
+    def __init__(self):
+        self.received: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> SignalCatcher:
+        if threading.current_thread() is threading.main_thread():
+            for signum in EXIT_CODES:
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+
+    def _handle(self, signum, frame) -> None:
+        self.received = self.received or signum
+
+    def stop(self, message: str) -> None:
+        """After the job recorded its interruption: let a previous Python handler (submitit's
+        checkpoint-and-requeue) act, else raise Interrupted."""
+        signum = self.received
+        previous = self._previous.get(signum)
+        self.__exit__()
+        if callable(previous) and previous is not signal.default_int_handler:
+            previous(signum, None)
+        raise Interrupted(signum, message)
+
+
+def mark_launcher() -> None:
+    """Called by the process that launches jobs: its children can tell when it died."""
+    os.environ[LAUNCHER_ENV] = f"{os.getpid()} {socket.gethostname()}"
+
+
+def launcher_gone() -> str | None:
+    """A message when this process runs jobs for a launcher (joblib worker, local submitit)
+    on this host that has died; None otherwise."""
+    parts = os.environ.get(LAUNCHER_ENV, "").split()
+    if len(parts) != 2 or not parts[0].isdigit() or parts[1] != socket.gethostname():
+        return None
+    pid = int(parts[0])
+    if pid == os.getpid():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return f"the launching process {pid} died"
+    except PermissionError:
+        pass
+    return None
