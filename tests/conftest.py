@@ -1,6 +1,10 @@
 import pytest
 import torch
 
+from tpri.schema import register_configs
+
+register_configs()  # conf/ extends the typed schemas stored in Hydra's ConfigStore
+
 
 @pytest.fixture(autouse=True)
 def _one_thread():

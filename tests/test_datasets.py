@@ -29,6 +29,7 @@ def options(name: str, **overrides) -> dict:
     """The options of conf/dataset/<name>.yaml (without name), with overrides."""
     conf = OmegaConf.to_container(OmegaConf.load(CONF / f"{name}.yaml"), resolve=True)
     conf.pop("name")
+    conf.pop("defaults")  # the schema it extends
     return {**conf, **overrides}
 
 

@@ -1,8 +1,12 @@
 """Hydra entry point: `python train.py ...` (repo root) or the `tpri-train` console script.
 
+Every job of the command is composed and checked first (`tpri.preflight`): a bad value in any
+job of a sweep stops the command before any job starts, one line per bad job.
+
 Exit codes: 0 done (completed, diverged or skipped), 1 a job failed or its directory could
-not be used, 2 a bad configuration or a refused rerun, 130 / 143 interrupted (SIGINT /
-SIGTERM, SIGUSR2) after a checkpoint: rerunning resumes.
+not be used (in a multirun: some jobs did, listed at the end; the others ran), 2 a bad
+configuration or a refused rerun, 130 / 143 interrupted (SIGINT / SIGTERM, SIGUSR2) after a
+checkpoint: rerunning resumes.
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from tpri.config import ConfigError
+from tpri.config import ConfigError, check_resources
+from tpri.preflight import FailedJobs, preflight, record_failed_job, task_config
 from tpri.run import Interrupted, JobFailed, RunContext, RunDirError, RunRefused, run
 from tpri.run.signals import mark_launcher
+from tpri.schema import register_configs
 
 
 def config_source() -> str:
@@ -45,29 +51,32 @@ def _context() -> RunContext:
                       tag=f"[job {hc.job.num}] " if sweep else "")
 
 
-def _fail(message: str, code: int, sweep: bool) -> None:
-    """One line on stderr; a single run exits, a sweep goes on with its other jobs."""
+def _fail(message: str, code: int, sweep: bool) -> str:
+    """One line on stderr; a single run exits, a sweep notes the job as failed (listed at its
+    end) and goes on with its other jobs. The return value makes Optuna record a failed trial."""
     print(message, file=sys.stderr)
     if not sweep:
         sys.exit(code)
+    record_failed_job(HydraConfig.get().sweep.dir, message)
+    return f"failed: {message}"
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
-def _hydra_main(cfg: DictConfig) -> float:
-    """Train one job into Hydra's output dir; returns the final train loss (for sweepers)."""
+def _hydra_main(cfg: DictConfig) -> float | str:
+    """Train one job into Hydra's output dir; returns the final train loss (for sweepers),
+    inf when it diverged, and in a sweep the text 'failed: reason' when it failed."""
     context = _context()
     sweep = bool(context.tag)
     try:
-        summary = run(cfg, HydraConfig.get().runtime.output_dir, context)
+        plain = task_config(cfg)
+        check_resources(plain)  # checked up front too, but Optuna's trials are drawn as they go
+        summary = run(plain, HydraConfig.get().runtime.output_dir, context)
     except ConfigError as err:
-        _fail(f"{context.tag}Invalid configuration: {err}", 2, sweep)
-        return float("inf")
+        return _fail(f"{context.tag}Invalid configuration: {err}", 2, sweep)
     except RunRefused as err:
-        _fail(f"{context.tag}Refused: {err}", 2, sweep)
-        return float("inf")
+        return _fail(f"{context.tag}Refused: {err}", 2, sweep)
     except (RunDirError, JobFailed) as err:
-        _fail(f"{context.tag}{err}", 1, sweep)
-        return float("inf")
+        return _fail(f"{context.tag}{err}", 1, sweep)
     except Interrupted as err:
         print(f"{context.tag}{err}", file=sys.stderr)
         sys.exit(err.exit_code)
@@ -75,17 +84,45 @@ def _hydra_main(cfg: DictConfig) -> float:
     return float("inf") if loss is None or summary["status"] != "completed" else loss
 
 
+def _check_command(argv: list[str]) -> None:
+    """Compose and check every job the command would run; exit 2 listing the invalid ones."""
+    from hydra._internal.utils import get_args_parser
+
+    args = get_args_parser().parse_args(argv)
+    other = (args.help or args.hydra_help or args.cfg or args.info or args.shell_completion
+             or args.config_path or args.config_name or args.config_dir or args.experimental_rerun)
+    if other:  # not a training command, or another config: Hydra handles it
+        return
+    errors = preflight(args.overrides, args.multirun, CONFIG_DIR)
+    if len(errors) == 1 and not errors[0].startswith("job "):
+        print(f"Invalid configuration: {errors[0]}", file=sys.stderr)
+    elif errors:
+        print(f"Invalid configuration: {len(errors)} invalid job(s); no job was started", file=sys.stderr)
+        print("\n".join(errors), file=sys.stderr)
+    if errors:
+        sys.exit(2)
+
+
 def main() -> None:
-    """Console entry. Hydra's argparse rejects flags between overrides, so the value-less
-    flags `-m` / `--multirun` are moved to the front: `train.py a=1 -m b=1,2` works."""
+    """Console entry: check every job, then hand the command to Hydra; exit 1 after a
+    multirun in which some jobs failed, listing them. Hydra's argparse rejects flags between
+    overrides, so the value-less flags `-m` / `--multirun` are moved to the front:
+    `train.py a=1 -m b=1,2` works."""
+    register_configs()
     flags = [a for a in sys.argv[1:] if a in ("-m", "--multirun")]
     sys.argv[1:] = flags + [a for a in sys.argv[1:] if a not in ("-m", "--multirun")]
+    _check_command(sys.argv[1:])
     mark_launcher()
+    FailedJobs.found = []
     try:
         _hydra_main()
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    if FailedJobs.found:
+        print(f"{len(FailedJobs.found)} job(s) failed:", file=sys.stderr)
+        print("\n".join(f"  {line}" for line in FailedJobs.found), file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -188,6 +188,8 @@ def _decode_idx(paths: tuple[Path, ...]) -> tuple[np.ndarray, ...]:
     arrays = [read_idx(p) for p in paths]
     for images, labels, image_path, label_path in zip(arrays[::2], arrays[1::2],
                                                        paths[::2], paths[1::2]):
+        if len(images) == 0:
+            raise DataFileError(f"{image_path}: holds no images")
         if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:
             raise DataFileError(f"{image_path}: images of shape {images.shape[1:]}, expected "
                              f"{IMAGE_SHAPE}")
@@ -269,6 +271,9 @@ def _decode_cifar(paths: tuple[Path, ...]) -> tuple[np.ndarray, ...]:
     """(train images (50000, 3072), train labels, test images (10000, 3072), test labels)."""
     train = [read_cifar_batch(p) for p in paths[:-1]]
     test_images, test_labels = read_cifar_batch(paths[-1])
+    for path, images in [*zip(paths[:-1], (x for x, _ in train)), (paths[-1], test_images)]:
+        if len(images) == 0:
+            raise DataFileError(f"{path}: holds no images")
     return (np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train]),
             test_images, test_labels)
 

@@ -20,8 +20,11 @@ EOS, UNK = "<eos>", "<unk>"
 
 def read_words(path: Path) -> list[str]:
     """The words of a text file, each line followed by <eos>."""
-    with open(path, encoding="utf-8") as f:
-        return [word for line in f for word in line.split() + [EOS]]
+    try:
+        with open(path, encoding="utf-8") as f:
+            return [word for line in f for word in line.split() + [EOS]]
+    except UnicodeDecodeError as e:
+        raise DataFileError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from e
 
 
 def build_vocab(words: list[str]) -> list[str]:

@@ -1,0 +1,250 @@
+"""Every job of a command checked before Hydra starts any: `preflight(overrides, multirun)`
+composes the config of the single run, or expands a multirun the way Hydra's basic sweeper
+does (the basic, joblib and submitit launchers all launch its expansion) and composes each
+job, then runs the schema, `check_config` and `check_resources` on each. It returns one line
+per failing job; nothing is written. Sweepers that draw their jobs as they go (Optuna) are not
+expanded: the config is checked with the swept keys at their defaults, and invalid trials fail
+one by one when they run (`tpri.app`).
+
+`FailedJobs` is the Hydra callback that collects, at the end of a multirun, the jobs that
+failed while running (e.g. a corrupt data file), so the command can list them and exit 1.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import functools
+import typing
+from collections.abc import Callable
+from pathlib import Path
+
+from hydra import initialize_config_dir, initialize_config_module
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from hydra.errors import ConfigCompositionException, MissingConfigException
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
+
+from tpri.config import ConfigError, accepted, check_config, check_resources, field_kind, show
+from tpri.schema import GROUPS, Spec, register_configs
+
+BASIC_SWEEPER = f"{BasicSweeper.__module__}.{BasicSweeper.__name__}"
+
+
+def preflight(
+    overrides: list[str], multirun: bool, config_dir: str, config_name: str = "config"
+) -> list[str]:
+    """One line per invalid job of `train.py [-m] overrides` ([] when all are valid)."""
+    register_configs()
+    try:
+        null_groups(overrides)
+    except ConfigError as err:
+        return [str(err)]
+    with _initialize(config_dir):
+        hydra = GlobalHydra.instance().hydra
+        try:
+            base = hydra.compose_config(
+                config_name, overrides, run_mode=RunMode.MULTIRUN, validate_sweep_overrides=False
+            )
+        except Exception as err:  # noqa: BLE001  (any composition error becomes one line)
+            return [one_line(err)]
+        multirun = multirun or base.hydra.mode == RunMode.MULTIRUN
+        if not multirun:
+            error = check_job(functools.partial(_single_run, hydra, config_name, base), overrides)
+            return [error] if error else []
+        if base.hydra.sweeper.get("_target_") != BASIC_SWEEPER:
+            # e.g. Optuna: trials are drawn while the study runs; the rest of the config is
+            # checked now (the swept keys at their defaults), each trial when it runs
+            error = check_job(lambda _: base, overrides)
+            return [error] if error else []
+        composer = JobComposer(hydra, config_name, [o for o in overrides if _is_hydra(o)])
+        jobs, swept = expand_sweep(base, [o for o in overrides if not _is_hydra(o)])
+        errors = []
+        for num, job in enumerate(jobs):
+            error = check_job(composer.compose, job)
+            if error:
+                shown = " ".join(o for o in job if o.split("=", 1)[0] in swept)
+                errors.append(f"job {num} ({shown}): {error}")
+        return errors
+
+
+class JobComposer:
+    """The configs of a sweep's jobs: composed once per choice of config groups, then each
+    job's value overrides applied as Hydra applies them (after the defaults list), so a grid
+    of hundreds of jobs composes in seconds."""
+
+    def __init__(self, hydra, config_name: str, hydra_overrides: list[str]):
+        self.hydra, self.config_name, self.hydra_overrides = hydra, config_name, hydra_overrides
+        self.composed: dict[tuple, DictConfig | Exception] = {}
+
+    def compose(self, job: list[str]) -> DictConfig:
+        parsed = OverridesParser.create().parse_overrides(job)
+        is_group = [self.hydra.config_loader.repository.group_exists(p.key_or_group) for p in parsed]
+        groups = tuple(o for o, g in zip(job, is_group) if g)
+        if groups not in self.composed:
+            try:
+                cfg = self.hydra.compose_config(
+                    self.config_name, self.hydra_overrides + list(groups), run_mode=RunMode.MULTIRUN
+                )
+                with open_dict(cfg):
+                    del cfg["hydra"]
+                self.composed[groups] = cfg
+            except Exception as err:  # noqa: BLE001  (raised again for every job it concerns)
+                self.composed[groups] = err
+        base = self.composed[groups]
+        if isinstance(base, Exception):
+            raise base
+        cfg = copy.deepcopy(base)
+        values = [p for p, g in zip(parsed, is_group) if not g]
+        try:
+            ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
+        except OmegaConfBaseException as err:
+            raise ConfigCompositionException(str(err)) from err
+        strict_booleans(cfg, [o for o, g in zip(job, is_group) if not g])
+        return cfg
+
+
+def _initialize(config_dir: str):
+    """Hydra's compose API on a config dir, or on a package (`pkg://tpri.conf`, a wheel)."""
+    if config_dir.startswith("pkg://"):
+        return initialize_config_module(config_module=config_dir.removeprefix("pkg://"), version_base="1.3")
+    return initialize_config_dir(config_dir=str(Path(config_dir).resolve()), version_base="1.3")
+
+
+def _is_hydra(override: str) -> bool:
+    return override.lstrip("+~").startswith("hydra")
+
+
+def null_groups(overrides: list[str]) -> None:
+    """A required config group set to null (`optimizer=null`) is refused by name."""
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if key.lstrip("+~") in GROUPS and "null" in value.split(","):
+            group = key.lstrip("+~")
+            raise ConfigError(
+                f"{group}=null: {group} needs an option; choose one with "
+                f"{group}=NAME, NAME one of {sorted(GROUPS[group])}"
+            )
+
+
+def expand_sweep(base: DictConfig, task_overrides: list[str]) -> tuple[list[list[str]], set]:
+    """The jobs of a basic sweep (hydra.sweeper.params, then the command line's overrides,
+    as Hydra's BasicSweeper combines them) and the keys that vary."""
+    params = base.hydra.sweeper.get("params") or {}
+    arguments = [f"{k}={v}" for k, v in params.items()] + task_overrides
+    parsed: list[Override] = OverridesParser.create().parse_overrides(arguments)
+    swept = {o.get_key_element() for o in parsed if o.is_sweep_override()}
+    return BasicSweeper.split_arguments(parsed, None)[0], swept
+
+
+def _single_run(hydra, config_name: str, base: DictConfig, overrides: list[str]) -> DictConfig:
+    """The config of a single run: `base` unless a value asks for a sweep (then Hydra's own
+    composition reports it)."""
+    if any(o.is_sweep_override() for o in OverridesParser.create().parse_overrides(overrides)):
+        base = hydra.compose_config(config_name, overrides, run_mode=RunMode.RUN)
+    strict_booleans(base, overrides)
+    return base
+
+
+def check_job(compose: Callable[[list[str]], DictConfig], overrides: list[str]) -> str | None:
+    """Compose one job (`compose(overrides)`) and check it; the one-line reason it is invalid,
+    or None."""
+    try:
+        plain = task_config(compose(overrides))
+        check_config(plain)
+        check_resources(plain)
+    except ConfigError as err:
+        return str(err)
+    except Exception as err:  # noqa: BLE001
+        return one_line(err)
+    return None
+
+
+def task_config(cfg: DictConfig) -> dict:
+    """The resolved config without Hydra's node, as a plain dict; a missing value raises."""
+    if "hydra" in cfg:
+        cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+
+
+def strict_booleans(cfg: DictConfig, overrides: list[str]) -> None:
+    """OmegaConf reads 'no', 'off', 'y' or 1 as booleans; a command line must say true/false."""
+    for override in OverridesParser.create().parse_overrides(overrides):
+        key = override.key_or_group
+        if override.is_delete() or key.startswith("hydra"):
+            continue
+        value = override.value()
+        if isinstance(value, str) and value.startswith("${"):
+            continue
+        if isinstance(OmegaConf.select(cfg, key, default=None), bool) and not isinstance(value, bool):
+            raise ConfigError(f"{key}={show(value)} is invalid; expected true or false")
+
+
+def one_line(err: BaseException) -> str:
+    """A composition error as one line naming the full key: the OmegaConf cause when there is
+    one (wrong type, unknown key, null where a value is required), else Hydra's message."""
+    cause = err
+    while cause is not None and not isinstance(cause, OmegaConfBaseException):
+        cause = cause.__cause__ or cause.__context__
+    if cause is not None and getattr(cause, "full_key", None):
+        if isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
+            return f"{cause.full_key}: unknown key{_accepted_keys(cause)}"
+        field = _schema_field(cause)
+        if isinstance(cause, ValidationError) and field is not None:
+            kind, nullable = field
+            spec = cause.object_type.__dataclass_fields__[cause.key].metadata.get("spec", Spec())
+            expected = accepted(kind, nullable, spec)
+            return f"{cause.full_key}={show(cause.value)} is invalid; expected {expected}"
+        return f"{cause.full_key}: {str(getattr(cause, 'msg', cause)).splitlines()[0]}"
+    if isinstance(err, MissingConfigException) and err.options is not None:
+        group = (err.missing_cfg_file or "").rpartition("/")[0]
+        return f"{err.missing_cfg_file}: no such config; accepted for {group}: {sorted(err.options)}"
+    return " ".join(str(err).split())
+
+
+def _schema_field(cause) -> tuple[type, bool] | None:
+    """(type, nullable) of the schema field an OmegaConf error is about, if it has one."""
+    schema = getattr(cause, "object_type", None)
+    if not dataclasses.is_dataclass(schema) or cause.key not in schema.__dataclass_fields__:
+        return None
+    return field_kind(typing.get_type_hints(schema)[cause.key])
+
+
+def _accepted_keys(cause) -> str:
+    schema = getattr(cause, "object_type", None)
+    fields = getattr(schema, "__dataclass_fields__", None)
+    return f"; accepted: {sorted(fields)}" if fields else ""
+
+
+# --- the end of a multirun ----------------------------------------------------------------
+
+
+FAILED_JOBS = "failed_jobs.txt"  # in the sweep dir: one line per job that failed while running
+
+
+class FailedJobs(Callback):
+    """Collects the jobs of a multirun that failed while running (their lines, written by
+    `record_failed_job` from whichever process ran them), for tpri.app to list at the end."""
+
+    found: list[str] = []
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        (Path(config.hydra.sweep.dir) / FAILED_JOBS).unlink(missing_ok=True)  # this command's only
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        path = Path(config.hydra.sweep.dir) / FAILED_JOBS
+        FailedJobs.found = path.read_text().splitlines() if path.exists() else []
+
+
+def record_failed_job(sweep_dir: str, line: str) -> None:
+    """Append one job's failure line (one write in append mode: parallel jobs do not mix)."""
+    path = Path(sweep_dir) / FAILED_JOBS
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        f.write(" ".join(line.split()) + "\n")
