@@ -167,10 +167,14 @@ def check_job(compose: Callable[[list[str]], DictConfig], overrides: list[str]) 
 
 
 def task_config(cfg: DictConfig) -> dict:
-    """The resolved config without Hydra's node, as a plain dict; a missing value raises."""
-    if "hydra" in cfg:
-        cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
-    return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    """The resolved config without Hydra's node, as a plain dict; a missing value raises. The
+    schema's optional keys left unset (logger, tuned_lr: null) are left out, as in conf/."""
+    keys = [k for k in cfg if k != "hydra" and not (k in UNSET_OPTIONAL and cfg[k] is None)]
+    plain = OmegaConf.to_container(OmegaConf.masked_copy(cfg, keys), resolve=True, throw_on_missing=True)
+    return plain
+
+
+UNSET_OPTIONAL = ("logger", "tuned_lr")
 
 
 def strict_booleans(cfg: DictConfig, overrides: list[str]) -> None:
