@@ -452,3 +452,14 @@ def test_a_dangling_symlink_as_output_dir_gives_one_line(tmp_path):
     proc = train_cli(*TINY, "max_iter=20", f"hydra.run.dir={tmp_path / 'link'}", check=False)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "dangling symbolic link" in proc.stderr
+
+
+def test_a_refused_sweep_changes_nothing_and_names_every_job(tmp_path):
+    args = [*TINY, "max_iter=20", "eval_every=10", f"hydra.sweep.dir={tmp_path}", "-m", "seed=0,1"]
+    train_cli(*args)
+    before = snapshot(tmp_path)
+    proc = train_cli(*args, "lr=0.3", check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    for job in "01":
+        assert f"job {job} (seed={job}): {tmp_path / job} holds a run with a different config" in proc.stderr
+    assert snapshot(tmp_path) == before  # multirun.yaml included

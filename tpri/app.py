@@ -20,7 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from tpri.config import ConfigError, check_resources
+from tpri.config import ConfigError
 from tpri.preflight import FailedJobs, preflight, record_failed_job, task_config
 from tpri.run import Interrupted, JobFailed, RunContext, RunDirError, RunRefused, run
 from tpri.run.signals import mark_launcher
@@ -68,9 +68,7 @@ def _hydra_main(cfg: DictConfig) -> float | str:
     context = _context()
     sweep = bool(context.tag)
     try:
-        plain = task_config(cfg)
-        check_resources(plain)  # checked up front too, but Optuna's trials are drawn as they go
-        summary = run(plain, HydraConfig.get().runtime.output_dir, context)
+        summary = run(task_config(cfg), HydraConfig.get().runtime.output_dir, context)
     except ConfigError as err:
         return _fail(f"{context.tag}Invalid configuration: {err}", 2, sweep)
     except RunRefused as err:

@@ -32,6 +32,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from tpri.config import ConfigError, accepted, check_config, check_resources, field_kind, show
+from tpri.run.rundir import RunDir, RunRefused
 from tpri.schema import GROUPS, Spec, register_configs
 
 BASIC_SWEEPER = f"{BasicSweeper.__module__}.{BasicSweeper.__name__}"
@@ -56,7 +57,8 @@ def preflight(
             return [one_line(err)]
         multirun = multirun or base.hydra.mode == RunMode.MULTIRUN
         if not multirun:
-            error = check_job(functools.partial(_single_run, hydra, config_name, base), overrides)
+            run_dir = _selected_path(base, "hydra.run.dir")
+            error = check_job(functools.partial(_single_run, hydra, config_name, base), overrides, run_dir)
             return [error] if error else []
         if base.hydra.sweeper.get("_target_") != BASIC_SWEEPER:
             # e.g. Optuna: trials are drawn while the study runs; the rest of the config is
@@ -66,12 +68,23 @@ def preflight(
         composer = JobComposer(hydra, config_name, [o for o in overrides if _is_hydra(o)])
         jobs, swept = expand_sweep(base, [o for o in overrides if not _is_hydra(o)])
         errors = []
+        sweep_dir = _selected_path(base, "hydra.sweep.dir")
+        numbered = OmegaConf.to_container(base.hydra.sweep)["subdir"] == "${hydra.job.num}"
         for num, job in enumerate(jobs):
-            error = check_job(composer.compose, job)
+            job_dir = sweep_dir / str(num) if sweep_dir and numbered else None
+            error = check_job(composer.compose, job, job_dir)
             if error:
                 shown = " ".join(o for o in job if o.split("=", 1)[0] in swept)
                 errors.append(f"job {num} ({shown}): {error}")
         return errors
+
+
+def _selected_path(cfg: DictConfig, key: str) -> Path | None:
+    """The output dir `key` resolves to now (None when it cannot be resolved yet)."""
+    try:
+        return Path(str(OmegaConf.select(cfg, key)))
+    except Exception:  # noqa: BLE001  (an interpolation only a running job can resolve)
+        return None
 
 
 class JobComposer:
@@ -152,14 +165,18 @@ def _single_run(hydra, config_name: str, base: DictConfig, overrides: list[str])
     return base
 
 
-def check_job(compose: Callable[[list[str]], DictConfig], overrides: list[str]) -> str | None:
-    """Compose one job (`compose(overrides)`) and check it; the one-line reason it is invalid,
-    or None."""
+def check_job(compose: Callable[[list[str]], DictConfig], overrides: list[str],
+              job_dir: Path | None = None) -> str | None:
+    """Compose one job (`compose(overrides)`) and check it, and that its dir (when known) holds
+    no other run; the one-line reason it cannot run, or None."""
     try:
         plain = task_config(compose(overrides))
         check_config(plain)
         check_resources(plain)
-    except ConfigError as err:
+        if job_dir is not None and job_dir.is_dir():
+            rundir = RunDir(job_dir)
+            rundir.check_same_run(plain, rundir.read_previous())  # reads only
+    except (ConfigError, RunRefused) as err:
         return str(err)
     except Exception as err:  # noqa: BLE001
         return one_line(err)

@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from tpri.config import ConfigError, check_config
+from tpri.config import ConfigError, check_config, check_resources
 from tpri.diagnostics import bp_adjoints, bp_gradients, cosines, recurrent_weight
 from tpri.inverse import Diverged
 from tpri.io import save_text
@@ -78,6 +78,7 @@ def run(cfg: Mapping, output_dir: str | Path, context: RunContext | None = None)
     cfg, context = plain_config(cfg), context or RunContext()
     try:
         check_config(cfg)
+        check_resources(cfg)
         return _run_checked(cfg, output_dir, context)
     except ConfigError:
         RunDir(output_dir).discard_if_empty()  # what Hydra made for a rejected first run
