@@ -64,8 +64,10 @@ def _numbers(metrics: dict) -> dict[str, float]:
 
 def _opt(default, accepted: str, test: Callable[[Any], bool]):
     """A dataclass field whose metadata says what values are accepted."""
-    factory = {"default_factory": lambda: type(default)(default)} if isinstance(default, (dict, list)) else {}
-    return field(**(factory or {"default": default}), metadata={"accepted": accepted, "test": test})
+    meta = {"accepted": accepted, "test": test}
+    if isinstance(default, (dict, list)):  # mutable: a fresh copy per instance
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 def _str_or_none(v) -> bool:
@@ -130,10 +132,9 @@ def _import(name: str, module: str):
     """Import a tracker's package, or one line naming the extra that provides it."""
     try:
         return importlib.import_module(module)
-    except ImportError as err:
+    except ImportError:
         raise ConfigError(
-            f"logger.{name}: the {name} package is not installed ({err.name or err}); "
-            f"install the trackers extra: {INSTALL_HINT}"
+            f"logger.{name}: {name} is not installed; install the trackers extra: {INSTALL_HINT}"
         ) from None
 
 
