@@ -7,24 +7,29 @@ from pathlib import Path
 
 import numpy as np
 
-IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+IDX_NAMES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
     """An IDX file of unsigned bytes: magic 0x0000080D, big-endian dims, data."""
-    header = struct.pack(">BBBB", 0, 0, 8, array.ndim) + struct.pack(f">{array.ndim}I",
-                                                                      *array.shape)
+    header = struct.pack(">BBBB", 0, 0, 8, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
     return header + array.astype(np.uint8).tobytes()
 
 
 def write_idx_dataset(folder: Path, n_train=12, n_test=5, gz=True, seed=0) -> dict:
     """Random 28x28 images and labels as the four IDX files; returns the arrays."""
     rng = np.random.default_rng(seed)
-    arrays = {"train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28), np.uint8),
-              "train-labels-idx1-ubyte": rng.integers(0, 10, n_train, np.uint8),
-              "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, 28, 28), np.uint8),
-              "t10k-labels-idx1-ubyte": rng.integers(0, 10, n_test, np.uint8)}
+    arrays = {
+        "train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28), np.uint8),
+        "train-labels-idx1-ubyte": rng.integers(0, 10, n_train, np.uint8),
+        "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, 28, 28), np.uint8),
+        "t10k-labels-idx1-ubyte": rng.integers(0, 10, n_test, np.uint8),
+    }
     folder.mkdir(parents=True, exist_ok=True)
     for name, array in arrays.items():
         data = idx_bytes(array)
@@ -46,8 +51,9 @@ def write_cifar(folder: Path, n_per_batch=4, seed=0) -> tuple[np.ndarray, np.nda
     for i, name in enumerate(names):
         part = slice(i * n_per_batch, (i + 1) * n_per_batch)
         with open(batches / name, "wb") as f:
-            pickle.dump({b"data": images[part], b"labels": labels[part].tolist(),
-                         b"batch_label": name.encode()}, f)
+            pickle.dump(
+                {b"data": images[part], b"labels": labels[part].tolist(), b"batch_label": name.encode()}, f
+            )
     return images, labels
 
 
@@ -59,5 +65,3 @@ def write_ptb(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "ptb.train.txt").write_text(PTB_TRAIN)
     (folder / "ptb.test.txt").write_text(PTB_TEST)
-
-

@@ -28,8 +28,14 @@ def compose_config(overrides=()) -> dict:
 def train_cli(*args, cwd=None, check=True, timeout=300) -> subprocess.CompletedProcess:
     """Run `python train.py args...` in a subprocess."""
     env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd or ROOT,
-                          capture_output=True, text=True, env=env, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=cwd or ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"train.py {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc

@@ -38,14 +38,19 @@ def options(name: str, **overrides) -> dict:
 
 @pytest.mark.parametrize("name", ["digits", "mnist", "fashion_mnist", "cifar10", "ptb"])
 def test_every_yaml_key_is_commented_and_accepted(name, tmp_path):
-    lines = [line for line in (CONF / f"{name}.yaml").read_text().splitlines()
-             if line and not line.startswith("#")]
+    lines = [
+        line for line in (CONF / f"{name}.yaml").read_text().splitlines() if line and not line.startswith("#")
+    ]
     assert all("#" in line for line in lines if not line.startswith("name:"))
     if name == "digits":
         make_task(name, **options(name))
         return
-    writers = {"mnist": write_idx_dataset, "fashion_mnist": write_idx_dataset,
-               "cifar10": write_cifar, "ptb": write_ptb}
+    writers = {
+        "mnist": write_idx_dataset,
+        "fashion_mnist": write_idx_dataset,
+        "cifar10": write_cifar,
+        "ptb": write_ptb,
+    }
     writers[name](tmp_path)
     overrides = {"n_tokens": None} if name == "ptb" else {}
     make_task(name, **options(name, data_dir=str(tmp_path), **overrides))
@@ -125,8 +130,7 @@ def test_mnist_permutation_is_fixed(tmp_path):
     plain = make_task("mnist", **options("mnist", data_dir=str(tmp_path)))
     a = make_task("mnist", **options("mnist", data_dir=str(tmp_path), permute=True))
     b = make_task("mnist", **options("mnist", data_dir=str(tmp_path), permute=True))
-    c = make_task("mnist", **options("mnist", data_dir=str(tmp_path), permute=True,
-                                     permute_seed=1))
+    c = make_task("mnist", **options("mnist", data_dir=str(tmp_path), permute=True, permute_seed=1))
     assert torch.equal(a.x_train, b.x_train) and not torch.equal(a.x_train, c.x_train)
     perm = torch.randperm(784, generator=torch.Generator().manual_seed(0))
     assert torch.equal(a.x_train, plain.x_train[:, perm])
@@ -165,11 +169,14 @@ def test_data_dir_expands_user(tmp_path, monkeypatch):
     assert task.x_train.shape == (12, 784, 1)
 
 
-@pytest.mark.parametrize("damage, message", [  # IDX content -> file content
-    (lambda raw: gzip.compress(raw[:-10]), "truncated or corrupt"),
-    (lambda raw: gzip.compress(b"\x00\x00\x0b\x03" + raw[4:]), "bad magic number"),
-    (lambda raw: gzip.compress(raw)[:-20], "unreadable gzip"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [  # IDX content -> file content
+        (lambda raw: gzip.compress(raw[:-10]), "truncated or corrupt"),
+        (lambda raw: gzip.compress(b"\x00\x00\x0b\x03" + raw[4:]), "bad magic number"),
+        (lambda raw: gzip.compress(raw)[:-20], "unreadable gzip"),
+    ],
+)
 def test_idx_corrupt_file(tmp_path, damage, message):
     write_idx_dataset(tmp_path)
     path = tmp_path / "train-images-idx3-ubyte.gz"
@@ -209,26 +216,26 @@ def test_cifar_layouts(tmp_path):
     assert rgb.y_test.tolist() == labels[20:].tolist()
     planes = torch.from_numpy(images[:20]).float().reshape(20, 3, 1024) / 255
     assert torch.allclose(rgb.x_train, planes.transpose(1, 2))
-    steps = make_task("cifar10", **options("cifar10", data_dir=str(tmp_path),
-                                           channels_as_steps=True, size_chunk=3))
+    steps = make_task(
+        "cifar10", **options("cifar10", data_dir=str(tmp_path), channels_as_steps=True, size_chunk=3)
+    )
     assert (steps.length, steps.input_size) == (1024, 3)
     assert torch.allclose(steps.x_train.flatten(1), planes.flatten(1))
-    grey = make_task("cifar10", **options("cifar10", data_dir=str(tmp_path), grayscale=True,
-                                          size_chunk=4))
+    grey = make_task("cifar10", **options("cifar10", data_dir=str(tmp_path), grayscale=True, size_chunk=4))
     assert (grey.length, grey.input_size) == (256, 4)
     luma = 0.299 * planes[:, 0] + 0.587 * planes[:, 1] + 0.114 * planes[:, 2]
     assert torch.allclose(grey.x_train.flatten(1), luma, atol=1e-6)
     assert 0 <= grey.x_train.min() and grey.x_train.max() <= 1
     with pytest.raises(ValueError, match="exclude"):
-        make_task("cifar10", **options("cifar10", data_dir=str(tmp_path), grayscale=True,
-                                       channels_as_steps=True))
+        make_task(
+            "cifar10", **options("cifar10", data_dir=str(tmp_path), grayscale=True, channels_as_steps=True)
+        )
 
 
 def test_cifar_permute_and_n_train(tmp_path):
     write_cifar(tmp_path)
     plain = make_task("cifar10", **options("cifar10", data_dir=str(tmp_path)))
-    perm = make_task("cifar10", **options("cifar10", data_dir=str(tmp_path), permute=True,
-                                          n_train=6))
+    perm = make_task("cifar10", **options("cifar10", data_dir=str(tmp_path), permute=True, n_train=6))
     order = torch.randperm(1024, generator=torch.Generator().manual_seed(0))
     assert torch.equal(perm.x_train, plain.x_train[:6, order])
     assert torch.equal(perm.y_train, plain.y_train[:6])
@@ -257,8 +264,9 @@ def test_cifar_extraction_from_the_archive(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="cifar-10-python.tar.gz: md5 checksum"):
         make_task("cifar10", **options("cifar10", data_dir=str(archive.parent), download=True))
     monkeypatch.setattr(images_module, "CIFAR_MD5", md5sum(archive))
-    task = make_task("cifar10", **options("cifar10", data_dir=str(archive.parent),
-                                          download=True, channels_as_steps=True))
+    task = make_task(
+        "cifar10", **options("cifar10", data_dir=str(archive.parent), download=True, channels_as_steps=True)
+    )
     assert torch.allclose(task.x_test.flatten(1), torch.from_numpy(images[20:]).float() / 255)
 
 
@@ -284,8 +292,7 @@ def test_ptb_sequences(tmp_path):
 
 def test_ptb_token_caps_and_loss(tmp_path):
     write_ptb(tmp_path)
-    task = make_task("ptb", **options("ptb", data_dir=str(tmp_path), length=3, n_tokens=10,
-                                      n_test_tokens=7))
+    task = make_task("ptb", **options("ptb", data_dir=str(tmp_path), length=3, n_tokens=10, n_test_tokens=7))
     assert task.x_train.shape == (3, 3) and task.x_test.shape == (2, 3)
     assert len(task.vocab) == 10  # the vocabulary still comes from the whole training file
     _, y = task.sample(5, torch.Generator().manual_seed(0))
@@ -322,8 +329,7 @@ def test_fetch_verifies_and_leaves_no_partial_file(tmp_path):
         fetch([f"file://{source}"], out / "file.bin", "0" * 32)
     assert f"file://{source}" in str(error.value)
     assert list(out.iterdir()) == []  # neither the file nor a temporary one
-    dest = fetch([f"file://{tmp_path}/absent.bin", f"file://{source}"], out / "file.bin",
-                 md5sum(source))
+    dest = fetch([f"file://{tmp_path}/absent.bin", f"file://{source}"], out / "file.bin", md5sum(source))
     assert dest.read_bytes() == source.read_bytes() and list(out.iterdir()) == [dest]
 
 

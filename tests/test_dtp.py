@@ -60,8 +60,9 @@ def test_targets_follow_difference_rule_and_direction_is_gradient_of_surrogate(u
     h_prev = torch.cat([torch.zeros_like(hs[:, :1]), hs[:, :-1]], 1)
     states = model.states(x) if update == "graph" else model.cell(h_prev, x)
     (0.5 * (states - v).pow(2).sum()).backward()
-    assert_close({k: tp[k] for k in RECURRENT},
-                 {k: p.grad for k, p in model.named_parameters() if k in RECURRENT})
+    assert_close(
+        {k: tp[k] for k in RECURRENT}, {k: p.grad for k, p in model.named_parameters() if k in RECURRENT}
+    )
 
 
 def test_runs_are_reproducible_and_checkpoints_restore_the_reverse_layer():
@@ -82,16 +83,29 @@ def test_runs_are_reproducible_and_checkpoints_restore_the_reverse_layer():
 
 
 def test_make_direction_builds_dtp_from_its_config_options():
-    dtp = make_direction("dtp", step="sgd", lr=0.1, momentum=0.0, nesterov=False,
-                         lr_target=0.01, lr_reverse=0.1, noise=0.1, update="local", seed=2)
+    dtp = make_direction(
+        "dtp",
+        step="sgd",
+        lr=0.1,
+        momentum=0.0,
+        nesterov=False,
+        lr_target=0.01,
+        lr_reverse=0.1,
+        noise=0.1,
+        update="local",
+        seed=2,
+    )
     assert isinstance(dtp, DTP) and dtp.update == "local" and dtp.seed == 2
 
 
-@pytest.mark.parametrize("kwargs, key", [
-    (dict(lr_target=0.1, lr_reverse=-1.0, noise=0.1), "lr_reverse"),
-    (dict(lr_target=0.1, lr_reverse=0.1, noise=float("nan")), "noise"),
-    (dict(lr_target=0.1, lr_reverse=0.1, noise=0.1, update="global"), "update"),
-])
+@pytest.mark.parametrize(
+    "kwargs, key",
+    [
+        (dict(lr_target=0.1, lr_reverse=-1.0, noise=0.1), "lr_reverse"),
+        (dict(lr_target=0.1, lr_reverse=0.1, noise=float("nan")), "noise"),
+        (dict(lr_target=0.1, lr_reverse=0.1, noise=0.1, update="global"), "update"),
+    ],
+)
 def test_bad_arguments_name_the_key(kwargs, key):
     with pytest.raises(ValueError, match=key):
         DTP(**kwargs)

@@ -82,10 +82,12 @@ def test_port_gains_are_the_partial_derivatives_of_the_cell(seed):
     ports = (W_hr @ h, W_hz @ h, W_hn @ h, h)
     gains = model.port_gains(h, x)  # (4, d)
     for i, name in enumerate(PORTS):
+
         def f(s, i=i):
             args = list(ports)
             args[i] = s
             return cell_from_ports(model, x, *args)
+
         expected = jacobian(f, ports[i])
         torch.testing.assert_close(torch.diag(gains[i]), expected, msg=f"port {name}")
 
@@ -120,7 +122,7 @@ def test_rule_at_orthogonal_blocks_is_rescaled_transpose(reg):
     x, h = torch.randn(3, dtype=torch.float64), 0.8 * torch.tanh(torch.randn(4, dtype=torch.float64))
     e = torch.randn(4, dtype=torch.float64)
     S = model.port_gains(h, x).abs().sum(0)
-    expected = jacobian_of_cell(model, h, x).T @ (e / S ** 2) / (1 + reg)
+    expected = jacobian_of_cell(model, h, x).T @ (e / S**2) / (1 + reg)
     torch.testing.assert_close(rule(model, h, x, reg, e), expected)
 
 
@@ -131,7 +133,7 @@ def tanh_rnn_limit(model):
         d = model.rnn.hidden_size
         model.rnn.weight_hh_l0[: 2 * d].zero_()
         model.rnn.bias_ih_l0[:d].fill_(40.0)  # r = sigmoid(40) = 1 - 4e-18
-        model.rnn.bias_ih_l0[d: 2 * d].fill_(-40.0)  # z = 4e-18
+        model.rnn.bias_ih_l0[d : 2 * d].fill_(-40.0)  # z = 4e-18
     return model
 
 
@@ -206,8 +208,9 @@ def test_direction_is_gradient_of_surrogate(update):
     model.zero_grad()
     states = model.states(x) if update == "graph" else model.cell(h_prev, x)
     (0.5 * (states - torch.stack(v, 1)).pow(2).sum()).backward()
-    assert_close({k: tp[k] for k in RECURRENT},
-                 {k: p.grad for k, p in model.named_parameters() if k in RECURRENT})
+    assert_close(
+        {k: tp[k] for k in RECURRENT}, {k: p.grad for k, p in model.named_parameters() if k in RECURRENT}
+    )
 
 
 def test_direction_is_a_descent_direction_on_random_instances():
@@ -229,8 +232,7 @@ def test_infinite_reg_gives_scaled_bp_gradient_in_graph_mode():
     tp = direction(method, model, x, y)
     bp = direction(tpri.Backprop(), model, x, y)
     assert method.displacements[:, :-1].abs().max() < 1e-9  # only the top target moves
-    assert_close({k: tp[k] for k in RECURRENT}, {k: gamma * bp[k] for k in RECURRENT},
-                 rtol=1e-6, atol=1e-12)
+    assert_close({k: tp[k] for k in RECURRENT}, {k: gamma * bp[k] for k in RECURRENT}, rtol=1e-6, atol=1e-12)
 
 
 @pytest.mark.parametrize("targets", ["difference", "inverse"])

@@ -24,6 +24,7 @@ PNG, PDF = b"\x89PNG\r\n\x1a\n", b"%PDF"
 
 # ----------------------------------------------------------------------------- helpers
 
+
 @pytest.fixture(scope="module")
 def hydra_conf():
     """Compose inside one initialized config dir for the whole module."""
@@ -56,8 +57,7 @@ def _assert_figure(out_dir: Path, name: str) -> None:
 
 
 def _summaries(sweep_dir: Path) -> list[dict]:
-    jobs = sorted((p for p in sweep_dir.iterdir() if (p / ".hydra").is_dir()),
-                  key=lambda p: int(p.name))
+    jobs = sorted((p for p in sweep_dir.iterdir() if (p / ".hydra").is_dir()), key=lambda p: int(p.name))
     return [json.loads((job / "summary.json").read_text()) for job in jobs]
 
 
@@ -71,8 +71,11 @@ def _job_overrides(params: dict) -> list[list[str]]:
     parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
     choices = []
     for override in parsed:
-        values = (list(override.sweep_string_iterator()) if override.is_sweep_override()
-                  else [override.get_value_element_as_str()])
+        values = (
+            list(override.sweep_string_iterator())
+            if override.is_sweep_override()
+            else [override.get_value_element_as_str()]
+        )
         key = override.get_key_element()
         if key not in GROUPS:
             values = list(dict.fromkeys([values[0], values[-1]]))
@@ -80,11 +83,12 @@ def _job_overrides(params: dict) -> list[list[str]]:
     firsts = [c[0] for c in choices]
     jobs = [firsts]
     for i, values in enumerate(choices):
-        jobs += [firsts[:i] + [value] + firsts[i + 1:] for value in values[1:]]
+        jobs += [firsts[:i] + [value] + firsts[i + 1 :] for value in values[1:]]
     return jobs
 
 
 # ----------------------------------------------------------------------------- composition
+
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_every_experiment_composes_to_a_valid_config(hydra_conf, name):
@@ -151,16 +155,13 @@ def test_winner_sweep_tunes_lr_target_for_tp_and_lr_for_bp(hydra_conf):
 # task: (dataset, T, batch, iterations, model, hidden, (lr, lr_target, reg) of TP,
 #        (lr, momentum, nesterov) of BP)
 PAPER = {
-    "temporal_order_60": ("temporal_order", 60, 20, 40000, "rnn", 100, (0.1, 1e-2, 10),
-                          (1e-5, 0.9, True)),
-    "temporal_order_120": ("temporal_order", 120, 20, 48000, "rnn", 100, (1e-2, 1e-2, 1),
-                           (1e-5, 0.9, True)),
+    "temporal_order_60": ("temporal_order", 60, 20, 40000, "rnn", 100, (0.1, 1e-2, 10), (1e-5, 0.9, True)),
+    "temporal_order_120": ("temporal_order", 120, 20, 48000, "rnn", 100, (1e-2, 1e-2, 1), (1e-5, 0.9, True)),
     "adding_30": ("adding", 30, 20, 24000, "rnn", 100, (0.1, 0.1, 1), (1e-3, 0.9, True)),
     "mnist": ("mnist", 784, 16, 40000, "rnn", 100, (0.1, 1e-4, 1), (1e-5, 0.0, False)),
     "permuted_mnist": ("mnist", 784, 16, 40000, "rnn", 100, (0.1, 1e-4, 1), (1e-4, 0.0, False)),
     "cifar10": ("cifar10", 3072, 16, 8000, "rnn", 100, (1e-2, 1e-2, 10), (1e-3, 0.0, False)),
-    "gru_fashion_mnist": ("fashion_mnist", 784, 16, 8000, "gru", 100, (0.1, 1e-2, 1),
-                          (1e-2, 0.0, False)),
+    "gru_fashion_mnist": ("fashion_mnist", 784, 16, 8000, "gru", 100, (0.1, 1e-2, 1), (1e-2, 0.0, False)),
     "ptb": ("ptb", 64, 512, 24000, "rnn_text", 256, (0.1, 1e-3, 1), (1e-2, 0.0, False)),
 }
 
@@ -187,8 +188,7 @@ def test_experiments_hold_the_papers_hyperparameters(hydra_conf, name):
         assert (cfg["model"]["name"], cfg["model"]["hidden"]) == (model, hidden)
         assert cfg["dataset"] == tp["dataset"] and cfg["model"] == tp["model"]
     opt = tp["optimizer"]
-    assert (opt["name"], opt["targets"], opt["update"], opt["step"]) == (
-        "tp", "linearized", "graph", "sgd")
+    assert (opt["name"], opt["targets"], opt["update"], opt["step"]) == ("tp", "linearized", "graph", "sgd")
     assert (opt["lr"], opt["lr_target"], opt["reg"]) == pytest.approx((lr, lr_target, reg))
     assert (opt["momentum"], opt["nesterov"]) == (0.0, False)
     opt = bp["optimizer"]
@@ -214,11 +214,11 @@ def test_comparison_experiments_change_only_the_method(hydra_conf):
 
 # ----------------------------------------------------------------------------- end to end
 
+
 def test_convergence_pipeline(tmp_path):
     """sweep=convergence_smoke (TP vs BP, 2 seeds) -> plot_convergence."""
     runs = tmp_path / "runs"
-    train_cli("sweep=convergence_smoke", "max_iter=20", "eval_every=10", *TINY_TO,
-              f"hydra.sweep.dir={runs}")
+    train_cli("sweep=convergence_smoke", "max_iter=20", "eval_every=10", *TINY_TO, f"hydra.sweep.dir={runs}")
     summaries = _summaries(runs)
     assert len(summaries) == 4
     assert {s["config"]["optimizer"]["name"] for s in summaries} == {"tp", "sgd"}
@@ -231,14 +231,24 @@ def test_convergence_pipeline(tmp_path):
 def test_heatmap_pipeline(tmp_path):
     """sweep=heatmap_smoke on digits, a 2 x 2 grid -> plot_heatmap (diverged cells marked)."""
     runs = tmp_path / "runs"
-    train_cli("sweep=heatmap_smoke", "hydra/launcher=basic", "max_iter=10", "eval_every=5",
-              'hydra.sweeper.params.lr="1e-3,100"', 'hydra.sweeper.params.reg="1e-3,1e3"',
-              f"hydra.sweep.dir={runs}")
+    train_cli(
+        "sweep=heatmap_smoke",
+        "hydra/launcher=basic",
+        "max_iter=10",
+        "eval_every=5",
+        'hydra.sweeper.params.lr="1e-3,100"',
+        'hydra.sweeper.params.reg="1e-3,1e3"',
+        f"hydra.sweep.dir={runs}",
+    )
     summaries = _summaries(runs)
     assert len(summaries) == 4
     assert {s["config"]["dataset"]["name"] for s in summaries} == {"digits"}
     assert {(s["config"]["lr"], s["config"]["reg"]) for s in summaries} == {
-        (1e-3, 1e-3), (1e-3, 1e3), (100, 1e-3), (100, 1e3)}
+        (1e-3, 1e-3),
+        (1e-3, 1e3),
+        (100, 1e-3),
+        (100, 1e3),
+    }
     assert _script("plot_heatmap")([str(runs)]) == 0
     _assert_figure(runs, "heatmap")
 
@@ -246,9 +256,15 @@ def test_heatmap_pipeline(tmp_path):
 def test_sensitivity_pipeline(tmp_path):
     """sweep=sensitivity_smoke on digits, 2 values of lr_target -> plot_sensitivity."""
     runs = tmp_path / "runs"
-    train_cli("sweep=sensitivity_smoke", "hydra/launcher=basic", "max_iter=10", "eval_every=5",
-              'hydra.sweeper.params.lr_target="1e-6,1e-2"', "hydra.sweeper.params.seed=0",
-              f"hydra.sweep.dir={runs}")
+    train_cli(
+        "sweep=sensitivity_smoke",
+        "hydra/launcher=basic",
+        "max_iter=10",
+        "eval_every=5",
+        'hydra.sweeper.params.lr_target="1e-6,1e-2"',
+        "hydra.sweeper.params.seed=0",
+        f"hydra.sweep.dir={runs}",
+    )
     summaries = _summaries(runs)
     assert [s["config"]["lr_target"] for s in summaries] == [1e-6, 1e-2]
     assert all(s["status"] == "completed" and s["iteration"] == 10 for s in summaries)
@@ -258,28 +274,42 @@ def test_sensitivity_pipeline(tmp_path):
 
 def test_optuna_sweep_runs_two_trials(tmp_path):
     runs = tmp_path / "runs"
-    train_cli("sweep=tune_optuna", "hydra/launcher=basic", "hydra.sweeper.n_trials=2",
-              "hydra.sweeper.n_jobs=2", "max_iter=10", "eval_every=5", *TINY_TO, f"hydra.sweep.dir={runs}")
+    train_cli(
+        "sweep=tune_optuna",
+        "hydra/launcher=basic",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.n_jobs=2",
+        "max_iter=10",
+        "eval_every=5",
+        *TINY_TO,
+        f"hydra.sweep.dir={runs}",
+    )
     summaries = _summaries(runs)
     assert len(summaries) == 2
     assert summaries[0]["config"]["lr"] != summaries[1]["config"]["lr"]
     result = OmegaConf.load(runs / "optimization_results.yaml")
     assert set(result.best_params) == {"lr", "lr_target", "reg"}
-    finals = [s["final"]["train_loss"] if s["status"] == "completed" else float("inf")
-              for s in summaries]
+    finals = [s["final"]["train_loss"] if s["status"] == "completed" else float("inf") for s in summaries]
     assert result.best_value == pytest.approx(min(finals))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sweep, plot, args, n_jobs", [
-    ("gradients_smoke", "plot_gradients", [], 2),
-    ("winner_smoke", "plot_winner", ["hydra.sweeper.params.tuned_lr=1e-2", "model.hidden=16"], 6),
-    ("length_scaling_smoke", "plot_length_scaling", ["hydra.sweeper.params.seed=0"], 6),
-])
+@pytest.mark.parametrize(
+    "sweep, plot, args, n_jobs",
+    [
+        ("gradients_smoke", "plot_gradients", [], 2),
+        ("winner_smoke", "plot_winner", ["hydra.sweeper.params.tuned_lr=1e-2", "model.hidden=16"], 6),
+        ("length_scaling_smoke", "plot_length_scaling", ["hydra.sweeper.params.seed=0"], 6),
+    ],
+)
 def test_other_smoke_pipelines(tmp_path, sweep, plot, args, n_jobs):
     runs = tmp_path / "runs"
     train_cli(f"sweep={sweep}", "max_iter=10", "eval_every=5", *args, f"hydra.sweep.dir={runs}")
     assert len(_summaries(runs)) == n_jobs
     assert _script(plot)([str(runs)]) == 0
-    _assert_figure(runs, {"plot_gradients": "gradients", "plot_winner": "winner",
-                          "plot_length_scaling": "length_scaling"}[plot])
+    _assert_figure(
+        runs,
+        {"plot_gradients": "gradients", "plot_winner": "winner", "plot_length_scaling": "length_scaling"}[
+            plot
+        ],
+    )

@@ -15,9 +15,12 @@ from tpri.train import run
 def test_sigkill_then_rerun_resumes_and_matches_an_uninterrupted_run(tmp_path):
     args = [*TINY, "max_iter=1500", "eval_every=100", "checkpoint_every=200", "threads=1"]
     killed, clean = tmp_path / "killed", tmp_path / "clean"
-    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args,
-                             f"hydra.run.dir={killed}"], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *args, f"hydra.run.dir={killed}"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     while not (killed / "checkpoint.pt").exists() and time.time() < deadline:
         time.sleep(0.02)
@@ -36,14 +39,28 @@ def test_sigkill_then_rerun_resumes_and_matches_an_uninterrupted_run(tmp_path):
 
 
 def test_relaunched_sweep_runs_only_the_unfinished_job(tmp_path):
-    sweep = [*TINY, "optimizer=sgd", "eval_every=50", "checkpoint_every=100",
-             f"hydra.sweep.dir={tmp_path}", "-m", "lr=0.01,1000,0.02"]
+    sweep = [
+        *TINY,
+        "optimizer=sgd",
+        "eval_every=50",
+        "checkpoint_every=100",
+        f"hydra.sweep.dir={tmp_path}",
+        "-m",
+        "lr=0.01,1000,0.02",
+    ]
     train_cli(*sweep, "max_iter=300")
     statuses = [json.loads((tmp_path / j / "summary.json").read_text())["status"] for j in "012"]
     assert statuses == ["completed", "diverged", "completed"]
     # job 2 becomes half-done: its state at iteration 100, as a kill would have left it
-    train_cli(*TINY, "optimizer=sgd", "eval_every=50", "checkpoint_every=100", "lr=0.02",
-              "max_iter=100", f"hydra.run.dir={tmp_path / 'half'}")
+    train_cli(
+        *TINY,
+        "optimizer=sgd",
+        "eval_every=50",
+        "checkpoint_every=100",
+        "lr=0.02",
+        "max_iter=100",
+        f"hydra.run.dir={tmp_path / 'half'}",
+    )
     for name in ("checkpoint.pt", "metrics.csv"):
         os.replace(tmp_path / "half" / name, tmp_path / "2" / name)
     summary = json.loads((tmp_path / "2" / "summary.json").read_text())
@@ -68,11 +85,20 @@ def test_extending_max_iter_continues_a_completed_run(tmp_path):
 
 def test_joblib_launcher_gives_the_same_metrics_for_any_n_jobs(tmp_path):
     for n_jobs in (1, 2):
-        train_cli(*TINY, "max_iter=30", "eval_every=10", "hydra/launcher=joblib",
-                  f"hydra.launcher.n_jobs={n_jobs}", f"hydra.sweep.dir={tmp_path / str(n_jobs)}",
-                  "-m", "seed=0,1")
+        train_cli(
+            *TINY,
+            "max_iter=30",
+            "eval_every=10",
+            "hydra/launcher=joblib",
+            f"hydra.launcher.n_jobs={n_jobs}",
+            f"hydra.sweep.dir={tmp_path / str(n_jobs)}",
+            "-m",
+            "seed=0,1",
+        )
     for job in "01":
-        assert (read_metrics(tmp_path / "1" / job / "metrics.csv")
-                == read_metrics(tmp_path / "2" / job / "metrics.csv"))
-    assert (read_metrics(tmp_path / "1" / "0" / "metrics.csv")
-            != read_metrics(tmp_path / "1" / "1" / "metrics.csv"))  # seeds differ
+        assert read_metrics(tmp_path / "1" / job / "metrics.csv") == read_metrics(
+            tmp_path / "2" / job / "metrics.csv"
+        )
+    assert read_metrics(tmp_path / "1" / "0" / "metrics.csv") != read_metrics(
+        tmp_path / "1" / "1" / "metrics.csv"
+    )  # seeds differ

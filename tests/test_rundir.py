@@ -22,8 +22,11 @@ from tpri.run.signals import LAUNCHER_ENV
 
 def snapshot(folder: Path, skip=("train.log",)) -> dict:
     """Every file below `folder` (relative path -> bytes)."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.name not in skip}
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name not in skip
+    }
 
 
 def summary(folder: Path) -> dict:
@@ -47,6 +50,7 @@ def copy_of(finished: Path, tmp_path: Path) -> Path:
 
 
 # --- refused reruns -----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("bad", [["lr=0.2"], ["lr=abc"], ["+foo=1"]])
 def test_a_refused_rerun_leaves_every_file_byte_identical(finished, tmp_path, bad):
@@ -77,10 +81,16 @@ def test_the_record_is_the_jobs_own_resolved_config(finished):
 
 # --- one writer -----------------------------------------------------------------------------
 
+
 def _start(out: Path, *args, env=None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(ROOT / "train.py"), *TINY, *args, f"hydra.run.dir={out}"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **(env or {})})
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *TINY, *args, f"hydra.run.dir={out}"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def _wait_for_iteration(out: Path, iteration: int, proc: subprocess.Popen, timeout=120) -> None:
@@ -114,8 +124,9 @@ def test_a_second_writer_is_refused_and_the_first_run_is_not_harmed(tmp_path):
     out = tmp_path / "run"
     first = _start(out, "max_iter=1500", "eval_every=50", "checkpoint_every=500")
     _wait_for_iteration(out, 50, first)
-    second = train_cli(*TINY, "max_iter=1400", "eval_every=50", "checkpoint_every=500",
-                       f"hydra.run.dir={out}", check=False)
+    second = train_cli(
+        *TINY, "max_iter=1400", "eval_every=50", "checkpoint_every=500", f"hydra.run.dir={out}", check=False
+    )
     assert second.returncode != 0
     assert str(out) in second.stderr and str(first.pid) in second.stderr
     assert "Traceback" not in second.stderr
@@ -127,6 +138,7 @@ def test_a_second_writer_is_refused_and_the_first_run_is_not_harmed(tmp_path):
 
 
 # --- signals --------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGUSR2, 143)])
 def test_a_signal_checkpoints_and_records_interrupted(tmp_path, sig, code):
@@ -162,6 +174,7 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path):
 
 # --- damaged files (in-process: fast) -------------------------------------------------------
 
+
 @pytest.fixture
 def cfg():
     return compose_config([*TINY, "max_iter=40", "eval_every=20"])
@@ -189,15 +202,22 @@ def test_a_truncated_checkpoint_of_an_unfinished_run_restarts_it_from_scratch(cf
     assert read_metrics(tmp_path / "half" / "metrics.csv") == read_metrics(tmp_path / "clean" / "metrics.csv")
 
 
-@pytest.mark.parametrize("text", ["{not json", "[]", '{"status": "done", "iteration": 40}',
-                                  '{"status": "completed"}', '{"status": "completed", "iteration": "x"}'])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{not json",
+        "[]",
+        '{"status": "done", "iteration": 40}',
+        '{"status": "completed"}',
+        '{"status": "completed", "iteration": "x"}',
+    ],
+)
 def test_a_malformed_summary_is_rebuilt_from_the_checkpoint(cfg, tmp_path, text):
     first = run(cfg, tmp_path)
     (tmp_path / "summary.json").write_text(text)
     run(cfg, tmp_path)
     rebuilt = summary(tmp_path)
-    assert (rebuilt["status"], rebuilt["iteration"], rebuilt["final"]) == (
-        "completed", 40, first["final"])
+    assert (rebuilt["status"], rebuilt["iteration"], rebuilt["final"]) == ("completed", 40, first["final"])
 
 
 def test_a_deleted_metrics_file_of_a_finished_run_is_rewritten(cfg, tmp_path):
@@ -210,8 +230,11 @@ def test_a_deleted_metrics_file_of_a_finished_run_is_rewritten(cfg, tmp_path):
 
 def test_stale_temp_files_are_removed_on_the_next_run(cfg, tmp_path):
     run(cfg, tmp_path)
-    stale = [tmp_path / ".checkpoint.pt.abc_1234.tmp", tmp_path / ".metrics.csv.x7Yz_0q9.tmp",
-             tmp_path / ".hydra" / ".config.yaml.abcdefgh.tmp"]
+    stale = [
+        tmp_path / ".checkpoint.pt.abc_1234.tmp",
+        tmp_path / ".metrics.csv.x7Yz_0q9.tmp",
+        tmp_path / ".hydra" / ".config.yaml.abcdefgh.tmp",
+    ]
     kept = [tmp_path / ".notes.tmp", tmp_path / ".metrics.csv.mine.tmp"]  # not ours: left alone
     for path in stale + kept:
         path.write_bytes(b"half")
@@ -220,6 +243,7 @@ def test_stale_temp_files_are_removed_on_the_next_run(cfg, tmp_path):
 
 
 # --- I/O faults -----------------------------------------------------------------------------
+
 
 def test_a_full_disk_at_the_last_checkpoint_records_failed_keeps_earlier_files(cfg, tmp_path, monkeypatch):
     cfg = {**cfg, "checkpoint_every": 20}
@@ -248,8 +272,12 @@ def _small_tmpfs(path: Path, size: str) -> bool:
     if os.geteuid() != 0:
         return False
     path.mkdir()
-    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                          capture_output=True).returncode == 0
+    return (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
+        ).returncode
+        == 0
+    )
 
 
 def test_a_real_full_disk_gives_one_line_and_status_failed(tmp_path):
@@ -301,6 +329,7 @@ def test_files_follow_the_umask(cfg, tmp_path):
 
 # --- launchers that died --------------------------------------------------------------------
 
+
 def test_a_worker_whose_launcher_died_does_not_start_a_job(cfg, tmp_path, monkeypatch):
     dead = subprocess.Popen(["true"])
     dead.wait()
@@ -315,10 +344,19 @@ def test_a_running_worker_stops_when_its_launcher_dies(tmp_path):
     out = tmp_path / "run"
     cfg = compose_config([*TINY, "max_iter=100000", "eval_every=50", "checkpoint_every=0"])
     worker = subprocess.Popen(  # a launcher's worker: runs jobs, is not itself the launcher
-        [sys.executable, "-c", "import json, sys; from tpri.run import run; "
-         "run(json.loads(sys.argv[1]), sys.argv[2])", json.dumps(cfg), str(out)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, LAUNCHER_ENV: f"{launcher.pid} {socket.gethostname()}"})
+        [
+            sys.executable,
+            "-c",
+            "import json, sys; from tpri.run import run; run(json.loads(sys.argv[1]), sys.argv[2])",
+            json.dumps(cfg),
+            str(out),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, LAUNCHER_ENV: f"{launcher.pid} {socket.gethostname()}"},
+    )
     _wait_for_iteration(out, 50, worker)
     launcher.kill()
     launcher.wait()
@@ -329,6 +367,7 @@ def test_a_running_worker_stops_when_its_launcher_dies(tmp_path):
 
 
 # --- best weights ---------------------------------------------------------------------------
+
 
 def test_best_and_last_weights_load_back(cfg, tmp_path):
     result = run({**cfg, "max_iter": 60}, tmp_path)
@@ -346,6 +385,7 @@ def test_best_and_last_weights_load_back(cfg, tmp_path):
 
 # --- terminal -------------------------------------------------------------------------------
 
+
 def test_sweep_log_lines_carry_the_job_number_and_each_job_ends_with_one_summary_line(tmp_path):
     proc = train_cli(*TINY, "max_iter=20", "eval_every=10", f"hydra.sweep.dir={tmp_path}", "-m", "seed=0,1")
     lines = [line for line in proc.stdout.splitlines() if "[tpri]" in line]
@@ -359,6 +399,7 @@ def test_sweep_log_lines_carry_the_job_number_and_each_job_ends_with_one_summary
 
 
 # --- red-team cases -------------------------------------------------------------------------
+
 
 def test_a_rejected_config_never_removes_a_dir_someone_holds_or_a_log_with_content(cfg, tmp_path):
     from tpri.config import ConfigError

@@ -70,11 +70,15 @@ def test_per_step_displacements_match_naive_loop(update):
     e, hs = naive_displacements(model, x, y, gamma, reg)
     torch.testing.assert_close(method.displacements, e)
     model.zero_grad()  # and the direction is the gradient of J with these targets
-    states = model.states(x) if update == "graph" else model.cell(
-        torch.cat([torch.zeros_like(hs[:, :1]), hs[:, :-1]], 1), x)
+    states = (
+        model.states(x)
+        if update == "graph"
+        else model.cell(torch.cat([torch.zeros_like(hs[:, :1]), hs[:, :-1]], 1), x)
+    )
     (0.5 * (states - (hs + e)).pow(2).sum()).backward()
-    assert_close({k: tp[k] for k in RECURRENT},
-                 {k: p.grad for k, p in model.named_parameters() if k in RECURRENT})
+    assert_close(
+        {k: tp[k] for k in RECURRENT}, {k: p.grad for k, p in model.named_parameters() if k in RECURRENT}
+    )
 
 
 @pytest.mark.parametrize("update", UPDATES)
@@ -132,9 +136,14 @@ def train(task, method, lr, params="all", iters=100, seed=0):
         return before, task.loss(model(x), y).item()
 
 
-@pytest.mark.parametrize("method, lr", [(tpri.Backprop(), 0.5),
-                                        (tpri.TargetProp(1e-3, reg=10.0), 0.3),
-                                        (tpri.TargetProp(1e-3, reg=10.0, update="local"), 0.3)])
+@pytest.mark.parametrize(
+    "method, lr",
+    [
+        (tpri.Backprop(), 0.5),
+        (tpri.TargetProp(1e-3, reg=10.0), 0.3),
+        (tpri.TargetProp(1e-3, reg=10.0, update="local"), 0.3),
+    ],
+)
 def test_bp_and_tp_reduce_perplexity(corpus, method, lr):
     """Test perplexity from 7.2 (7 words) to 1.04 (BP) and 1.07 (TP, both modes) at the time
     of writing."""

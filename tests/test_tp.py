@@ -32,8 +32,7 @@ def test_infinite_reg_gives_scaled_bp_gradient_in_graph_mode(targets):
     tp = direction(method, model, x, y)
     bp = direction(tpri.Backprop(), model, x, y)
     assert method.displacements[:, :-1].abs().max() < 1e-9  # only the top target moves
-    assert_close({k: tp[k] for k in RECURRENT}, {k: gamma * bp[k] for k in RECURRENT},
-                 rtol=1e-6, atol=1e-12)
+    assert_close({k: tp[k] for k in RECURRENT}, {k: gamma * bp[k] for k in RECURRENT}, rtol=1e-6, atol=1e-12)
 
 
 def test_infinite_reg_sends_plain_inverse_targets_to_zero():
@@ -82,7 +81,7 @@ def test_regularized_inverse_is_least_squares_solution(reg):
     d = W.shape[0]
     v = 0.9 * torch.tanh(torch.randn_like(h[:, 2]))
     rhs = torch.atanh(v) - x[:, 2] @ U.T - b  # (B, d)
-    stacked = torch.cat([W, reg ** 0.5 * torch.eye(d, dtype=W.dtype)])  # (2d, d)
+    stacked = torch.cat([W, reg**0.5 * torch.eye(d, dtype=W.dtype)])  # (2d, d)
     padded = torch.cat([rhs, torch.zeros_like(rhs)], 1).T  # (2d, B)
     expected = torch.linalg.lstsq(stacked, padded).solution.T
     torch.testing.assert_close(inverse.psi_inv(v, 2), expected)
@@ -122,8 +121,9 @@ def test_direction_is_gradient_of_surrogate(update, activation):
         states = h_prev @ W.T + x @ U.T + model.bias
         states = torch.tanh(states) if activation == "tanh" else states
     (0.5 * (states - v).pow(2).sum()).backward()
-    assert_close({k: tp[k] for k in RECURRENT},
-                 {k: p.grad for k, p in model.named_parameters() if k in RECURRENT})
+    assert_close(
+        {k: tp[k] for k in RECURRENT}, {k: p.grad for k, p in model.named_parameters() if k in RECURRENT}
+    )
 
 
 def test_factorisation_failure_raises_diverged():
@@ -147,13 +147,16 @@ def test_relu_rnn_is_rejected_by_tp_but_trained_by_bp():
         model.regularized_inverse(x, model.states(x).detach(), 1.0)
 
 
-@pytest.mark.parametrize("kwargs, key", [
-    (dict(lr_target=-1.0, reg=1.0), "lr_target"),
-    (dict(lr_target=0.1, reg=-1.0), "reg"),
-    (dict(lr_target=0.1, reg=float("nan")), "reg"),
-    (dict(lr_target=0.1, reg=1.0, targets="exact"), "targets"),
-    (dict(lr_target=0.1, reg=1.0, update="global"), "update"),
-])
+@pytest.mark.parametrize(
+    "kwargs, key",
+    [
+        (dict(lr_target=-1.0, reg=1.0), "lr_target"),
+        (dict(lr_target=0.1, reg=-1.0), "reg"),
+        (dict(lr_target=0.1, reg=float("nan")), "reg"),
+        (dict(lr_target=0.1, reg=1.0, targets="exact"), "targets"),
+        (dict(lr_target=0.1, reg=1.0, update="global"), "update"),
+    ],
+)
 def test_bad_arguments_name_the_key(kwargs, key):
     with pytest.raises(ValueError, match=key):
         tpri.TargetProp(**kwargs)

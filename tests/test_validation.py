@@ -37,8 +37,9 @@ BAD = [  # (overrides, a word the message must contain)
 
 def run_cli(overrides, tmp_path, capsys, monkeypatch):
     base = [] if any(o.startswith("dataset=") for o in overrides) else TINY
-    monkeypatch.setattr(sys, "argv", ["train.py", *base, "max_iter=5",
-                                      f"hydra.run.dir={tmp_path}/run", *overrides])
+    monkeypatch.setattr(
+        sys, "argv", ["train.py", *base, "max_iter=5", f"hydra.run.dir={tmp_path}/run", *overrides]
+    )
     with pytest.raises(SystemExit) as exit_info:
         main()
     captured = capsys.readouterr()

@@ -22,5 +22,17 @@ from tpri.tp import Backprop, TargetProp
 
 __version__ = "0.1.0"
 
-__all__ = ["RNN", "GRU", "TextRNN", "TargetProp", "Backprop", "DTP", "Diverged", "RNNInverse",
-           "GRUInverse", "data", "load_model", "__version__"]
+__all__ = [
+    "RNN",
+    "GRU",
+    "TextRNN",
+    "TargetProp",
+    "Backprop",
+    "DTP",
+    "Diverged",
+    "RNNInverse",
+    "GRUInverse",
+    "data",
+    "load_model",
+    "__version__",
+]

@@ -46,9 +46,11 @@ logging.getLogger("alembic").setLevel(logging.WARNING)
 def _context() -> RunContext:
     hc = HydraConfig.get()
     sweep = hc.mode == RunMode.MULTIRUN
-    return RunContext(overrides=list(hc.overrides.task),
-                      hydra_yaml=OmegaConf.to_yaml(OmegaConf.create({"hydra": hc})),
-                      tag=f"[job {hc.job.num}] " if sweep else "")
+    return RunContext(
+        overrides=list(hc.overrides.task),
+        hydra_yaml=OmegaConf.to_yaml(OmegaConf.create({"hydra": hc})),
+        tag=f"[job {hc.job.num}] " if sweep else "",
+    )
 
 
 def _fail(message: str, code: int, sweep: bool) -> str:
@@ -87,8 +89,17 @@ def _check_command(argv: list[str]) -> None:
     from hydra._internal.utils import get_args_parser
 
     args = get_args_parser().parse_args(argv)
-    other = (args.help or args.hydra_help or args.cfg or args.info or args.shell_completion
-             or args.config_path or args.config_name or args.config_dir or args.experimental_rerun)
+    other = (
+        args.help
+        or args.hydra_help
+        or args.cfg
+        or args.info
+        or args.shell_completion
+        or args.config_path
+        or args.config_name
+        or args.config_dir
+        or args.experimental_rerun
+    )
     if other:  # not a training command, or another config: Hydra handles it
         return
     errors = preflight(args.overrides, args.multirun, CONFIG_DIR)

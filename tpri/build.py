@@ -40,8 +40,9 @@ def make_direction(name: str, **options):
     return DIRECTIONS[name](**rest)
 
 
-def make_optimizer(params, step: str = "sgd", lr: float = 0.1, momentum: float = 0.0,
-                   nesterov: bool = False, **_) -> torch.optim.Optimizer:
+def make_optimizer(
+    params, step: str = "sgd", lr: float = 0.1, momentum: float = 0.0, nesterov: bool = False, **_
+) -> torch.optim.Optimizer:
     """The torch optimizer that steps on the directions: SGD (optionally momentum /
     Nesterov) or Adam."""
     if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0:

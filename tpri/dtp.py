@@ -77,8 +77,9 @@ class DTP(TargetProp):
     After a call, `reverse_loss` holds the reconstruction loss of that call's SGD step.
     """
 
-    def __init__(self, lr_target: float, lr_reverse: float, noise: float,
-                 update: str = "graph", seed: int = 0):
+    def __init__(
+        self, lr_target: float, lr_reverse: float, noise: float, update: str = "graph", seed: int = 0
+    ):
         super().__init__(lr_target, reg=0.0, targets="difference", update=update)
         self.lr_reverse = _check_number("lr_reverse", lr_reverse, 0.0, strict=False)
         self.noise = _check_number("noise", noise, 0.0, strict=False)
@@ -88,14 +89,18 @@ class DTP(TargetProp):
         self.reverse_loss: float | None = None
 
     def __repr__(self) -> str:
-        return (f"DTP(lr_target={self.lr_target}, lr_reverse={self.lr_reverse}, "
-                f"noise={self.noise}, update={self.update!r}, seed={self.seed})")
+        return (
+            f"DTP(lr_target={self.lr_target}, lr_reverse={self.lr_reverse}, "
+            f"noise={self.noise}, update={self.update!r}, seed={self.seed})"
+        )
 
     def check(self, model: nn.Module) -> None:
         """The reverse layer reads float inputs (B, T, n) and one loss at the last step."""
         if getattr(model, "per_step_loss", False):
-            raise ValueError("optimizer=dtp trains sequence-to-label models (model=rnn or gru); "
-                             "use optimizer=tp for text models")
+            raise ValueError(
+                "optimizer=dtp trains sequence-to-label models (model=rnn or gru); "
+                "use optimizer=tp for text models"
+            )
 
     def layer_inverse(self, model: nn.Module, inputs: Tensor, h: Tensor) -> "LearnedInverse":
         """The learned inverse, after one SGD step of the reverse layer."""
@@ -115,8 +120,7 @@ class DTP(TargetProp):
         h_prev = previous_states(hs)  # (B, T, d)
         if self.generator.device != h_prev.device:  # first call on a GPU: the noise is drawn there
             self.generator = torch.Generator(device=h_prev.device).manual_seed(self.seed)
-        eps = torch.randn(h_prev.shape, generator=self.generator, dtype=h_prev.dtype,
-                          device=h_prev.device)
+        eps = torch.randn(h_prev.shape, generator=self.generator, dtype=h_prev.dtype, device=h_prev.device)
         noisy = h_prev + self.noise * eps
         params = list(self.reverse.parameters())
         with torch.no_grad():
@@ -132,8 +136,11 @@ class DTP(TargetProp):
     def state_dict(self) -> dict:
         """The reverse layer (None before the first call) and the noise generator's state."""
         reverse = None if self.reverse is None else self.reverse.state_dict()
-        return {"reverse": reverse, "generator": self.generator.get_state(),
-                "generator_device": str(self.generator.device)}
+        return {
+            "reverse": reverse,
+            "generator": self.generator.get_state(),
+            "generator_device": str(self.generator.device),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.generator = torch.Generator(device=state.get("generator_device", "cpu"))

@@ -62,7 +62,6 @@ class GRUInverse:
         return out.addcmul_(e, self.skip_weights[k])  # + the skip port
 
 
-
 class GRU(nn.Module):
     """GRU with a linear readout of the last state (sequence -> label), trainable by TP.
 
@@ -85,8 +84,7 @@ class GRU(nn.Module):
 
     def __init__(self, input_size: int, hidden: int, output_size: int):
         super().__init__()
-        for key, value in (("input_size", input_size), ("hidden", hidden),
-                           ("output_size", output_size)):
+        for key, value in (("input_size", input_size), ("hidden", hidden), ("output_size", output_size)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"model.{key} must be an integer >= 1, got {value!r}")
         self.rnn = nn.GRU(input_size, hidden, batch_first=True)
@@ -119,7 +117,7 @@ class GRU(nn.Module):
         """The diagonal factors c_p of dh'/dh = sum_p diag(c_p) W_p, ports (r, z, n, skip):
         h_prev (..., d), x (..., n) -> (..., 4, d)."""
         r, z, n, q = self.gates(h_prev, x)
-        c_n = (1 - z) * (1 - n ** 2) * r  # through n's tanh and the reset product
+        c_n = (1 - z) * (1 - n**2) * r  # through n's tanh and the reset product
         c_r = c_n * q * (1 - r)  # through r's sigmoid, then as c_n
         c_z = (h_prev - n) * z * (1 - z)  # through z's sigmoid
         return torch.stack([c_r, c_z, c_n, z], -2)
@@ -139,8 +137,10 @@ class GRU(nn.Module):
     def check_tp(self, targets: str) -> None:
         """Only the linearized rule exists for the GRU."""
         if targets != "linearized":
-            raise ValueError(f"targets={targets!r} is not available for the GRU (its layer inverse "
-                             f"has no closed form, docs/gru-tp.md); accepted: ['linearized']")
+            raise ValueError(
+                f"targets={targets!r} is not available for the GRU (its layer inverse "
+                f"has no closed form, docs/gru-tp.md); accepted: ['linearized']"
+            )
 
     @torch.no_grad()
     def regularized_inverse(self, x: Tensor, hs: Tensor, reg: float) -> GRUInverse:

@@ -59,8 +59,7 @@ class RNNInverse:
         Diverged: when W^T W + r I is not numerically positive definite.
     """
 
-    def __init__(self, W: Tensor, U: Tensor, b: Tensor, activation: str, reg: float,
-                 x: Tensor, hs: Tensor):
+    def __init__(self, W: Tensor, U: Tensor, b: Tensor, activation: str, reg: float, x: Tensor, hs: Tensor):
         self.activation, self.U, self.b = activation, U, b
         self.x, self.h = x.transpose(0, 1), hs.transpose(0, 1)  # (T, B, n), (T, B, d)
         self.h_steps = self.h.unbind(0)  # per-step views, indexed in the sweep's hot loop
@@ -88,8 +87,8 @@ class RNNInverse:
             T, B, d = F.shape
             size = max(1, CHUNK_ELEMENTS // (B * d))
             for start in range(0, T, size):
-                c = _clamp(self.h[start:start + size])
-                F[start:start + size].mul_(c.mul_(c).sub_(1).neg_())  # 1 - c^2
+                c = _clamp(self.h[start : start + size])
+                F[start : start + size].mul_(c.mul_(c).sub_(1).neg_())  # 1 - c^2
         return F
 
     def slope_inv(self) -> tuple[Tensor, ...] | None:

@@ -76,7 +76,7 @@ def remove_stale_temps(folder: str | Path, names) -> list[Path]:
     removed = []
     for name in names:
         for p in Path(folder).glob(f".{glob.escape(name)}.*{TEMP_SUFFIX}"):
-            if _TEMP.fullmatch(p.name[len(name) + 1:]) and p.is_file() and not p.is_symlink():
+            if _TEMP.fullmatch(p.name[len(name) + 1 :]) and p.is_file() and not p.is_symlink():
                 p.unlink(missing_ok=True)
                 removed.append(p)
     return removed

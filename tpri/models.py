@@ -48,10 +48,10 @@ class RNN(nn.Module):
     def __init__(self, input_size: int, hidden: int, output_size: int, activation: str = "tanh"):
         super().__init__()
         if activation not in ACTIVATIONS:
-            raise ValueError(f"model.activation: unknown activation {activation!r}; "
-                             f"accepted: {list(ACTIVATIONS)}")
-        for key, value in (("input_size", input_size), ("hidden", hidden),
-                           ("output_size", output_size)):
+            raise ValueError(
+                f"model.activation: unknown activation {activation!r}; accepted: {list(ACTIVATIONS)}"
+            )
+        for key, value in (("input_size", input_size), ("hidden", hidden), ("output_size", output_size)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"model.{key} must be an integer >= 1, got {value!r}")
         self.activation = activation
@@ -176,14 +176,23 @@ class RNN(nn.Module):
     def check_tp(self, targets: str = "linearized") -> None:
         """TP inverts the activation: only tanh and identity RNNs qualify (every rule)."""
         if self.activation not in INVERTIBLE:
-            raise ValueError(f"TP needs an invertible activation; model.activation="
-                             f"{self.activation!r} is BP-only (accepted for TP: {list(INVERTIBLE)})")
+            raise ValueError(
+                f"TP needs an invertible activation; model.activation="
+                f"{self.activation!r} is BP-only (accepted for TP: {list(INVERTIBLE)})"
+            )
 
     def regularized_inverse(self, x: Tensor, hs: Tensor, reg: float) -> RNNInverse:
         """The layer inverses psi_t^{-1} at the current parameters (one factorisation)."""
         self.check_tp()
-        return RNNInverse(self.rnn.weight_hh_l0.detach(), self.rnn.weight_ih_l0.detach(),
-                          self.bias.detach(), self.activation, reg, x, hs)
+        return RNNInverse(
+            self.rnn.weight_hh_l0.detach(),
+            self.rnn.weight_ih_l0.detach(),
+            self.bias.detach(),
+            self.activation,
+            reg,
+            x,
+            hs,
+        )
 
 
 class _Grads:
@@ -209,12 +218,15 @@ class _Grads:
         self.b.add_(delta.sum(0))
         first = max(start, 1)  # h_0 = 0: step 0 adds nothing to W's gradient
         if first < stop:
-            self.W.addmm_(delta[(first - start) * self.B:].T,
-                          hs[first - 1:stop - 1].reshape(-1, self.d))
+            self.W.addmm_(delta[(first - start) * self.B :].T, hs[first - 1 : stop - 1].reshape(-1, self.d))
 
     def write(self, rnn: nn.RNN) -> None:
         """Accumulate into `.grad` of nn.RNN's parameters (both biases get b's gradient)."""
-        for name, grad in (("weight_hh_l0", self.W), ("weight_ih_l0", self.U),
-                           ("bias_ih_l0", self.b), ("bias_hh_l0", self.b)):
+        for name, grad in (
+            ("weight_hh_l0", self.W),
+            ("weight_ih_l0", self.U),
+            ("bias_ih_l0", self.b),
+            ("bias_hh_l0", self.b),
+        ):
             param = getattr(rnn, name)
             param.grad = grad if param.grad is None else param.grad + grad

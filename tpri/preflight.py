@@ -165,8 +165,9 @@ def _single_run(hydra, config_name: str, base: DictConfig, overrides: list[str])
     return base
 
 
-def check_job(compose: Callable[[list[str]], DictConfig], overrides: list[str],
-              job_dir: Path | None = None) -> str | None:
+def check_job(
+    compose: Callable[[list[str]], DictConfig], overrides: list[str], job_dir: Path | None = None
+) -> str | None:
     """Compose one job (`compose(overrides)`) and check it, and that its dir (when known) holds
     no other run; the one-line reason it cannot run, or None."""
     try:

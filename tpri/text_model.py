@@ -35,9 +35,15 @@ class TextRNN(RNN):
 
     per_step_loss = True  # every step's prediction enters the loss
 
-    def __init__(self, input_size: int, hidden: int, output_size: int,
-                 embedding_dim: int = 1024, freeze_embedding: bool = True,
-                 activation: str = "tanh"):
+    def __init__(
+        self,
+        input_size: int,
+        hidden: int,
+        output_size: int,
+        embedding_dim: int = 1024,
+        freeze_embedding: bool = True,
+        activation: str = "tanh",
+    ):
         if not isinstance(embedding_dim, int) or embedding_dim < 1:
             raise ValueError(f"model.embedding_dim must be an integer >= 1, got {embedding_dim!r}")
         if not isinstance(input_size, int) or input_size < 1:

@@ -61,8 +61,7 @@ class TargetProp:
     Raises `tpri.Diverged` on a failed factorisation or non-finite targets.
     """
 
-    def __init__(self, lr_target: float, reg: float, targets: str = "linearized",
-                 update: str = "graph"):
+    def __init__(self, lr_target: float, reg: float, targets: str = "linearized", update: str = "graph"):
         self.lr_target = _check_number("lr_target", lr_target, 0.0, strict=False)
         self.reg = _check_number("reg", reg, 0.0, strict=False)
         if targets not in TARGETS:
@@ -74,8 +73,10 @@ class TargetProp:
         self._capture = CapturedSweep()  # the CUDA graph of the linearized sweep, if any
 
     def __repr__(self) -> str:
-        return (f"TargetProp(lr_target={self.lr_target}, reg={self.reg}, "
-                f"targets={self.targets!r}, update={self.update!r})")
+        return (
+            f"TargetProp(lr_target={self.lr_target}, reg={self.reg}, "
+            f"targets={self.targets!r}, update={self.update!r})"
+        )
 
     def backward(self, model: nn.Module, inputs: Tensor, labels: Tensor, loss_fn) -> Tensor:
         """Accumulate the TP direction into `p.grad` and return the batch loss.
@@ -142,8 +143,7 @@ class TargetProp:
             if E is None:
                 E = grad_last.new_empty(inverse.h.shape)
                 tanh = inverse.slope_inv_into(E) is not None  # E starts as the slopes 1 / a'
-                linearized_sweep(E, grad_last, inverse.At, tanh, grad_steps, self.lr_target,
-                                 inverse._buffer)
+                linearized_sweep(E, grad_last, inverse.At, tanh, grad_steps, self.lr_target, inverse._buffer)
             inverse.mul_slope_(E)  # tanh: E held e_t / a'_t, now e_t
         else:
             E = self._generic_sweep(inverse, grad_last, grad_steps)
@@ -165,8 +165,15 @@ class TargetProp:
         return E
 
 
-def linearized_sweep(E: Tensor, grad_last: Tensor, At: Tensor, tanh: bool,
-                     grad_steps: Tensor | None, lr_target: float, buffer: Tensor) -> Tensor:
+def linearized_sweep(
+    E: Tensor,
+    grad_last: Tensor,
+    At: Tensor,
+    tanh: bool,
+    grad_steps: Tensor | None,
+    lr_target: float,
+    buffer: Tensor,
+) -> Tensor:
     """The linearized rule for a tanh / identity RNN in one (T, B, d) buffer E:
 
         e_T = -lr_target g_T,   e_{k-1} = (e_k / a'_k) @ A^T  (- lr_target g_{k-1})

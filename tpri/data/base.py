@@ -69,15 +69,27 @@ class TensorTask(Task):
         n_eval: size of the fixed training sample used to measure the train loss.
     """
 
-    def __init__(self, name: str, x_train: Tensor, y_train: Tensor, x_test: Tensor,
-                 y_test: Tensor, output_size: int, objective: str = "classification",
-                 n_eval: int = 1000, eval_seed: int = 1234, input_size: int | None = None):
+    def __init__(
+        self,
+        name: str,
+        x_train: Tensor,
+        y_train: Tensor,
+        x_test: Tensor,
+        y_test: Tensor,
+        output_size: int,
+        objective: str = "classification",
+        n_eval: int = 1000,
+        eval_seed: int = 1234,
+        input_size: int | None = None,
+    ):
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
         ndim = 2 if objective == "language_model" else 3
         if x_train.ndim != ndim or x_test.ndim != ndim:
-            raise ValueError(f"{name}: inputs must have {ndim} dimensions (N, T{', n' * (ndim == 3)}),"
-                             f" got {tuple(x_train.shape)} and {tuple(x_test.shape)}")
+            raise ValueError(
+                f"{name}: inputs must have {ndim} dimensions (N, T{', n' * (ndim == 3)}),"
+                f" got {tuple(x_train.shape)} and {tuple(x_test.shape)}"
+            )
         self.name, self.objective, self.output_size = name, objective, output_size
         self.x_train, self.y_train, self.x_test, self.y_test = x_train, y_train, x_test, y_test
         self.input_size = input_size if input_size is not None else x_train.shape[2]
@@ -88,11 +100,12 @@ class TensorTask(Task):
     def sample(self, batch_size, generator):
         """Indices drawn on the generator's device; the batch is gathered where the training
         tensors live and returned on the generator's device (no copy when they agree)."""
-        idx = torch.randint(len(self.x_train), (batch_size,), generator=generator,
-                            device=generator.device)
+        idx = torch.randint(len(self.x_train), (batch_size,), generator=generator, device=generator.device)
         idx = idx.to(self.x_train.device)
-        return (self.x_train[idx].to(generator.device, non_blocking=True),
-                self.y_train[idx].to(generator.device, non_blocking=True))
+        return (
+            self.x_train[idx].to(generator.device, non_blocking=True),
+            self.y_train[idx].to(generator.device, non_blocking=True),
+        )
 
     def test_set(self):
         return self.x_test, self.y_test

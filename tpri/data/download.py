@@ -38,8 +38,7 @@ def check_md5(path: str | Path, md5: str) -> None:
     """Raise ValueError (naming the file) unless `path` has MD5 digest `md5`."""
     actual = md5sum(path)
     if actual != md5:
-        raise DataFileError(f"{path}: md5 checksum is {actual}, expected {md5} "
-                         "(corrupt or incomplete file)")
+        raise DataFileError(f"{path}: md5 checksum is {actual}, expected {md5} (corrupt or incomplete file)")
 
 
 def write_atomic(dest: Path, source: BinaryIO, md5: str | None = None) -> None:
@@ -53,8 +52,10 @@ def write_atomic(dest: Path, source: BinaryIO, md5: str | None = None) -> None:
             digest.update(block)
             out.write(block)
         if md5 is not None and digest.hexdigest() != md5:
-            raise ValueError(f"{dest.name}: md5 checksum is {digest.hexdigest()}, expected {md5} "
-                             "(corrupt or incomplete download)")
+            raise ValueError(
+                f"{dest.name}: md5 checksum is {digest.hexdigest()}, expected {md5} "
+                "(corrupt or incomplete download)"
+            )
 
     io.write_atomic(dest, copy)
 
@@ -71,8 +72,7 @@ def fetch(urls: Sequence[str], dest: str | Path, md5: str, timeout: float = 60.0
             return dest
         except (OSError, ValueError) as e:  # URLError and HTTPError are OSErrors
             failures.append(f"  {url}: {e}")
-    raise OSError(f"could not download {dest.name} into {dest.parent}; tried:\n"
-                  + "\n".join(failures))
+    raise OSError(f"could not download {dest.name} into {dest.parent}; tried:\n" + "\n".join(failures))
 
 
 def extract_files(archive: str | Path, members: dict[str, Path]) -> None:
@@ -91,11 +91,11 @@ def extract_files(archive: str | Path, members: dict[str, Path]) -> None:
                 write_atomic(dest, source)
 
 
-def missing_files_error(dataset: str, folder: Path, files: Sequence[str],
-                        source: str) -> FileNotFoundError:
+def missing_files_error(dataset: str, folder: Path, files: Sequence[str], source: str) -> FileNotFoundError:
     """The error for files absent with `download=false`: which files, which folder, and how
     to get them."""
     return FileNotFoundError(
         f"{dataset}: missing {', '.join(files)} in {folder}. Put the files there (or point "
         f"dataset.data_dir at the folder holding them), or set dataset.download=true to fetch "
-        f"them from {source}")
+        f"them from {source}"
+    )

@@ -43,8 +43,10 @@ def to_sequences(pixels: Tensor, size_chunk: int, perm: Tensor | None = None) ->
     n, p, c = pixels.shape
     if size_chunk < 1 or p % size_chunk:
         accepted = [d for d in range(1, p + 1) if p % d == 0]
-        raise ValueError(f"dataset.size_chunk={size_chunk} must divide the {p} steps of a "
-                         f"sequence; accepted values: {accepted}")
+        raise ValueError(
+            f"dataset.size_chunk={size_chunk} must divide the {p} steps of a "
+            f"sequence; accepted values: {accepted}"
+        )
     if perm is not None:
         pixels = pixels[:, perm]
     return pixels.reshape(n, p // size_chunk, size_chunk * c)
@@ -55,22 +57,37 @@ def take_first(n_train: int | None, images: np.ndarray, labels: np.ndarray, name
     if n_train is None:
         return images, labels
     if not 1 <= n_train <= len(labels):
-        raise ValueError(f"{name}: dataset.n_train={n_train} must be in [1, {len(labels)}] "
-                         "(the number of training images) or null")
+        raise ValueError(
+            f"{name}: dataset.n_train={n_train} must be in [1, {len(labels)}] "
+            "(the number of training images) or null"
+        )
     return images[:n_train], labels[:n_train]
 
 
-def image_task(name: str, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], *,
-               size_chunk: int, permute: bool, permute_seed: int,
-               normalize: bool = False) -> TensorTask:
+def image_task(
+    name: str,
+    train: tuple[Tensor, Tensor],
+    test: tuple[Tensor, Tensor],
+    *,
+    size_chunk: int,
+    permute: bool,
+    permute_seed: int,
+    normalize: bool = False,
+) -> TensorTask:
     """A classification task from pixels (N, P, C) in [0, 1] and labels (N,)."""
     (x_train, y_train), (x_test, y_test) = train, test
     if normalize:
         mean, std = x_train.mean(), x_train.std()
         x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
     perm = fixed_permutation(x_train.shape[1], permute_seed) if permute else None
-    return TensorTask(name, to_sequences(x_train, size_chunk, perm), y_train,
-                      to_sequences(x_test, size_chunk, perm), y_test, output_size=N_CLASSES)
+    return TensorTask(
+        name,
+        to_sequences(x_train, size_chunk, perm),
+        y_train,
+        to_sequences(x_test, size_chunk, perm),
+        y_test,
+        output_size=N_CLASSES,
+    )
 
 
 def _labels(y: np.ndarray) -> Tensor:
@@ -108,21 +125,32 @@ def _load_digits() -> tuple[np.ndarray, np.ndarray]:
     return bunch.data, bunch.target  # (1797, 64) in 0..16, (1797,)
 
 
-def digits(size_chunk: int = 1, test_fraction: float = 0.25, split_seed: int = 0,
-           permute: bool = False, permute_seed: int = 0) -> TensorTask:
+def digits(
+    size_chunk: int = 1,
+    test_fraction: float = 0.25,
+    split_seed: int = 0,
+    permute: bool = False,
+    permute_seed: int = 0,
+) -> TensorTask:
     """scikit-learn's 1797 bundled 8x8 digits, pixel by pixel: T = 64 / size_chunk, pixels
     scaled to [0, 1], a stratified train/test split fixed by `split_seed`. Offline and fast:
     the default real-data task of the tests."""
     from sklearn.model_selection import train_test_split
 
     x, y = _load_digits()
-    train_idx, test_idx = train_test_split(np.arange(len(y)), test_size=test_fraction,
-                                           random_state=split_seed, stratify=y)
+    train_idx, test_idx = train_test_split(
+        np.arange(len(y)), test_size=test_fraction, random_state=split_seed, stratify=y
+    )
     pixels = torch.as_tensor(x, dtype=torch.float32).unsqueeze(-1) / 16.0  # (1797, 64, 1)
     labels = _labels(y)
-    return image_task("digits", (pixels[train_idx], labels[train_idx]),
-                      (pixels[test_idx], labels[test_idx]),
-                      size_chunk=size_chunk, permute=permute, permute_seed=permute_seed)
+    return image_task(
+        "digits",
+        (pixels[train_idx], labels[train_idx]),
+        (pixels[test_idx], labels[test_idx]),
+        size_chunk=size_chunk,
+        permute=permute,
+        permute_seed=permute_seed,
+    )
 
 
 # --- MNIST and Fashion-MNIST (IDX files) ------------------------------------------------
@@ -130,26 +158,39 @@ def digits(size_chunk: int = 1, test_fraction: float = 0.25, split_seed: int = 0
 
 class IdxSource(NamedTuple):
     """Where to download a dataset's IDX files, and the MD5 digests of the gzipped files."""
+
     mirrors: tuple[str, ...]
     md5: dict[str, str]
 
 
-IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+IDX_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
 IDX_SOURCES = {
     "mnist": IdxSource(
-        mirrors=("https://ossci-datasets.s3.amazonaws.com/mnist/",
-                 "https://storage.googleapis.com/cvdf-datasets/mnist/"),
-        md5={"train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-             "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
-             "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
-             "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c"}),
+        mirrors=(
+            "https://ossci-datasets.s3.amazonaws.com/mnist/",
+            "https://storage.googleapis.com/cvdf-datasets/mnist/",
+        ),
+        md5={
+            "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+            "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+            "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+            "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+        },
+    ),
     "fashion_mnist": IdxSource(
         mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
-        md5={"train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-             "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
-             "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
-             "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310"}),
+        md5={
+            "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+            "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+            "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+            "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+        },
+    ),
 }
 IMAGE_SHAPE = (28, 28)
 
@@ -165,16 +206,20 @@ def read_idx(path: Path) -> np.ndarray:
     except (OSError, EOFError, zlib.error) as e:  # BadGzipFile is an OSError
         raise DataFileError(f"{path}: unreadable gzip data ({e})") from e
     if len(raw) < 4 or raw[:3] != b"\x00\x00\x08":
-        raise DataFileError(f"{path}: bad magic number 0x{raw[:4].hex()}, expected 0x0000080D "
-                         "(an IDX file of unsigned bytes with D dimensions)")
+        raise DataFileError(
+            f"{path}: bad magic number 0x{raw[:4].hex()}, expected 0x0000080D "
+            "(an IDX file of unsigned bytes with D dimensions)"
+        )
     header = 4 + 4 * raw[3]
     if len(raw) < header:
         raise DataFileError(f"{path}: truncated IDX header ({len(raw)} bytes)")
     dims = struct.unpack(f">{raw[3]}I", raw[4:header])
     expected = header + int(np.prod(dims))
     if len(raw) != expected:
-        raise DataFileError(f"{path}: {len(raw)} bytes, expected {expected} for an IDX array of "
-                         f"shape {dims} (truncated or corrupt file)")
+        raise DataFileError(
+            f"{path}: {len(raw)} bytes, expected {expected} for an IDX array of "
+            f"shape {dims} (truncated or corrupt file)"
+        )
     return np.frombuffer(raw, np.uint8, offset=header).reshape(dims).copy()
 
 
@@ -186,16 +231,16 @@ def _flat(images: np.ndarray) -> Tensor:
 def _decode_idx(paths: tuple[Path, ...]) -> tuple[np.ndarray, ...]:
     """(train images (N, 28, 28), train labels (N,), test images, test labels), checked."""
     arrays = [read_idx(p) for p in paths]
-    for images, labels, image_path, label_path in zip(arrays[::2], arrays[1::2],
-                                                       paths[::2], paths[1::2]):
+    for images, labels, image_path, label_path in zip(arrays[::2], arrays[1::2], paths[::2], paths[1::2]):
         if len(images) == 0:
             raise DataFileError(f"{image_path}: holds no images")
         if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:
-            raise DataFileError(f"{image_path}: images of shape {images.shape[1:]}, expected "
-                             f"{IMAGE_SHAPE}")
+            raise DataFileError(f"{image_path}: images of shape {images.shape[1:]}, expected {IMAGE_SHAPE}")
         if labels.ndim != 1 or len(labels) != len(images):
-            raise DataFileError(f"{label_path}: labels of shape {labels.shape} do not match the "
-                             f"{len(images)} images of {image_path.name}")
+            raise DataFileError(
+                f"{label_path}: labels of shape {labels.shape} do not match the "
+                f"{len(images)} images of {image_path.name}"
+            )
         if labels.max(initial=0) >= N_CLASSES:
             raise DataFileError(f"{label_path}: label {labels.max()} outside 0..{N_CLASSES - 1}")
     return tuple(arrays)
@@ -204,29 +249,45 @@ def _decode_idx(paths: tuple[Path, ...]) -> tuple[np.ndarray, ...]:
 def _idx_paths(name: str, folder: Path, download: bool) -> list[Path]:
     """The four IDX files in `folder` (plain or gzipped), downloaded first when missing."""
     source = IDX_SOURCES[name]
-    found = {base: next((p for p in (folder / base, folder / f"{base}.gz") if p.is_file()), None)
-             for base in IDX_FILES}
+    found = {
+        base: next((p for p in (folder / base, folder / f"{base}.gz") if p.is_file()), None)
+        for base in IDX_FILES
+    }
     missing = [base for base, path in found.items() if path is None]
     if missing and not download:
-        raise missing_files_error(name, folder, [f"{b}.gz (or {b})" for b in missing],
-                                  " or ".join(source.mirrors))
+        raise missing_files_error(
+            name, folder, [f"{b}.gz (or {b})" for b in missing], " or ".join(source.mirrors)
+        )
     for base in missing:
         file = f"{base}.gz"
         found[base] = fetch([m + file for m in source.mirrors], folder / file, source.md5[file])
     return [found[base] for base in IDX_FILES]
 
 
-def idx_task(name: str, data_dir: str, download: bool = False, permute: bool = False,
-             permute_seed: int = 0, size_chunk: int = 1, normalize: bool = False,
-             n_train: int | None = None) -> TensorTask:
+def idx_task(
+    name: str,
+    data_dir: str,
+    download: bool = False,
+    permute: bool = False,
+    permute_seed: int = 0,
+    size_chunk: int = 1,
+    normalize: bool = False,
+    n_train: int | None = None,
+) -> TensorTask:
     """A 28x28 grey-level dataset in the MNIST IDX format, pixel by pixel (T = 784 /
     size_chunk), from `data_dir` (a user path; downloaded there when `download`)."""
     folder = Path(os.path.expanduser(data_dir))
     x_train, y_train, x_test, y_test = decode_once(_decode_idx, _idx_paths(name, folder, download))
     x_train, y_train = take_first(n_train, x_train, y_train, name)
-    return image_task(name, (_flat(x_train), _labels(y_train)), (_flat(x_test), _labels(y_test)),
-                      size_chunk=size_chunk, permute=permute, permute_seed=permute_seed,
-                      normalize=normalize)
+    return image_task(
+        name,
+        (_flat(x_train), _labels(y_train)),
+        (_flat(x_test), _labels(y_test)),
+        size_chunk=size_chunk,
+        permute=permute,
+        permute_seed=permute_seed,
+        normalize=normalize,
+    )
 
 
 def mnist(data_dir: str, **options) -> TensorTask:
@@ -258,12 +319,15 @@ def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         images, labels = batch[b"data"], np.asarray(batch[b"labels"])
     except Exception as e:  # corrupt pickles fail in many ways
         raise DataFileError(f"{path}: not a readable CIFAR-10 batch ({type(e).__name__}: {e})") from e
-    if not (isinstance(images, np.ndarray) and images.dtype == np.uint8
-            and images.ndim == 2 and images.shape[1] == CIFAR_VALUES):
+    if not (
+        isinstance(images, np.ndarray)
+        and images.dtype == np.uint8
+        and images.ndim == 2
+        and images.shape[1] == CIFAR_VALUES
+    ):
         raise DataFileError(f"{path}: b'data' must be a uint8 array of shape (N, {CIFAR_VALUES})")
     if labels.shape != (len(images),) or not np.isin(labels, range(N_CLASSES)).all():
-        raise DataFileError(f"{path}: b'labels' must be {len(images)} integers in "
-                         f"0..{N_CLASSES - 1}")
+        raise DataFileError(f"{path}: b'labels' must be {len(images)} integers in 0..{N_CLASSES - 1}")
     return images, labels
 
 
@@ -274,8 +338,12 @@ def _decode_cifar(paths: tuple[Path, ...]) -> tuple[np.ndarray, ...]:
     for path, images in [*zip(paths[:-1], (x for x, _ in train)), (paths[-1], test_images)]:
         if len(images) == 0:
             raise DataFileError(f"{path}: holds no images")
-    return (np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train]),
-            test_images, test_labels)
+    return (
+        np.concatenate([x for x, _ in train]),
+        np.concatenate([y for _, y in train]),
+        test_images,
+        test_labels,
+    )
 
 
 def _cifar_paths(folder: Path, download: bool) -> list[Path]:
@@ -283,8 +351,12 @@ def _cifar_paths(folder: Path, download: bool) -> list[Path]:
     paths = [folder / CIFAR_FOLDER / b for b in CIFAR_BATCHES]
     missing = [p for p in paths if not p.is_file()]
     if missing and not download:
-        raise missing_files_error("cifar10", folder / CIFAR_FOLDER, [p.name for p in missing],
-                                  f"{CIFAR_URL} (extracted into {folder})")
+        raise missing_files_error(
+            "cifar10",
+            folder / CIFAR_FOLDER,
+            [p.name for p in missing],
+            f"{CIFAR_URL} (extracted into {folder})",
+        )
     if missing:
         archive = folder / CIFAR_URL.rsplit("/", 1)[1]
         if archive.is_file():
@@ -305,10 +377,17 @@ def _cifar_pixels(x: np.ndarray, grayscale: bool, channels_as_steps: bool) -> Te
     return x @ torch.tensor(LUMA).unsqueeze(-1) if grayscale else x
 
 
-def cifar10(data_dir: str, download: bool = False, grayscale: bool = False,
-            channels_as_steps: bool = False, permute: bool = False, permute_seed: int = 0,
-            size_chunk: int = 1, normalize: bool = False,
-            n_train: int | None = None) -> TensorTask:
+def cifar10(
+    data_dir: str,
+    download: bool = False,
+    grayscale: bool = False,
+    channels_as_steps: bool = False,
+    permute: bool = False,
+    permute_seed: int = 0,
+    size_chunk: int = 1,
+    normalize: bool = False,
+    n_train: int | None = None,
+) -> TensorTask:
     """CIFAR-10 pixel by pixel from `data_dir`/cifar-10-batches-py (downloaded and extracted
     there when `download`). Three layouts:
 
@@ -323,13 +402,17 @@ def cifar10(data_dir: str, download: bool = False, grayscale: bool = False,
     permutation; `normalize` standardises with the scalar train mean and std.
     """
     if grayscale and channels_as_steps:
-        raise ValueError("cifar10: dataset.grayscale and dataset.channels_as_steps exclude "
-                         "each other")
+        raise ValueError("cifar10: dataset.grayscale and dataset.channels_as_steps exclude each other")
     folder = Path(os.path.expanduser(data_dir))
     x_train, y_train, x_test, y_test = decode_once(_decode_cifar, _cifar_paths(folder, download))
     x_train, y_train = take_first(n_train, x_train, y_train, "cifar10")
-    pixels = functools.partial(_cifar_pixels, grayscale=grayscale,
-                               channels_as_steps=channels_as_steps)
-    return image_task("cifar10", (pixels(x_train), _labels(y_train)),
-                      (pixels(x_test), _labels(y_test)), size_chunk=size_chunk,
-                      permute=permute, permute_seed=permute_seed, normalize=normalize)
+    pixels = functools.partial(_cifar_pixels, grayscale=grayscale, channels_as_steps=channels_as_steps)
+    return image_task(
+        "cifar10",
+        (pixels(x_train), _labels(y_train)),
+        (pixels(x_test), _labels(y_test)),
+        size_chunk=size_chunk,
+        permute=permute,
+        permute_seed=permute_seed,
+        normalize=normalize,
+    )

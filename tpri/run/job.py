@@ -20,8 +20,9 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device='cuda' was asked for but CUDA is not available; "
-                          "accepted here: 'auto', 'cpu'")
+        raise ConfigError(
+            "device='cuda' was asked for but CUDA is not available; accepted here: 'auto', 'cpu'"
+        )
     return torch.device(name)
 
 
@@ -35,22 +36,34 @@ class Job:
         self.device = pick_device(cfg["device"])
         self.task = _build("dataset", lambda: make_task(**cfg["dataset"]))
         torch.manual_seed(cfg["seed"])
-        self.model_options = {**cfg["model"], "input_size": self.task.input_size,
-                              "output_size": self.task.output_size}
+        self.model_options = {
+            **cfg["model"],
+            "input_size": self.task.input_size,
+            "output_size": self.task.output_size,
+        }
         self.model = _build("model", lambda: make_model(**self.model_options)).to(self.device)
         self.direction = _build("optimizer", lambda: make_direction(**cfg["optimizer"]))
         _build("optimizer", lambda: self.direction.check(self.model))
-        self.optimizer = _build("optimizer", lambda: make_optimizer(self.model.parameters(),
-                                                                    **cfg["optimizer"]))
+        self.optimizer = _build(
+            "optimizer", lambda: make_optimizer(self.model.parameters(), **cfg["optimizer"])
+        )
         self.generator = torch.Generator(device=self.device).manual_seed(cfg["seed"])
-        self.eval_sets = {split: tuple(t.to(self.device) for t in data) for split, data in
-                          (("train", self.task.train_eval_set()), ("test", self.task.test_set()))}
+        self.eval_sets = {
+            split: tuple(t.to(self.device) for t in data)
+            for split, data in (("train", self.task.train_eval_set()), ("test", self.task.test_set()))
+        }
 
     # --- state ---------------------------------------------------------------------------
     def state(self, **extra) -> dict:
-        state = {"model": self.model.state_dict(), "model_options": self.model_options,
-                 "optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(),
-                 "torch_rng": torch.get_rng_state(), "config": trajectory_config(self.cfg), **extra}
+        state = {
+            "model": self.model.state_dict(),
+            "model_options": self.model_options,
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "config": trajectory_config(self.cfg),
+            **extra,
+        }
         direction_state = getattr(self.direction, "state_dict", None)  # DTP's reverse layer
         if direction_state is not None:
             state["direction"] = direction_state()

@@ -121,8 +121,9 @@ def _skip(cfg: dict, rundir: RunDir, prev: Previous, context: RunContext) -> dic
         ran = {**cfg, "max_iter": prev.iteration} if prev.status == "completed" else cfg
         rundir.write_record(ran, context.overrides, context.hydra_yaml)
         log.warning("%srebuilt the record %s", context.tag, rundir.path / ".hydra")
-    log.info("%s%s: already %s at iteration %d, skipping", context.tag, rundir.path, prev.status,
-             prev.iteration)
+    log.info(
+        "%s%s: already %s at iteration %d, skipping", context.tag, rundir.path, prev.status, prev.iteration
+    )
     return summary or {"status": prev.status, "iteration": prev.iteration}
 
 
@@ -193,8 +194,13 @@ class Session:
         try:
             self.job.load(checkpoint)
         except Exception as err:
-            log.warning("%s%s does not fit this job (%s: %s); starting from scratch", self.context.tag,
-                        self.rundir.path / CHECKPOINT, type(err).__name__, str(err).splitlines()[0])
+            log.warning(
+                "%s%s does not fit this job (%s: %s); starting from scratch",
+                self.context.tag,
+                self.rundir.path / CHECKPOINT,
+                type(err).__name__,
+                str(err).splitlines()[0],
+            )
             self.rundir.set_aside(CHECKPOINT)
             self.job = Job(self.cfg)  # fresh weights, optimizer and streams
             return False
@@ -215,8 +221,10 @@ class Session:
             except _Stop as stop:
                 self._finish("interrupted", stop.reason)
                 if self.signals.received:
-                    self.signals.stop(f"{self.rundir.path}: interrupted at iteration {self.record.iteration} "
-                                      f"({stop.reason}); rerun the same command to resume")
+                    self.signals.stop(
+                        f"{self.rundir.path}: interrupted at iteration {self.record.iteration} "
+                        f"({stop.reason}); rerun the same command to resume"
+                    )
                 raise JobFailed(f"{self.rundir.path}: interrupted ({stop.reason})") from None
             if self.record.rows[-1]["iteration"] != self.record.iteration:
                 self._evaluate()  # resumed past a smaller max_iter: the state it ends with
@@ -295,8 +303,10 @@ class Session:
         if bool(~torch.isfinite(loss) | ~torch.isfinite(norm) | (norm > limit)):
             if not torch.isfinite(loss):
                 raise Diverged(f"non-finite batch loss at iteration {done}; {self._cause()}")
-            raise Diverged(f"the recurrent weight's norm |W|_F={norm.item():.3g} exceeds "
-                           f"diverge_weight_norm={limit} at iteration {done}; {self._cause()}")
+            raise Diverged(
+                f"the recurrent weight's norm |W|_F={norm.item():.3g} exceeds "
+                f"diverge_weight_norm={limit} at iteration {done}; {self._cause()}"
+            )
 
     def _evaluate(self) -> dict:
         is_best = self.record.record(self.record.iteration, self.job.evaluate())
@@ -312,8 +322,10 @@ class Session:
             adjoints = bp_adjoints(job.model, x, y, job.task.loss)  # (B, T, d)
             displacements = getattr(job.direction, "displacements", None)
             self.record.add_gradients(
-                it, adjoints.norm(dim=-1).mean(0).tolist(),
-                None if displacements is None else displacements.norm(dim=-1).mean(0).tolist())
+                it,
+                adjoints.norm(dim=-1).mean(0).tolist(),
+                None if displacements is None else displacements.norm(dim=-1).mean(0).tolist(),
+            )
         if cfg["log_cosine"]:
             directions = {n: p.grad for n, p in job.model.named_parameters()}
             grads = bp_gradients(job.model, x, y, job.task.loss)
@@ -322,8 +334,10 @@ class Session:
 
     def _weight_norms(self, before: torch.Tensor) -> dict:
         W = recurrent_weight(self.job.model).detach()
-        return {"update_norm": (W - before).norm().item(),
-                "w_spectral_norm": torch.linalg.matrix_norm(W, ord=2).item()}
+        return {
+            "update_norm": (W - before).norm().item(),
+            "w_spectral_norm": torch.linalg.matrix_norm(W, ord=2).item(),
+        }
 
     # --- the end -------------------------------------------------------------------------
     def _write_summary(self, status: str, reason: str | None = None) -> dict:
@@ -337,7 +351,8 @@ class Session:
         return {
             **record.summary(status, reason),
             "its_per_sec": done / self.session_train if self.session_train else None,
-            "wall_time": time.perf_counter() - self.clock, "train_time": record.train_time,
+            "wall_time": time.perf_counter() - self.clock,
+            "train_time": record.train_time,
             "version": self.provenance.get("versions", {}).get("tpri"),
             "provenance": {**self.provenance, "ended": None if status == "running" else now()},
             "config": trajectory_config(self.cfg),
@@ -347,8 +362,11 @@ class Session:
         """The final checkpoint (holding the summary, to rebuild it from), then the summary:
         a summary never claims an end whose state was not saved."""
         summary = self._summary(status, reason)
-        self.rundir.save_checkpoint(self.job.state(**self.record.state(), best=self.best, status=status,
-                                                   reason=reason, summary=summary))
+        self.rundir.save_checkpoint(
+            self.job.state(
+                **self.record.state(), best=self.best, status=status, reason=reason, summary=summary
+            )
+        )
         self.rundir.save_summary(summary)
         for tracker in self.record.trackers:
             tracker.close(status)
@@ -389,8 +407,10 @@ def _check_loss_rule(record: Record) -> None:
     """The paper's rule: the train loss is NaN or more than twice its initial value."""
     loss, initial = record.rows[-1]["train_loss"], record.rows[0]["train_loss"]
     if not math.isfinite(loss) or loss > 2 * initial:
-        raise Diverged(f"train loss {loss:.4g} at iteration {record.rows[-1]['iteration']} "
-                       f"(initial {initial:.4g}): NaN or more than twice the initial value")
+        raise Diverged(
+            f"train loss {loss:.4g} at iteration {record.rows[-1]['iteration']} "
+            f"(initial {initial:.4g}): NaN or more than twice the initial value"
+        )
 
 
 @contextlib.contextmanager
@@ -400,5 +420,13 @@ def _bar(total: int, initial: int):
     with contextlib.ExitStack() as stack:
         if interactive:
             stack.enter_context(logging_redirect_tqdm(loggers=[logging.getLogger()]))
-        yield stack.enter_context(tqdm(total=total, initial=initial, disable=not interactive,
-                                       unit="it", dynamic_ncols=True, mininterval=0.2))
+        yield stack.enter_context(
+            tqdm(
+                total=total,
+                initial=initial,
+                disable=not interactive,
+                unit="it",
+                dynamic_ncols=True,
+                mininterval=0.2,
+            )
+        )

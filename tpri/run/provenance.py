@@ -28,10 +28,20 @@ def git_state(root: Path = PACKAGE_ROOT) -> dict | None:
     if not (root / ".git").exists():
         return None
     try:
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
-                                text=True, timeout=10, check=True).stdout.strip()
-        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                                capture_output=True, text=True, timeout=10, check=True).stdout
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return None
     return {"commit": commit, "dirty": bool(status.strip())}
@@ -52,9 +62,14 @@ def provenance(device: torch.device, overrides: list[str] | None, started: str) 
 
     return {
         "git": git_state(),
-        "versions": {"python": platform.python_version(), "tpri": __version__,
-                     "torch": torch.__version__, "numpy": _version("numpy"),
-                     "hydra": _version("hydra-core"), "omegaconf": _version("omegaconf")},
+        "versions": {
+            "python": platform.python_version(),
+            "tpri": __version__,
+            "torch": torch.__version__,
+            "numpy": _version("numpy"),
+            "hydra": _version("hydra-core"),
+            "omegaconf": _version("omegaconf"),
+        },
         "device": {"type": device.type, "name": device_name(device), "threads": torch.get_num_threads()},
         "hostname": socket.gethostname(),
         "command": [Path(sys.argv[0]).name, *sys.argv[1:]],

@@ -18,8 +18,11 @@ log = logging.getLogger("tpri")
 
 # the metric that picks the best evaluation (and `best.pt`), per task objective
 # (key, +1 to maximise / -1 to minimise)
-BEST_METRIC = {"classification": ("test_accuracy", 1), "regression": ("test_loss", -1),
-               "language_model": ("test_loss", -1)}
+BEST_METRIC = {
+    "classification": ("test_accuracy", 1),
+    "regression": ("test_loss", -1),
+    "language_model": ("test_loss", -1),
+}
 
 
 class Record:
@@ -34,8 +37,12 @@ class Record:
 
     # --- checkpointed state --------------------------------------------------------------
     def state(self) -> dict:
-        return {"iteration": self.iteration, "metrics": self.rows,
-                "gradients": self.gradient_rows, "train_time": self.train_time}
+        return {
+            "iteration": self.iteration,
+            "metrics": self.rows,
+            "gradients": self.gradient_rows,
+            "train_time": self.train_time,
+        }
 
     def restore(self, state: dict, resumed: bool = True) -> None:
         """Take the rows of a checkpoint and rewrite the csv files from them (drops rows
@@ -61,8 +68,14 @@ class Record:
         files.save_text(csv_text(self.rows), self.out / METRICS)
         for tracker in self.trackers:
             tracker.log_metrics({k: v for k, v in row.items() if k != "iteration"}, iteration)
-        log.info("%siter %d  train_loss %.4f  test_loss %.4f  test_accuracy %.4f", self.tag,
-                 iteration, row["train_loss"], row["test_loss"], row["test_accuracy"])
+        log.info(
+            "%siter %d  train_loss %.4f  test_loss %.4f  test_accuracy %.4f",
+            self.tag,
+            iteration,
+            row["train_loss"],
+            row["test_loss"],
+            row["test_accuracy"],
+        )
         value = row[self.best_key]
         return math.isfinite(value) and (best is None or self._sign * (value - best[self.best_key]) > 0)
 
@@ -76,8 +89,9 @@ class Record:
         """Per-step BP adjoint and TP displacement norms of one diagnosed update."""
         displacement_norm = displacement_norm or [float("nan")] * len(adjoint_norm)
         for step, (adj, disp) in enumerate(zip(adjoint_norm, displacement_norm), 1):
-            self.gradient_rows.append({"iteration": iteration, "step": step,
-                                       "adjoint_norm": adj, "displacement_norm": disp})
+            self.gradient_rows.append(
+                {"iteration": iteration, "step": step, "adjoint_norm": adj, "displacement_norm": disp}
+            )
         files.save_text(csv_text(self.gradient_rows), self.out / GRADIENTS)
 
     def _align_columns(self) -> None:
@@ -99,12 +113,17 @@ class Record:
         rows, best = self.rows, self.best()
         finite = [r for r in rows if math.isfinite(r["train_loss"])]
         return {
-            "status": status, "reason": reason, "iteration": self.iteration,
+            "status": status,
+            "reason": reason,
+            "iteration": self.iteration,
             "final": rows[-1] if rows else {},
-            "best": {"train_loss": min((r["train_loss"] for r in finite), default=None),
-                     "test_loss": min((r["test_loss"] for r in finite), default=None),
-                     "test_accuracy": max((r["test_accuracy"] for r in rows), default=None),
-                     "metric": self.best_key, "iteration": best["iteration"] if best else None},
+            "best": {
+                "train_loss": min((r["train_loss"] for r in finite), default=None),
+                "test_loss": min((r["test_loss"] for r in finite), default=None),
+                "test_accuracy": max((r["test_accuracy"] for r in rows), default=None),
+                "metric": self.best_key,
+                "iteration": best["iteration"] if best else None,
+            },
             "resumed_from": self.resumed_from,
         }
 
@@ -114,8 +133,10 @@ class Record:
         final = self.rows[-1][key] if self.rows else float("nan")
         best_text = f"best {best[key]:.4g} at it {best['iteration']}" if best else "no best"
         why = f" ({reason})" if reason and status != "completed" else ""
-        return (f"{self.tag}{status}{why} at iteration {self.iteration}: {key} final {final:.4g}, "
-                f"{best_text}; {self.out} [{wall_time:.1f} s]")
+        return (
+            f"{self.tag}{status}{why} at iteration {self.iteration}: {key} final {final:.4g}, "
+            f"{best_text}; {self.out} [{wall_time:.1f} s]"
+        )
 
 
 def csv_text(rows: list[dict]) -> str:

@@ -39,8 +39,17 @@ STATUSES = ("running", "completed", "diverged", "failed", "interrupted")
 RESUMABLE_KEYS = ("max_iter", "checkpoint_every", "threads", "device", "logger")
 RECORD_FILES = ("config.yaml", "overrides.yaml", "hydra.yaml")
 OWN_FILES = (SUMMARY, METRICS, GRADIENTS, CHECKPOINT, BEST)
-CHECKPOINT_KEYS = ("model", "optimizer", "generator", "torch_rng", "config", "iteration",
-                   "metrics", "gradients", "train_time")
+CHECKPOINT_KEYS = (
+    "model",
+    "optimizer",
+    "generator",
+    "torch_rng",
+    "config",
+    "iteration",
+    "metrics",
+    "gradients",
+    "train_time",
+)
 
 
 class RunDirError(Exception):
@@ -155,8 +164,10 @@ class RunDir:
             holder = _read_holder(fd)
             os.close(fd)
             if err.errno in (errno.EAGAIN, errno.EACCES):
-                raise RunDirError(f"{self.path} is in use by process {holder} (lock {lock}); "
-                                  "wait for it to end or choose another output dir") from None
+                raise RunDirError(
+                    f"{self.path} is in use by process {holder} (lock {lock}); "
+                    "wait for it to end or choose another output dir"
+                ) from None
             raise
         if not lock.exists() or os.stat(lock).st_ino != os.fstat(fd).st_ino:
             os.close(fd)  # the holder removed the file between our open and our lock
@@ -181,8 +192,12 @@ class RunDir:
         prev = Previous()
         prev.summary = self._read_summary(prev.notes)
         prev.checkpoint = self._read_checkpoint(prev)
-        if prev.summary and prev.checkpoint and prev.checkpoint.get("status") == prev.summary["status"] \
-                and prev.checkpoint["iteration"] != prev.summary["iteration"]:
+        if (
+            prev.summary
+            and prev.checkpoint
+            and prev.checkpoint.get("status") == prev.summary["status"]
+            and prev.checkpoint["iteration"] != prev.summary["iteration"]
+        ):
             prev.notes.append(f"{self.path / SUMMARY} disagrees with the checkpoint; rebuilding it")
             prev.summary = None
         try:
@@ -242,8 +257,10 @@ class RunDir:
             return
         changed = sorted(_diff_keys(trajectory_config(cfg), theirs))
         if changed:
-            raise RunRefused(f"{self.path} holds a run with a different config (keys {changed}); "
-                             "nothing was changed. Use another output dir or the original config")
+            raise RunRefused(
+                f"{self.path} holds a run with a different config (keys {changed}); "
+                "nothing was changed. Use another output dir or the original config"
+            )
 
     # --- writing -------------------------------------------------------------------------
     def write_record(self, cfg: dict, overrides: list[str] | None, hydra_yaml: str | None) -> None:
@@ -285,16 +302,25 @@ def _valid_summary(summary) -> bool:
     def is_count(v):
         return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
-    return (isinstance(summary, dict) and summary.get("status") in STATUSES
-            and is_count(summary.get("iteration"))
-            and all(isinstance(summary.get(k, {}), dict) for k in ("config", "final", "best")))
+    return (
+        isinstance(summary, dict)
+        and summary.get("status") in STATUSES
+        and is_count(summary.get("iteration"))
+        and all(isinstance(summary.get(k, {}), dict) for k in ("config", "final", "best"))
+    )
 
 
 def _valid_checkpoint(state) -> bool:
-    return (isinstance(state, dict) and all(k in state for k in CHECKPOINT_KEYS)
-            and isinstance(state["model"], dict) and isinstance(state["config"], dict)
-            and isinstance(state["metrics"], list) and isinstance(state["gradients"], list)
-            and isinstance(state["iteration"], int) and state["iteration"] >= 0)
+    return (
+        isinstance(state, dict)
+        and all(k in state for k in CHECKPOINT_KEYS)
+        and isinstance(state["model"], dict)
+        and isinstance(state["config"], dict)
+        and isinstance(state["metrics"], list)
+        and isinstance(state["gradients"], list)
+        and isinstance(state["iteration"], int)
+        and state["iteration"] >= 0
+    )
 
 
 def _read_holder(fd: int) -> str:
