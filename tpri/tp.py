@@ -8,6 +8,7 @@ returns the batch loss; any `torch.optim` optimizer then steps on these directio
 from __future__ import annotations
 
 import math
+from typing import Protocol
 
 import torch
 from torch import Tensor, nn
@@ -26,8 +27,37 @@ def _check_number(key: str, value, low: float, strict: bool) -> float:
     return float(value)
 
 
-class Backprop:
+class Direction(Protocol):
+    """What the training loop needs of an update direction (Backprop, TargetProp, DTP)."""
+
+    displacements: Tensor | None  # TP's last v_t - h_t, (B, T, d); None for BP
+
+    def check(self, model: nn.Module) -> None:
+        """Raise ValueError when the direction cannot train `model`."""
+
+    def backward(self, model: nn.Module, inputs: Tensor, labels: Tensor, loss_fn) -> Tensor:
+        """Accumulate the direction into p.grad; return the batch loss."""
+
+    def state_dict(self) -> dict:
+        """State to checkpoint (DTP's reverse layer); {} when stateless."""
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+class Stateless:
+    """state_dict / load_state_dict of a direction without state of its own."""
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+class Backprop(Stateless):
     """Back-propagation (through time): the direction is the gradient of the loss."""
+
+    displacements = None
 
     def check(self, model: nn.Module) -> None:
         """BP trains any differentiable model."""
@@ -41,7 +71,7 @@ class Backprop:
         return "Backprop()"
 
 
-class TargetProp:
+class TargetProp(Stateless):
     """Target propagation via regularized inversion (Roulet & Harchaoui, TMLR 2023).
 
     One call runs the forward pass, back-propagates the loss through the readout only,

@@ -12,6 +12,7 @@ from tpri.config import ConfigError
 from tpri.data import make_task
 from tpri.data.download import DataFileError
 from tpri.run.rundir import trajectory_config
+from tpri.tp import Direction
 
 EVAL_CHUNK = 1000  # sequences per forward pass at evaluation
 
@@ -42,7 +43,7 @@ class Job:
             "output_size": self.task.output_size,
         }
         self.model = _build("model", lambda: make_model(**self.model_options)).to(self.device)
-        self.direction = _build("optimizer", lambda: make_direction(**cfg["optimizer"]))
+        self.direction: Direction = _build("optimizer", lambda: make_direction(**cfg["optimizer"]))
         _build("optimizer", lambda: self.direction.check(self.model))
         self.optimizer = _build(
             "optimizer", lambda: make_optimizer(self.model.parameters(), **cfg["optimizer"])
@@ -62,11 +63,9 @@ class Job:
             "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
             "config": trajectory_config(self.cfg),
+            "direction": self.direction.state_dict(),  # DTP's reverse layer; {} otherwise
             **extra,
         }
-        direction_state = getattr(self.direction, "state_dict", None)  # DTP's reverse layer
-        if direction_state is not None:
-            state["direction"] = direction_state()
         return state
 
     def weights(self, **extra) -> dict:
@@ -79,8 +78,7 @@ class Job:
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
-        if "direction" in state:
-            self.direction.load_state_dict(state["direction"])
+        self.direction.load_state_dict(state["direction"])
 
     # --- evaluation ----------------------------------------------------------------------
     @torch.no_grad()

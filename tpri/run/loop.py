@@ -320,7 +320,7 @@ class Session:
         values = {}
         if cfg["log_gradients"]:
             adjoints = bp_adjoints(job.model, x, y, job.task.loss)  # (B, T, d)
-            displacements = getattr(job.direction, "displacements", None)
+            displacements = job.direction.displacements
             self.record.add_gradients(
                 it,
                 adjoints.norm(dim=-1).mean(0).tolist(),
