@@ -227,6 +227,13 @@ def _positive(text: str) -> int:
     return value
 
 
+def _threads(text: str) -> int:
+    value, cpus = _positive(text), os.cpu_count() or 1
+    if value > cpus:
+        raise argparse.ArgumentTypeError(f"expected an integer in [1, {cpus}] (the CPUs here), got {text!r}")
+    return value
+
+
 def _device(text: str) -> torch.device:
     if text == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -245,7 +252,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--iters", type=_positive, default=100, help="timed iterations (median)")
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--memory-iters", type=_positive, default=3, help="iterations per memory probe")
-    parser.add_argument("--threads", type=_positive, default=1)
+    parser.add_argument("--threads", type=_threads, default=1)
     parser.add_argument(
         "--device", type=_device, default=torch.device("cpu"), help="cpu (default), cuda[:i] or auto"
     )
