@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import tpri
+from tpri.cli import Parser
 
 METHODS = ("plain_rnn", "bp", "tp_graph", "tp_local")
 WINNER = (784, 512, 512)  # the paper's largest cell of the winner sweep: T, d, batch
@@ -245,7 +246,7 @@ def _device(text: str) -> torch.device:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument("--T", type=_positive, nargs="+", default=[30, 60, 120, 240])
     parser.add_argument("--hidden", type=_positive, nargs="+", default=[32, 100, 256])
     parser.add_argument("--batch", type=_positive, nargs="+", default=[20])

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from tpri.cli import Parser
 from tpri.collect import (
     METRICS,
     DataError,
@@ -50,13 +51,6 @@ class Output:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     printed: list[str] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)
-
-
-class Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line (no usage block)."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 # ----------------------------------------------------------------------------- arguments
