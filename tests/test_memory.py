@@ -157,11 +157,24 @@ def test_benchmark_writes_one_row_per_method_with_ratios(tmp_path, capsys):
     assert "BP/pl" in capsys.readouterr().out
 
 
-def test_benchmark_rejects_bad_arguments(capsys):
+@pytest.mark.parametrize(
+    "args, key",
+    [(["--T", "0"], "--T"), (["--threads", "100000"], "--threads"), (["--warmup", "-1"], "--warmup")],
+)
+def test_benchmark_rejects_bad_arguments(capsys, args, key):
     with pytest.raises(SystemExit) as exit_info:
-        benchmark.main(["--T", "0"])
+        benchmark.main(args)
     assert exit_info.value.code == 2
-    assert "--T" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert key in err and len(err.strip().splitlines()) == 1
+
+
+def test_benchmark_refuses_a_cell_that_cannot_fit_in_memory(tmp_path, capsys):
+    out = tmp_path / "bench.csv"
+    args = ["--T", "10", "--hidden", "8", "--batch", "10000000", "--no-memory", "--out", str(out)]
+    assert benchmark.main(args) == 2
+    assert "T=10, hidden=8, batch=10000000 needs about" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_benchmark_rejects_an_output_it_cannot_write(tmp_path, capsys):

@@ -228,6 +228,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
 def _threads(text: str) -> int:
     value, cpus = _positive(text), os.cpu_count() or 1
     if value > cpus:
@@ -246,12 +256,12 @@ def _device(text: str) -> torch.device:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = Parser(description=__doc__.splitlines()[0])
+    parser = Parser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--T", type=_positive, nargs="+", default=[30, 60, 120, 240])
     parser.add_argument("--hidden", type=_positive, nargs="+", default=[32, 100, 256])
     parser.add_argument("--batch", type=_positive, nargs="+", default=[20])
     parser.add_argument("--iters", type=_positive, default=100, help="timed iterations (median)")
-    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--warmup", type=_count, default=10)
     parser.add_argument("--memory-iters", type=_positive, default=3, help="iterations per memory probe")
     parser.add_argument("--threads", type=_threads, default=1)
     parser.add_argument(
@@ -365,6 +375,10 @@ def main(argv=None) -> int:
     if args.out.is_dir() or not _writable(args.out.parent):
         print(f"benchmark: --out {args.out}: cannot write a file there", file=sys.stderr)
         return 2
+    too_big = oversized_cells(cells(args))
+    if too_big:
+        print(f"benchmark: {too_big}", file=sys.stderr)
+        return 2
     rows = []
     print_header()
     try:
@@ -378,6 +392,36 @@ def main(argv=None) -> int:
     write_csv(rows, args.out)
     print(f"wrote {args.out}")
     return 0
+
+
+def oversized_cells(grid, available: int | None = None) -> str | None:
+    """One line naming the first cell whose TP iteration (the larger of TP and BP) would not
+    fit in the available memory, by the same estimate `train.py` checks jobs with; else None."""
+    from tpri.config import available_memory
+    from tpri.resources import estimate_memory, peak
+
+    limit = available_memory() if available is None else available
+    for T, hidden, batch in grid:
+        cfg = {
+            "dataset": {
+                "name": "temporal_order",
+                "length": T,
+                "bits": 1,
+                "variable_length": False,
+                "test_size": 0,
+                "eval_size": 0,
+            },
+            "model": {"name": "rnn", "hidden": hidden},
+            "optimizer": {"name": "tp"},
+            "batch_size": batch,
+        }
+        need = peak(estimate_memory(cfg))
+        if need > limit:
+            return (
+                f"the cell T={T}, hidden={hidden}, batch={batch} needs about {need / 2**30:.1f} GiB, "
+                f"more than the {limit / 2**30:.1f} GiB available; shrink --batch, --hidden or --T"
+            )
+    return None
 
 
 def _writable(folder: Path) -> bool:

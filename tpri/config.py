@@ -14,6 +14,8 @@ import math
 import os
 import typing
 
+import numpy as np
+
 from tpri.resources import estimate_memory, peak
 from tpri.schema import GROUPS, OPTIONAL_KEYS, Config, Spec
 
@@ -60,7 +62,7 @@ def accepted(kind: type, nullable: bool, spec: Spec) -> str:
     elif kind is int:
         text = "an integer" + _bound_text(spec)
     elif kind is float:
-        text = "a finite number" + _bound_text(spec)
+        text = "a finite number (|x| <= 3.4e38, float32)" + _bound_text(spec)
     elif kind is str:
         text = "a non-empty string"
     else:
@@ -68,13 +70,22 @@ def accepted(kind: type, nullable: bool, spec: Spec) -> str:
     return text + (" or null" if nullable else "")
 
 
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def _as_float32(value: float) -> float:
+    """The value training sees (1e-320 becomes 0.0)."""
+    return float(np.float32(value))
+
+
 def _type_ok(kind: type, value) -> bool:
     if kind is bool:
         return isinstance(value, bool)
     if kind is int:
         return isinstance(value, int) and not isinstance(value, bool)
-    if kind is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if kind is float:  # training runs in float32: the value must survive the conversion
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return number and math.isfinite(value) and abs(value) <= FLOAT32_MAX
     if kind is str:
         return isinstance(value, str) and value != ""
     return True
@@ -97,7 +108,7 @@ def check_value(key: str, value, annotation, spec: Spec) -> None:
         return
     ok = _type_ok(kind, value) and (not spec.choices or value in spec.choices)
     if ok and kind in (int, float):
-        ok = _in_range(spec, value)
+        ok = _in_range(spec, value) and (kind is int or _in_range(spec, _as_float32(value)))
     if not ok:
         raise ConfigError(f"{key}={show(value)} is invalid; expected {accepted(kind, nullable, spec)}")
 
