@@ -33,10 +33,10 @@ BAD = [
     (["seed=4294967296"], "seed"),
     (["lr=inf"], "lr"),
     (["lr=nan"], "lr"),
-    (["lr=1e308"], "lr"),  # finite, but not in float32
+    (["lr=1e+308"], "lr"),  # finite, but not in float32
     (["lr=1e-320"], "lr"),  # > 0, but 0 in float32
-    (["reg=1e308"], "reg"),
-    (["lr_target=1e39"], "lr_target"),
+    (["reg=1e+308"], "reg"),
+    (["lr_target=1e+39"], "lr_target"),
     (["lr=-inf"], "lr"),
     (["lr=true"], "lr"),
     (["lr=null"], "lr"),
@@ -265,8 +265,8 @@ def test_a_sweep_names_each_bad_job_with_its_number_and_overrides(tmp_path, caps
     assert lines[0] == "Invalid configuration: 3 invalid job(s); no job was started"
     assert lines[1:] == [
         "job 0 (lr=0.1 model.hidden=0): model.hidden=0 is invalid; expected an integer >= 1",
-        "job 2 (lr=abc model.hidden=0): lr='abc' is invalid; expected a finite number > 0",
-        "job 3 (lr=abc model.hidden=8): lr='abc' is invalid; expected a finite number > 0",
+        "job 2 (lr=abc model.hidden=0): lr='abc' is invalid; expected a finite number > 0 (float32)",
+        "job 3 (lr=abc model.hidden=8): lr='abc' is invalid; expected a finite number > 0 (float32)",
     ]
 
 

@@ -20,7 +20,10 @@ QUICK = [*TINY, "max_iter=4", "eval_every=2"]
 @pytest.mark.parametrize(
     "args, bad",
     [
-        (["-m", "lr=0.1,abc,0.05"], "job 1 (lr=abc): lr='abc' is invalid; expected a finite number > 0"),
+        (
+            ["-m", "lr=0.1,abc,0.05"],
+            "job 1 (lr=abc): lr='abc' is invalid; expected a finite number > 0 (float32)",
+        ),
         # in-process twins of these two: tests/test_bad_inputs.py
         pytest.param(
             ["-m", "model.hidden=16,32,0"],

@@ -62,7 +62,7 @@ def accepted(kind: type, nullable: bool, spec: Spec) -> str:
     elif kind is int:
         text = "an integer" + _bound_text(spec)
     elif kind is float:
-        text = "a finite number (|x| <= 3.4e38, float32)" + _bound_text(spec)
+        text = "a finite number" + _bound_text(spec) + " (float32)"
     elif kind is str:
         text = "a non-empty string"
     else:
