@@ -92,7 +92,6 @@ def _check_command(argv: list[str]) -> None:
     other = (
         args.help
         or args.hydra_help
-        or args.cfg
         or args.info
         or args.shell_completion
         or args.config_path
@@ -100,7 +99,7 @@ def _check_command(argv: list[str]) -> None:
         or args.config_dir
         or args.experimental_rerun
     )
-    if other:  # not a training command, or another config: Hydra handles it
+    if other:  # not a training command (--cfg is checked: it shows what would run), or another config
         return
     errors = preflight(args.overrides, args.multirun, CONFIG_DIR)
     if len(errors) == 1 and not errors[0].startswith("job "):
