@@ -299,3 +299,12 @@ def test_contradictory_or_empty_arguments(sweep, tmp_path, capsys, argv, match):
     before = files(tmp_path)
     assert_one_line_error(capsys, plot_main([kind, str(source), *options]), 2, match)
     assert files(tmp_path) == before
+
+
+def test_a_job_with_a_blank_iteration_is_skipped_with_a_warning(tmp_path, capsys, quick_save):
+    write_job(tmp_path / "0")
+    set_cell(write_job(tmp_path / "1") / "metrics.csv", "iteration", "")
+    assert plot_main(["convergence", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "(blank iteration in metrics.csv)" in err and "Traceback" not in err
+    assert json.loads((tmp_path / "convergence.json").read_text())["runs"] == 1

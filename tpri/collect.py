@@ -181,6 +181,8 @@ def read_metrics(job: Path, name: str = "metrics.csv") -> pd.DataFrame:
         raise Unreadable(f"non-numeric {name}") from e
     frame = pd.DataFrame(values, columns=header, dtype=float)
     if "iteration" in frame:
+        if frame["iteration"].isna().any():
+            raise Unreadable(f"blank iteration in {name}")
         frame["iteration"] = frame["iteration"].astype(int)
     return frame
 
