@@ -5,6 +5,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from fakeruns import curve, gradients, write_bench, write_job, write_multirun
 
@@ -229,3 +230,81 @@ def test_winner_of_diverged_runs_writes_nothing(tmp_path, capsys):
     before = files(tmp_path)
     assert_one_line_error(capsys, plot_main(["winner", str(tmp_path)]), 1, "diverged or failed")
     assert files(tmp_path) == before
+
+
+def failed_jobs(root: Path, n: int = 2, **kwargs) -> None:
+    """`n` jobs that failed before their first evaluation: no metrics.csv rows."""
+    for i in range(n):
+        write_job(root / f"failed{i}", status="failed", metrics=curve().iloc[:0], **kwargs)
+
+
+def test_a_task_whose_jobs_all_failed_is_left_out_with_a_warning(tmp_path, capsys, quick_save):
+    write_multirun(
+        tmp_path / "good", [dict(optimizer=o, overrides={"seed": s}) for o in ("tp", "sgd") for s in (0, 1)]
+    )
+    failed_jobs(tmp_path / "bad", dataset="adding")
+    assert plot_main(["convergence", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: left out 2 jobs without any evaluation (2 failed)" in err and "Traceback" not in err
+    side = json.loads((tmp_path / "convergence.json").read_text())
+    assert side["runs"] == 4
+
+
+@pytest.mark.parametrize("kind", RUN_KINDS)
+def test_only_failed_runs_get_one_line_and_blame_no_flag(tmp_path, capsys, kind):
+    failed_jobs(tmp_path, n=3)
+    before = files(tmp_path)
+    code = plot_main([kind, str(tmp_path)])
+    assert_one_line_error(capsys, code, 1, "no finished runs with metrics: 3 failed jobs")
+    assert files(tmp_path) == before
+
+
+def set_cell(path: Path, column: str, value: str) -> Path:
+    """`path` (a csv) with `value` in the first row of `column`."""
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    table.loc[0, column] = value
+    table.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("column, value", [("train_loss", "abc"), ("iteration", "x")])
+def test_a_non_numeric_metric_in_results_csv_is_named(sweep, capsys, column, value):
+    assert collect_main([str(sweep)]) == 0
+    results = set_cell(sweep / "results.csv", column, value)
+    before = files(sweep)
+    code = plot_main(["convergence", str(results)])
+    assert_one_line_error(capsys, code, 1, f"{results}: column {column} holds '{value}'")
+    assert files(sweep) == before
+
+
+def test_compute_names_a_non_numeric_cell(tmp_path, capsys):
+    path = set_cell(write_bench(tmp_path / "bench.csv"), "median_ms", "abc")
+    code = plot_main(["compute", str(path)])
+    assert_one_line_error(capsys, code, 1, f"{path}: column median_ms holds 'abc'")
+    assert files(tmp_path) == {path}
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["heatmap", "--x", "lr", "--y", "lr"], "the two axes must be different keys"),
+        (["winner", "--methods", "TP", "TP"], "expected two different method families"),
+        (["convergence", "--out", ""], "--out: expected a dir, got an empty path"),
+        (["compute", "--out", " "], "--out: expected a dir, got an empty path"),
+    ],
+)
+def test_contradictory_or_empty_arguments(sweep, tmp_path, capsys, argv, match):
+    kind, *options = argv
+    source = write_bench(tmp_path / "b" / "bench.csv") if kind == "compute" else sweep
+    before = files(tmp_path)
+    assert_one_line_error(capsys, plot_main([kind, str(source), *options]), 2, match)
+    assert files(tmp_path) == before
+
+
+def test_a_job_with_a_blank_iteration_is_skipped_with_a_warning(tmp_path, capsys, quick_save):
+    write_job(tmp_path / "0")
+    set_cell(write_job(tmp_path / "1") / "metrics.csv", "iteration", "")
+    assert plot_main(["convergence", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "(blank iteration in metrics.csv)" in err and "Traceback" not in err
+    assert json.loads((tmp_path / "convergence.json").read_text())["runs"] == 1

@@ -181,6 +181,8 @@ def read_metrics(job: Path, name: str = "metrics.csv") -> pd.DataFrame:
         raise Unreadable(f"non-numeric {name}") from e
     frame = pd.DataFrame(values, columns=header, dtype=float)
     if "iteration" in frame:
+        if frame["iteration"].isna().any():
+            raise Unreadable(f"blank iteration in {name}")
         frame["iteration"] = frame["iteration"].astype(int)
     return frame
 
@@ -305,7 +307,37 @@ def read_results(path: str | Path) -> pd.DataFrame:
         raise DataError(f"{path}: not a results.csv of tpri-collect (no column {', '.join(missing)})")
     if df.empty:
         raise DataError(f"{path}: header only, no runs")
+    return numeric(df, [c for c in df.columns if _is_metric(c)], path)
+
+
+def numeric(df: pd.DataFrame, columns: list[str], source) -> pd.DataFrame:
+    """`df` with `columns` as floats; DataError naming `source`, the column and the first
+    value that is not a number (blank cells are NaN)."""
+    df = df.copy()
+    for column in columns:
+        if pd.api.types.is_numeric_dtype(df[column]):
+            continue
+        values = pd.to_numeric(df[column], errors="coerce")
+        bad = df[column][values.isna() & df[column].notna()]
+        if len(bad):
+            raise DataError(f"{source}: column {column} holds {bad.iloc[0]!r}, expected numbers")
+        df[column] = values.astype(float)
     return df
+
+
+def drop_without_metrics(df: pd.DataFrame, source) -> pd.DataFrame:
+    """The rows of jobs that logged an evaluation; jobs without one (failed before the first
+    evaluation) are named in a warning; DataError if no job logged one."""
+    logged = df.groupby("job_dir", sort=False)["iteration"].transform(lambda s: s.notna().any())
+    empty = df.loc[~logged.astype(bool), ["job_dir", "status"]].drop_duplicates("job_dir")
+    if empty.empty:
+        return df
+    counts = ", ".join(f"{n} {status}" for status, n in empty["status"].value_counts().items())
+    if len(empty) == len(df.drop_duplicates("job_dir")):
+        raise DataError(f"{source}: no finished runs with metrics: {counts} jobs without any evaluation")
+    names = ", ".join(list(empty["job_dir"])[:8]) + (", ..." if len(empty) > 8 else "")
+    warnings.warn(f"left out {len(empty)} jobs without any evaluation ({counts}): {names}", stacklevel=2)
+    return df[logged.astype(bool)]
 
 
 def load(path: str | Path) -> pd.DataFrame:

@@ -26,6 +26,7 @@ from tpri.collect import (
     METRICS,
     DataError,
     UsageError,
+    drop_without_metrics,
     family,
     load,
     read_gradients,
@@ -56,9 +57,16 @@ class Output:
 # ----------------------------------------------------------------------------- arguments
 
 
+def _out_dir(value: str) -> Path:
+    """An --out value: a non-empty path."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("expected a dir, got an empty path")
+    return Path(value)
+
+
 def _results_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("results", type=Path, help="dir of runs (searched recursively) or results.csv")
-    p.add_argument("--out", type=Path, default=None, help="output dir (default: the runs dir)")
+    p.add_argument("--out", type=_out_dir, default=None, help="output dir (default: the runs dir)")
     p.add_argument(
         "--where",
         nargs="*",
@@ -96,7 +104,7 @@ def build_parser(prog: str) -> Parser:
     p.add_argument("--use", choices=["best", "final"], default="best")
     p = kinds.add_parser("compute", help="time and memory per iteration (benchmark csv)")
     p.add_argument("bench", type=Path, help="csv of scripts/benchmark.py")
-    p.add_argument("--out", type=Path, default=None, help="output dir (default: the csv's dir)")
+    p.add_argument("--out", type=_out_dir, default=None, help="output dir (default: the csv's dir)")
     p.add_argument("--hidden", type=int, default=None, help="width of the panels against T")
     p.add_argument("--length", type=int, default=None, help="T of the panel against the width")
     p = kinds.add_parser("report", help="index.html showing every figure below DIR")
@@ -134,7 +142,7 @@ def _need_metric(df: pd.DataFrame, flag: str, metric: str) -> None:
 
 
 def _runs(args) -> pd.DataFrame:
-    return with_task(select(load(args.results), args.where))
+    return with_task(drop_without_metrics(select(load(args.results), args.where), args.results))
 
 
 def _per_task(df: pd.DataFrame, kind: str, length_is_axis: bool = False):
@@ -167,6 +175,8 @@ def convergence(args) -> list[Output]:
 
 
 def heatmap(args) -> list[Output]:
+    if args.x == args.y:
+        raise UsageError(f"--x {args.x} --y {args.y}: the two axes must be different keys")
     df = _runs(args)
     _need_column(df, "--x", args.x)
     _need_column(df, "--y", args.y)
@@ -181,6 +191,8 @@ def heatmap(args) -> list[Output]:
 
 
 def winner(args) -> list[Output]:
+    if args.methods[0] == args.methods[1]:
+        raise UsageError(f"--methods {' '.join(args.methods)}: expected two different method families")
     df = _runs(args)
     families = sorted(family(df).unique())
     for method in args.methods:

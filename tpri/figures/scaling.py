@@ -10,7 +10,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-from tpri.collect import DataError, UsageError, best_configs, sequence_length, summarize
+from tpri.collect import DataError, UsageError, best_configs, numeric, sequence_length, summarize
 from tpri.figures.style import (
     DIVERGED_MARK,
     label,
@@ -99,7 +99,8 @@ def check_bench(bench: pd.DataFrame, source: str = "benchmark csv") -> pd.DataFr
         )
     if bench.empty:
         raise DataError(f"{source}: header only, no rows")
-    return bench
+    numbers = ["T", "hidden", "batch", "median_ms", "ratio_to_bp", "peak_mib", "mem_ratio_to_bp"]
+    return numeric(bench, [c for c in numbers if c in bench], source)
 
 
 def _richest(bench: pd.DataFrame, fixed: str, varying: str):
