@@ -5,7 +5,7 @@ import json
 import pytest
 from helpers import CONF, TINY, compose_config, read_metrics, train_cli
 
-from tpri.train import run
+from tpri.run import run
 
 GROUPS = ("dataset", "model", "optimizer")
 

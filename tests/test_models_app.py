@@ -6,7 +6,7 @@ import pytest
 from datafiles import write_idx_dataset, write_ptb
 from helpers import TINY, compose_config, read_metrics
 
-from tpri.train import run
+from tpri.run import run
 
 
 def train(tmp_path, overrides, name="job"):

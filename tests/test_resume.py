@@ -9,7 +9,7 @@ import time
 
 from helpers import ROOT, TINY, compose_config, read_metrics, train_cli
 
-from tpri.train import run
+from tpri.run import run
 
 
 def test_sigkill_then_rerun_resumes_and_matches_an_uninterrupted_run(tmp_path):

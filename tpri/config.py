@@ -4,7 +4,7 @@
 is accepted: the types, ranges and choices of the typed schema (`tpri.schema`), finiteness of
 every float, unknown keys, and the options that only make sense together. `check_resources(cfg)`
 refuses a job whose estimated memory exceeds what is available, or more threads than CPUs.
-Neither needs Hydra, so the library path `tpri.train.run(cfg_dict, dir)` uses them too.
+Neither needs Hydra, so the library path `tpri.run.run(cfg_dict, dir)` uses them too.
 """
 
 from __future__ import annotations

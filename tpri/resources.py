@@ -15,7 +15,7 @@ import math
 from typing import NamedTuple
 
 FLOAT, INDEX = 4, 8  # bytes of a float32 value, of an int64 token id
-EVAL_CHUNK = 1000  # sequences per evaluation forward pass (tpri.train)
+EVAL_CHUNK = 1000  # sequences per evaluation forward pass (tpri.run.job)
 PTB_VOCAB = 10_000  # words of the Penn Treebank vocabulary (<eos> and <unk> included)
 PTB_TOKENS = (930_000, 82_000)  # about the training and test tokens of the Penn Treebank files
 IMAGES = {

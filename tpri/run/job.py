@@ -11,10 +11,9 @@ from tpri.build import make_direction, make_model, make_optimizer
 from tpri.config import ConfigError
 from tpri.data import make_task
 from tpri.data.download import DataFileError
+from tpri.resources import EVAL_CHUNK  # sequences per forward pass at evaluation
 from tpri.run.rundir import trajectory_config
 from tpri.tp import Direction
-
-EVAL_CHUNK = 1000  # sequences per forward pass at evaluation
 
 
 def pick_device(name: str) -> torch.device:
