@@ -10,7 +10,7 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
-from tpri.preflight import task_config
+from tpri.config import plain_config
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "conf"
@@ -22,7 +22,7 @@ def compose_config(overrides=()) -> dict:
     """The resolved config `python train.py <overrides>` would run, as a plain dict."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("config", overrides=list(overrides))
-    return task_config(cfg)
+    return plain_config(cfg)
 
 
 def train_cli(*args, cwd=None, check=True, timeout=300) -> subprocess.CompletedProcess:

@@ -17,8 +17,8 @@ from hydra import initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from tpri.app import main
-from tpri.config import ConfigError, check_config, check_resources
-from tpri.preflight import JobComposer, check_job, task_config
+from tpri.config import ConfigError, check_config, check_resources, plain_config
+from tpri.preflight import JobComposer, check_job
 from tpri.resources import estimate_memory, peak
 from tpri.schema import GROUPS
 
@@ -185,7 +185,7 @@ def test_every_yaml_option_has_a_schema_and_every_schema_field_a_yaml_value(comp
     for group, options in GROUPS.items():
         assert sorted(options) == sorted(p.stem for p in (CONF / group).glob("*.yaml"))
         for option, schema in options.items():
-            cfg = task_config(composer.compose([f"{group}={option}"]))  # a missing value raises
+            cfg = plain_config(composer.compose([f"{group}={option}"]))  # a missing value raises
             assert set(cfg[group]) == {f.name for f in dataclasses.fields(schema)}
 
 

@@ -20,8 +20,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from tpri.config import ConfigError
-from tpri.preflight import FailedJobs, preflight, record_failed_job, task_config
+from tpri.config import ConfigError, plain_config
+from tpri.preflight import FailedJobs, preflight, record_failed_job
 from tpri.run import Interrupted, JobFailed, RunContext, RunDirError, RunRefused, run
 from tpri.run.signals import mark_launcher
 from tpri.schema import register_configs
@@ -70,7 +70,7 @@ def _hydra_main(cfg: DictConfig) -> float | str:
     context = _context()
     sweep = bool(context.tag)
     try:
-        summary = run(task_config(cfg), HydraConfig.get().runtime.output_dir, context)
+        summary = run(plain_config(cfg), HydraConfig.get().runtime.output_dir, context)
     except ConfigError as err:
         return _fail(f"{context.tag}Invalid configuration: {err}", 2, sweep)
     except RunRefused as err:

@@ -15,9 +15,20 @@ import os
 import typing
 
 import numpy as np
+from omegaconf import DictConfig, OmegaConf
 
 from tpri.resources import estimate_memory, peak
-from tpri.schema import GROUPS, OPTIONAL_KEYS, Config, Spec
+from tpri.schema import GROUPS, OPTIONAL_KEYS, UNSET_OPTIONAL, Config, Spec
+
+
+def plain_config(cfg) -> dict:
+    """A composed config (DictConfig, or a dict already) as a plain, resolved dict without
+    Hydra's node; a missing value raises. The schema's optional keys left unset (logger,
+    tuned_lr: null) are left out, as in conf/, so they never count as a change on resume."""
+    if isinstance(cfg, DictConfig):
+        keys = [k for k in cfg if k != "hydra" and not (k in UNSET_OPTIONAL and cfg[k] is None)]
+        cfg = OmegaConf.to_container(OmegaConf.masked_copy(cfg, keys), resolve=True, throw_on_missing=True)
+    return {k: v for k, v in dict(cfg).items() if k != "hydra"}
 
 
 class ConfigError(ValueError):

@@ -31,7 +31,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
-from tpri.config import ConfigError, accepted, check_config, check_resources, field_kind, show
+from tpri.config import ConfigError, accepted, check_config, check_resources, field_kind, plain_config, show
 from tpri.run.rundir import RunDir, RunRefused
 from tpri.schema import GROUPS, Spec, register_configs
 
@@ -171,7 +171,7 @@ def check_job(
     """Compose one job (`compose(overrides)`) and check it, and that its dir (when known) holds
     no other run; the one-line reason it cannot run, or None."""
     try:
-        plain = task_config(compose(overrides))
+        plain = plain_config(compose(overrides))
         check_config(plain)
         check_resources(plain)
         if job_dir is not None and job_dir.is_dir():
@@ -182,17 +182,6 @@ def check_job(
     except Exception as err:  # noqa: BLE001
         return one_line(err)
     return None
-
-
-def task_config(cfg: DictConfig) -> dict:
-    """The resolved config without Hydra's node, as a plain dict; a missing value raises. The
-    schema's optional keys left unset (logger, tuned_lr: null) are left out, as in conf/."""
-    keys = [k for k in cfg if k != "hydra" and not (k in UNSET_OPTIONAL and cfg[k] is None)]
-    plain = OmegaConf.to_container(OmegaConf.masked_copy(cfg, keys), resolve=True, throw_on_missing=True)
-    return plain
-
-
-UNSET_OPTIONAL = ("logger", "tuned_lr")
 
 
 def strict_booleans(cfg: DictConfig, overrides: list[str]) -> None:

@@ -239,6 +239,7 @@ GROUPS: dict[str, dict[str, type]] = {
 }
 # top-level keys that need not be given (their schema default applies)
 OPTIONAL_KEYS = ("diverge_weight_norm", "logger", "tuned_lr")
+UNSET_OPTIONAL = ("logger", "tuned_lr")  # null means "not set": left out of a job's config
 
 
 def register_configs() -> None:

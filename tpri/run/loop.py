@@ -22,11 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from tpri.config import ConfigError, check_config, check_resources
+from tpri.config import ConfigError, check_config, check_resources, plain_config
 from tpri.diagnostics import bp_adjoints, bp_gradients, cosines, recurrent_weight
 from tpri.inverse import Diverged
 from tpri.io import save_text
@@ -59,13 +58,6 @@ class RunContext:
     overrides: list[str] = field(default_factory=list)  # as typed on the command line
     hydra_yaml: str | None = None  # Hydra's settings, recorded as .hydra/hydra.yaml
     tag: str = ""  # prefix of the job's log lines, e.g. "[job 3] " in a sweep
-
-
-def plain_config(cfg: Mapping) -> dict:
-    """A plain, resolved dict without Hydra's own node."""
-    if isinstance(cfg, DictConfig):
-        cfg = OmegaConf.to_container(cfg, resolve=True)
-    return {k: v for k, v in dict(cfg).items() if k != "hydra"}
 
 
 def run(cfg: Mapping, output_dir: str | Path, context: RunContext | None = None) -> dict:
