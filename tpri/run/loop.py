@@ -163,7 +163,7 @@ class Session:
         except Exception as err:  # data files missing or damaged, a resource error
             self.rundir.write_record(cfg, self.context.overrides, self.context.hydra_yaml)
             self.record = Record(out, "classification", tag=self.context.tag)
-            if prev.checkpoint is not None:
+            if prev.checkpoint is not None:  # the summary tells where the job had got to
                 self.record.restore(prev.checkpoint)
             self._write_summary("failed", f"{type(err).__name__}: {err}")
             raise JobFailed(f"{out}: failed: {err}") from err

@@ -44,19 +44,11 @@ class Record:
             "train_time": self.train_time,
         }
 
-    def restore(self, state: dict, resumed: bool = True) -> None:
-        """Take the rows of a checkpoint and rewrite the csv files from them (drops rows
-        written after it, restores deleted files)."""
+    def restore(self, state: dict) -> None:
+        """Continue from the rows of a checkpoint (the files: `loop.reconcile`)."""
         self.rows, self.gradient_rows = list(state["metrics"]), list(state["gradients"])
         self.iteration, self.train_time = state["iteration"], state["train_time"]
-        self.resumed_from = self.iteration if resumed else None
-        self.write_csvs()
-
-    def write_csvs(self) -> None:
-        if self.rows:
-            files.save_text(csv_text(self.rows), self.out / METRICS)
-        if self.gradient_rows:
-            files.save_text(csv_text(self.gradient_rows), self.out / GRADIENTS)
+        self.resumed_from = self.iteration
 
     # --- recording -----------------------------------------------------------------------
     def record(self, iteration: int, metrics: dict) -> bool:
