@@ -83,8 +83,9 @@ class Digits:
 
 
 @dataclass
-class IdxImages:  # mnist, fashion_mnist
-    name: str = spec(choices=("mnist", "fashion_mnist"))
+class _PixelImages:
+    """What every pixel-by-pixel image dataset takes."""
+
     data_dir: str = MISSING
     download: bool = MISSING
     permute: bool = MISSING
@@ -95,17 +96,15 @@ class IdxImages:  # mnist, fashion_mnist
 
 
 @dataclass
-class Cifar10:
+class IdxImages(_PixelImages):  # mnist, fashion_mnist
+    name: str = spec(choices=("mnist", "fashion_mnist"))
+
+
+@dataclass
+class Cifar10(_PixelImages):
     name: str = spec(choices=("cifar10",))
-    data_dir: str = MISSING
-    download: bool = MISSING
     grayscale: bool = MISSING
     channels_as_steps: bool = MISSING
-    permute: bool = MISSING
-    permute_seed: int = _seed()
-    size_chunk: int = _size()
-    normalize: bool = MISSING
-    n_train: Optional[int] = spec(ge=1)
 
 
 @dataclass
