@@ -28,7 +28,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from tpri.config import ConfigError, check_config, check_resources, plain_config
 from tpri.diagnostics import bp_adjoints, bp_gradients, cosines, recurrent_weight
 from tpri.inverse import Diverged
-from tpri.io import save_text
+from tpri.io import UnreadableFile, load_torch, save_text
 from tpri.run.job import Job
 from tpri.run.provenance import now, provenance
 from tpri.run.record import Record, csv_text
@@ -137,8 +137,8 @@ def reconcile(rundir: RunDir, checkpoint: dict) -> list[Path]:
 
 def _saved_iteration(path: Path) -> int | None:
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)["iteration"]
-    except Exception:  # missing or damaged: rewrite it
+        return load_torch(path)["iteration"]
+    except (UnreadableFile, TypeError, KeyError):  # missing or damaged: rewrite it
         return None
 
 
