@@ -122,11 +122,10 @@ def load_torch(path: str | Path, map_location="cpu") -> object:
     except OSError as err:
         raise UnreadableFile(f"{path}: cannot read ({err.strerror or err})") from None
     except pickle.UnpicklingError as err:
-        lines = str(err).strip().splitlines()
-        unsafe = next((line.strip() for line in lines if "GLOBAL" in line), None)
+        unsafe = re.search(r"GLOBAL ([\w.]+)", str(err))
         reason = "not a torch file"
         if unsafe:
-            reason = f"holds objects other than tensors and plain data ({unsafe})"
+            reason = f"holds objects other than tensors and plain data (a {unsafe[1]})"
         raise UnreadableFile(f"{path}: {reason}; not loaded") from None
     except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile, KeyError, AttributeError) as err:
         line = (str(err).strip().splitlines() or [type(err).__name__])[0]
