@@ -25,7 +25,15 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from tpri.config import ConfigError, check_config, check_resources, plain_config
-from tpri.diagnostics import bp_adjoints, bp_gradients, cosines, recurrent_weight
+from tpri.diagnostics import (
+    bp_adjoints,
+    bp_gradients,
+    cosines,
+    direction_norm,
+    exact_norm,
+    recurrent_weight,
+    step_norms,
+)
 from tpri.inverse import Diverged
 from tpri.io import save_text
 from tpri.run.divergence import DivergenceRules
@@ -319,20 +327,19 @@ class Session:
             adjoints = bp_adjoints(job.model, x, y, job.task.loss)  # (B, T, d)
             displacements = job.direction.displacements
             self.record.add_gradients(
-                it,
-                adjoints.norm(dim=-1).mean(0).tolist(),
-                None if displacements is None else displacements.norm(dim=-1).mean(0).tolist(),
+                it, step_norms(adjoints), None if displacements is None else step_norms(displacements)
             )
+            values["direction_norm"] = direction_norm(job.model)  # p.grad: before lr and momentum
         if cfg["log_cosine"]:
             directions = {n: p.grad for n, p in job.model.named_parameters()}
             grads = bp_gradients(job.model, x, y, job.task.loss)
-            values = {f"cos_{n}": c for n, c in cosines(directions, grads).items()}
+            values.update({f"cos_{n}": c for n, c in cosines(directions, grads).items()})
         return values
 
     def _weight_norms(self, before: torch.Tensor) -> dict:
         W = recurrent_weight(self.job.model).detach()
         return {
-            "update_norm": (W - before).norm().item(),
+            "update_norm": exact_norm((W - before).flatten(), dim=0).item(),
             "w_spectral_norm": torch.linalg.matrix_norm(W, ord=2).item(),
         }
 
