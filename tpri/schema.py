@@ -80,6 +80,7 @@ class Digits:
     split_seed: int = _seed()
     permute: bool = MISSING
     permute_seed: int = _seed()
+    normalize: bool = MISSING
 
 
 @dataclass
