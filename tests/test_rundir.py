@@ -424,7 +424,7 @@ def test_a_refused_rerun_does_not_move_a_damaged_checkpoint_or_remove_temp_files
     (tmp_path / ".checkpoint.pt.abcd1234.tmp").write_bytes(b"half")
     before = snapshot(tmp_path)
     with pytest.raises(RunRefused):
-        run({**cfg, "lr": 0.2}, tmp_path)
+        run({**cfg, "lr": 0.2, "optimizer": {**cfg["optimizer"], "lr": 0.2}}, tmp_path)
     assert snapshot(tmp_path) == before
 
 
