@@ -38,6 +38,7 @@ from tpri.figures import curves, findings, grids, scaling
 from tpri.figures.report import findings_markdown, sidecar, write_index
 from tpri.figures.style import header_text, save
 from tpri.figures.tasks import split_tasks, with_task
+from tpri.io import save_text
 
 KINDS = ["convergence", "heatmap", "winner", "sensitivity", "gradients", "length_scaling", "compute"]
 
@@ -284,7 +285,7 @@ def _write(outputs: list[Output], kind: str, out_dir: Path, command: str) -> lis
         side = sidecar(png, kind, command, header_text(output.fig), output.jobs, output.findings)
         written += [png, pdf, side]
         for name, table in output.tables.items():
-            table.to_csv(out_dir / f"{name}.csv", index=False)
+            save_text(table.to_csv(index=False), out_dir / f"{name}.csv")
             written.append(out_dir / f"{name}.csv")
     return written
 
@@ -302,12 +303,20 @@ def _run(action, prog: str) -> int:
             code, message = 2, str(e)
         except DataError as e:
             code, message = 1, str(e)
+        except OSError as e:  # a read-only (archived) dir, a full disk: earlier files stay whole
+            code, message = 1, cannot_write(e)
     for warning in caught:
         if issubclass(warning.category, UserWarning):
             print(f"{prog}: warning: {warning.message}", file=sys.stderr)
     if code:
         print(f"{prog}: error: {message}", file=sys.stderr)
     return code
+
+
+def cannot_write(err: OSError) -> str:
+    """One line for a write that failed: where, why, and what to do."""
+    where = f"{err.filename}: " if err.filename else ""
+    return f"{where}cannot write here ({err.strerror or err}); use --out to write elsewhere"
 
 
 def plot_main(argv: list[str] | None = None, prog: str = "tpri-plot", kind: str | None = None) -> int:

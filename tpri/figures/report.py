@@ -16,6 +16,7 @@ import pandas as pd
 
 from tpri.collect import DataError
 from tpri.figures.style import plain
+from tpri.io import save_text
 
 MARK = "tpri-figure"  # key of the sidecar files, to tell them from other json files
 CAPTIONS = {
@@ -75,7 +76,7 @@ def sidecar(
         "findings": findings,
     }
     path = png.with_suffix(".json")
-    path.write_text(json.dumps(info, indent=1))
+    save_text(json.dumps(info, indent=1), path)
     return path
 
 
@@ -150,7 +151,7 @@ def write_index(root: str | Path, out: str | Path | None = None) -> Path:
         f"<p>{len(figures)} figures below <code>{html.escape(str(root))}</code>, page written "
         f"{stamp}. Click a figure for its PDF.</p><ul>{links}</ul>{body}</body></html>"
     )
-    out.write_text(page)
+    save_text(page, out)
     return out
 
 

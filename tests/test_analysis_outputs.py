@@ -1,0 +1,117 @@
+"""Analysis commands in any state of the files: damaged job files are skipped with a warning,
+a read-only runs dir or a full disk gives one line and keeps the previous outputs whole."""
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from fakeruns import write_job
+from helpers import as_nobody, can_drop_privileges
+
+from tpri.figures.cli import collect_main
+
+COLLECT = "import sys; from tpri.figures.cli import collect_main; sys.exit(collect_main(sys.argv[1:]))"
+
+
+def _damage(job: Path, how: str) -> None:
+    if how == "non-UTF-8 metrics.csv":
+        (job / "metrics.csv").write_bytes((job / "metrics.csv").read_bytes() + b"1200,\xff\xfe,0.1\n")
+    elif how == "metrics.csv is a directory":
+        (job / "metrics.csv").unlink()
+        (job / "metrics.csv").mkdir()
+    else:
+        (job / "summary.json").unlink()
+        (job / "summary.json").mkdir()
+
+
+@pytest.mark.parametrize(
+    "how, reason",
+    [
+        ("non-UTF-8 metrics.csv", "metrics.csv is not UTF-8 text"),
+        ("metrics.csv is a directory", "metrics.csv is not a file"),
+        ("summary.json is a directory", "summary.json is not a file"),
+    ],
+)
+def test_a_damaged_job_file_is_skipped_with_a_warning(tmp_path, capsys, how, reason):
+    for name in ("0", "1"):
+        write_job(tmp_path / name)
+    _damage(tmp_path / "1", how)
+    assert collect_main([str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip().startswith("1 jobs (1 completed)")
+    assert f"{tmp_path / '1'} ({reason}" in err and "Traceback" not in err
+
+
+@pytest.fixture
+def shared_dir():
+    """A folder nobody can read (pytest's tmp dirs are root's only); removed afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix="tpri-shared-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder)
+
+
+@pytest.mark.skipif(not can_drop_privileges(), reason="needs root and setpriv")
+def test_collect_on_a_read_only_runs_dir_says_use_out(shared_dir):
+    runs, out = shared_dir / "runs", shared_dir / "mine"
+    write_job(runs / "0")
+    out.mkdir()
+    out.chmod(0o777)
+    proc = as_nobody([sys.executable, "-c", COLLECT, str(runs)])
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    (line,) = proc.stderr.splitlines()
+    assert line == (
+        f"tpri-collect: error: {runs}/results.csv: cannot write here (Permission denied); "
+        "use --out to write elsewhere"
+    )
+    assert not (runs / "results.csv").exists()
+    proc = as_nobody([sys.executable, "-c", COLLECT, str(runs), "--out", str(out / "results.csv")])
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "results.csv").read_text().startswith("job_dir,")
+
+
+def _in_a_small_tmpfs(script: str) -> subprocess.CompletedProcess:
+    """Run a shell script in a private mount namespace where /mnt is a 1 MiB tmpfs."""
+    return subprocess.run(
+        ["unshare", "-m", "sh", "-c", f"mount -t tmpfs -o size=1m tmpfs /mnt && {script}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def _have_tmpfs() -> bool:
+    return bool(shutil.which("unshare")) and _in_a_small_tmpfs("true").returncode == 0
+
+
+@pytest.mark.slow  # six processes importing pandas and matplotlib
+@pytest.mark.skipif(not _have_tmpfs(), reason="needs unshare and mount (root)")
+def test_on_a_full_disk_the_previous_table_and_figure_stay_whole(tmp_path):
+    for name in ("0", "1"):
+        write_job(tmp_path / "runs" / name)
+    script = f"""
+cp -r {tmp_path}/runs /mnt/runs
+{sys.executable} -c '{COLLECT}' /mnt/runs > /dev/null || exit 9
+cp /mnt/runs/results.csv {tmp_path}/before.csv
+{sys.executable} -c 'import sys; from tpri.figures.cli import plot_main; sys.exit(plot_main(sys.argv[1:]))' \
+    convergence /mnt/runs > /dev/null || exit 8
+cp /mnt/runs/convergence.png {tmp_path}/before.png
+head -c 2000000 /dev/zero > /mnt/filler 2>/dev/null
+echo 'extra' > /mnt/runs/0/.hydra/extra 2>/dev/null
+{sys.executable} -c '{COLLECT}' /mnt/runs; echo "collect=$?"
+{sys.executable} -c 'import sys; from tpri.figures.cli import plot_main; sys.exit(plot_main(sys.argv[1:]))' \
+    convergence /mnt/runs; echo "plot=$?"
+cmp /mnt/runs/results.csv {tmp_path}/before.csv && cmp /mnt/runs/convergence.png {tmp_path}/before.png \
+    && echo same
+ls -a /mnt/runs
+"""
+    proc = _in_a_small_tmpfs(script)
+    lines = proc.stdout.splitlines() + proc.stderr.splitlines()
+    assert "collect=1" in lines and "plot=1" in lines and "same" in lines, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 2 and all("cannot write here (No space left on device)" in e for e in errors)
+    assert not any(name.endswith(".tmp") for name in lines)  # no temp file left behind
