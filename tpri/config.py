@@ -226,6 +226,11 @@ def _target_propagation(cfg: dict) -> None:
             "optimizer=dtp trains sequence-to-label models (model=rnn or gru); "
             "use optimizer=tp for model=rnn_text"
         )
+    if optimizer == "dtp" and model["name"] == "gru" and cfg["optimizer"]["variant"] == "authors":
+        raise ConfigError(
+            "optimizer.variant='authors' shares the forward input weight of model=rnn; "
+            "for model=gru use optimizer.variant=separate"
+        )
 
 
 def _windows_fit(length: int, windows) -> bool:
