@@ -95,12 +95,20 @@ class DTP(TargetProp):
         )
 
     def check(self, model: nn.Module) -> None:
-        """The reverse layer reads float inputs (B, T, n) and one loss at the last step."""
-        if getattr(model, "per_step_loss", False):
+        """The reverse layer reads float inputs (B, T, n) and one loss at the last step; the
+        model's activation must be invertible (`check_model`)."""
+        self.check_model(type(model), {"activation": getattr(model, "activation", "tanh")}, {})
+
+    @classmethod
+    def check_model(cls, model_class: type, model_options: dict, options: dict) -> None:
+        """ValueError unless DTP can train `model_class` with `model_options`."""
+        if getattr(model_class, "per_step_loss", False):
             raise ValueError(
                 "optimizer=dtp trains sequence-to-label models (model=rnn or gru); "
                 "use optimizer=tp for text models"
             )
+        if hasattr(model_class, "check_tp_options"):
+            model_class.check_tp_options(model_options, None)
 
     def layer_inverse(self, model: nn.Module, inputs: Tensor, h: Tensor) -> "LearnedInverse":
         """The learned inverse, after one SGD step of the reverse layer."""
