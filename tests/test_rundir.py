@@ -140,7 +140,18 @@ def test_a_second_writer_is_refused_and_the_first_run_is_not_harmed(tmp_path):
 # --- signals --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGUSR2, 143)])
+STOPS = [
+    (signal.SIGTERM, 143),
+    (signal.SIGINT, 130),
+    (signal.SIGUSR2, 143),
+    (signal.SIGHUP, 129),  # terminal closed, ssh dropped
+    (signal.SIGQUIT, 131),  # Ctrl-\\
+    (signal.SIGUSR1, 138),  # SLURM --signal=USR1@...
+    (signal.SIGXCPU, 152),  # CPU-time limit (ulimit -t, some schedulers)
+]
+
+
+@pytest.mark.parametrize("sig, code", STOPS)
 def test_a_signal_checkpoints_and_records_interrupted(tmp_path, sig, code):
     out = tmp_path / "run"
     proc = _start(out, "max_iter=100000", "eval_every=50", "checkpoint_every=0")
@@ -154,6 +165,8 @@ def test_a_signal_checkpoints_and_records_interrupted(tmp_path, sig, code):
     assert state["status"] == "interrupted" and state["iteration"] >= 100
     assert checkpoint["iteration"] == state["iteration"]
     assert signal.Signals(sig).name in state["reason"]
+    assert not (out / "run.lock").exists()  # released: a rerun resumes at once
+    assert len(stderr.strip().splitlines()) == 1, stderr
 
 
 @pytest.mark.slow
