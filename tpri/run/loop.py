@@ -74,7 +74,7 @@ def run(cfg: Mapping, output_dir: str | Path, context: RunContext | None = None)
 
     Raises ConfigError (bad config) or RunDirError (dir busy, unwritable, holding another
     run) before changing anything; JobFailed after recording status `failed`; Interrupted
-    after recording status `interrupted` on SIGTERM / SIGINT / SIGUSR2."""
+    after recording status `interrupted` on a terminating signal (tpri.run.signals.STOP_SIGNALS)."""
     cfg, context = plain_config(cfg), context or RunContext()
     output_dir = _output_path(output_dir)
     try:
@@ -396,10 +396,7 @@ class Session:
         except OSError:
             pass
         for tracker in self.record.trackers:
-            try:
-                tracker.close(status)
-            except Exception:
-                pass
+            tracker.close(status)  # never raises (tpri.trackers.Guarded)
         log.error("%s%s: %s", self.context.tag, status, reason)
 
 
@@ -416,7 +413,7 @@ def _trackers(cfg: dict, out: Path, tag: str) -> list:
         return []
     from tpri.trackers import make_trackers
 
-    return make_trackers(cfg["logger"], out, f"{out.parent.name}/{out.name}")
+    return make_trackers(cfg["logger"], out, f"{out.parent.name}/{out.name}", tag)
 
 
 @contextlib.contextmanager
