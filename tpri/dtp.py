@@ -135,17 +135,27 @@ class DTP(TargetProp):
 
     def check(self, model: nn.Module) -> None:
         """The reverse layer reads float inputs (B, T, n) and one loss at the last step; the
-        authors' variant shares the forward input weight of an Elman RNN."""
-        if getattr(model, "per_step_loss", False):
+        model's activation must be invertible and the authors' variant shares the forward input
+        weight of an Elman RNN (`check_model`)."""
+        options = {"variant": self.variant}
+        self.check_model(type(model), {"activation": getattr(model, "activation", "tanh")}, options)
+
+    @classmethod
+    def check_model(cls, model_class: type, model_options: dict, options: dict) -> None:
+        """ValueError unless DTP with `options` (its config section) can train `model_class`
+        with `model_options`."""
+        if getattr(model_class, "per_step_loss", False):
             raise ValueError(
                 "optimizer=dtp trains sequence-to-label models (model=rnn or gru); "
                 "use optimizer=tp for text models"
             )
-        if self.variant == "authors" and not hasattr(model, "input_weight"):
+        if options.get("variant", "authors") == "authors" and not hasattr(model_class, "input_weight"):
             raise ValueError(
                 f"optimizer.variant='authors' shares the forward input weight of model=rnn; "
-                f"{type(model).__name__} has none: use optimizer.variant=separate"
+                f"{model_class.__name__} has none: use optimizer.variant=separate"
             )
+        if hasattr(model_class, "check_tp_options"):
+            model_class.check_tp_options(model_options, None)
 
     def surrogate_scale(self, batch: int) -> float:
         """The authors' DTP averages J over the batch; the separate variant sums it."""

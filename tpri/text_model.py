@@ -34,6 +34,8 @@ class TextRNN(RNN):
     """
 
     per_step_loss = True  # every step's prediction enters the loss
+    token_inputs = True  # inputs are token ids (B, T)
+    label = "RNN language model"
 
     def __init__(
         self,

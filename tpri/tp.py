@@ -35,6 +35,11 @@ class Direction(Protocol):
     def check(self, model: nn.Module) -> None:
         """Raise ValueError when the direction cannot train `model`."""
 
+    @classmethod
+    def check_model(cls, model_class: type, model_options: dict, options: dict) -> None:
+        """Raise ValueError when the direction with `options` (its config section) cannot train
+        a `model_class` with `model_options`: the rule `check` applies, from the options alone."""
+
     def backward(self, model: nn.Module, inputs: Tensor, labels: Tensor, loss_fn) -> Tensor:
         """Accumulate the direction into p.grad; return the batch loss."""
 
@@ -59,7 +64,13 @@ class Backprop(Stateless):
 
     displacements = None
 
+    inverts = False  # uses layer inverses (their d x d factors count in memory)
+
     def check(self, model: nn.Module) -> None:
+        """BP trains any differentiable model."""
+
+    @classmethod
+    def check_model(cls, model_class: type, model_options: dict, options: dict) -> None:
         """BP trains any differentiable model."""
 
     def backward(self, model: nn.Module, inputs: Tensor, labels: Tensor, loss_fn) -> Tensor:
@@ -90,6 +101,8 @@ class TargetProp(Stateless):
     After a call, `self.displacements` holds v_t - h_t, shape (B, T, d).
     Raises `tpri.Diverged` on a failed factorisation or non-finite targets.
     """
+
+    inverts = True  # uses layer inverses (their d x d factors count in memory)
 
     def __init__(self, lr_target: float, reg: float, targets: str = "linearized", update: str = "graph"):
         self.lr_target = _check_number("lr_target", lr_target, 0.0, strict=False)
@@ -164,6 +177,12 @@ class TargetProp(Stateless):
         activation, a target rule the model has no inverse for)."""
         if hasattr(model, "check_tp"):
             model.check_tp(self.targets)
+
+    @classmethod
+    def check_model(cls, model_class: type, model_options: dict, options: dict) -> None:
+        """The rule of `check` from the config sections: the model's `check_tp_options`."""
+        if hasattr(model_class, "check_tp_options"):
+            model_class.check_tp_options(model_options, options.get("targets", "linearized"))
 
     def propagate(self, inverse, grad_last: Tensor, grad_steps: Tensor | None = None) -> Tensor:
         """Target sweep: the displacements e_t = v_t - h_t for t = T..1, shape (T, B, d).

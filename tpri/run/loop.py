@@ -24,7 +24,7 @@ import torch
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from tpri.config import ConfigError, check_config, check_resources, plain_config
+from tpri.config import ConfigError, check_config, check_overrides, check_resources, plain_config
 from tpri.diagnostics import (
     bp_adjoints,
     bp_gradients,
@@ -35,7 +35,7 @@ from tpri.diagnostics import (
     step_norms,
 )
 from tpri.inverse import Diverged
-from tpri.io import save_text
+from tpri.io import UnreadableFile, load_torch, save_text
 from tpri.run.divergence import DivergenceRules
 from tpri.run.job import Job
 from tpri.run.provenance import now, provenance
@@ -74,15 +74,27 @@ def run(cfg: Mapping, output_dir: str | Path, context: RunContext | None = None)
 
     Raises ConfigError (bad config) or RunDirError (dir busy, unwritable, holding another
     run) before changing anything; JobFailed after recording status `failed`; Interrupted
-    after recording status `interrupted` on SIGTERM / SIGINT / SIGUSR2."""
+    after recording status `interrupted` on a terminating signal (tpri.run.signals.STOP_SIGNALS)."""
     cfg, context = plain_config(cfg), context or RunContext()
+    output_dir = _output_path(output_dir)
     try:
         check_config(cfg)
+        check_overrides(cfg, context.overrides)
         check_resources(cfg)
         return _run_checked(cfg, output_dir, context)
     except ConfigError:
         RunDir(output_dir).discard_if_empty()  # what Hydra made for a rejected first run
         raise
+
+
+def _output_path(output_dir) -> Path:
+    """`output_dir` as a Path; an empty one (which would write into the current directory)
+    or one of another type is refused."""
+    if not isinstance(output_dir, (str, Path)):
+        raise TypeError(f"output_dir must be a path (str or Path), got {type(output_dir).__name__}")
+    if not str(output_dir).strip():
+        raise RunDirError(f"output_dir={str(output_dir)!r} is empty; give the job's directory")
+    return Path(output_dir)
 
 
 def _run_checked(cfg: dict, output_dir: str | Path, context: RunContext) -> dict:
@@ -145,8 +157,8 @@ def reconcile(rundir: RunDir, checkpoint: dict) -> list[Path]:
 
 def _saved_iteration(path: Path) -> int | None:
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)["iteration"]
-    except Exception:  # missing or damaged: rewrite it
+        return load_torch(path)["iteration"]
+    except (UnreadableFile, TypeError, KeyError):  # missing or damaged: rewrite it
         return None
 
 
@@ -384,10 +396,7 @@ class Session:
         except OSError:
             pass
         for tracker in self.record.trackers:
-            try:
-                tracker.close(status)
-            except Exception:
-                pass
+            tracker.close(status)  # never raises (tpri.trackers.Guarded)
         log.error("%s%s: %s", self.context.tag, status, reason)
 
 
@@ -404,7 +413,7 @@ def _trackers(cfg: dict, out: Path, tag: str) -> list:
         return []
     from tpri.trackers import make_trackers
 
-    return make_trackers(cfg["logger"], out, f"{out.parent.name}/{out.name}")
+    return make_trackers(cfg["logger"], out, f"{out.parent.name}/{out.name}", tag)
 
 
 @contextlib.contextmanager
