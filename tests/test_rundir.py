@@ -150,7 +150,7 @@ def test_a_signal_checkpoints_and_records_interrupted(tmp_path, sig, code):
     assert proc.returncode == code
     assert "Traceback" not in stderr and "interrupted at iteration" in stderr
     state = summary(out)
-    checkpoint = torch.load(out / "checkpoint.pt", weights_only=False)
+    checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
     assert state["status"] == "interrupted" and state["iteration"] >= 100
     assert checkpoint["iteration"] == state["iteration"]
     assert signal.Signals(sig).name in state["reason"]
@@ -261,7 +261,7 @@ def test_a_full_disk_at_the_last_checkpoint_records_failed_keeps_earlier_files(c
         run(cfg, tmp_path)
     state = summary(tmp_path)
     assert (state["status"], state["iteration"]) == ("failed", 40) and "No space" in state["reason"]
-    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["iteration"] == 20
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["iteration"] == 20
     assert [int(r["iteration"]) for r in read_metrics(tmp_path / "metrics.csv")] == [0, 20, 40]
     assert not list(tmp_path.glob(".*.tmp"))
     monkeypatch.setattr(io, "save_torch", real)
@@ -371,12 +371,12 @@ def test_a_running_worker_stops_when_its_launcher_dies(tmp_path):
 
 def test_best_and_last_weights_load_back(cfg, tmp_path):
     result = run({**cfg, "max_iter": 60}, tmp_path)
-    best = torch.load(tmp_path / "best.pt", weights_only=False)
+    best = torch.load(tmp_path / "best.pt", weights_only=True)
     assert best["iteration"] == result["best"]["iteration"]
     assert best["metrics"]["test_accuracy"] == result["best"]["test_accuracy"]
     x = torch.zeros(2, 20, 6)
     last = load_model(tmp_path, which="last")
-    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["model"]
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["model"]
     assert all(torch.equal(v, state[k]) for k, v in last.state_dict().items())
     assert load_model(tmp_path, which="best")(x).shape == (2, 4)
     with pytest.raises(ValueError, match="'best', 'last'"):
@@ -424,14 +424,14 @@ def test_a_refused_rerun_does_not_move_a_damaged_checkpoint_or_remove_temp_files
     (tmp_path / ".checkpoint.pt.abcd1234.tmp").write_bytes(b"half")
     before = snapshot(tmp_path)
     with pytest.raises(RunRefused):
-        run({**cfg, "lr": 0.2}, tmp_path)
+        run({**cfg, "lr": 0.2, "optimizer": {**cfg["optimizer"], "lr": 0.2}}, tmp_path)
     assert snapshot(tmp_path) == before
 
 
 def test_rows_and_best_weights_of_a_killed_later_stretch_are_dropped(cfg, tmp_path):
     result = run(cfg, tmp_path)  # completed at 40
     first_rows = (tmp_path / "metrics.csv").read_text()
-    best_iteration = torch.load(tmp_path / "best.pt", weights_only=False)["iteration"]
+    best_iteration = torch.load(tmp_path / "best.pt", weights_only=True)["iteration"]
     # a longer rerun killed before its next checkpoint left rows, a best.pt and a summary
     rows = first_rows + "60,1.0,0.1,1.0,0.1,1.0\n"
     (tmp_path / "metrics.csv").write_text(rows)
@@ -440,13 +440,13 @@ def test_rows_and_best_weights_of_a_killed_later_stretch_are_dropped(cfg, tmp_pa
     skipped = run(cfg, tmp_path)
     assert (skipped["status"], skipped["iteration"]) == ("completed", 40)
     assert (tmp_path / "metrics.csv").read_text() == first_rows
-    assert torch.load(tmp_path / "best.pt", weights_only=False)["iteration"] == best_iteration
+    assert torch.load(tmp_path / "best.pt", weights_only=True)["iteration"] == best_iteration
     assert summary(tmp_path)["iteration"] == 40
 
 
 def test_a_checkpoint_that_does_not_fit_the_model_is_moved_aside_and_the_job_restarts(cfg, tmp_path):
     run({**cfg, "max_iter": 20}, tmp_path)
-    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     state["model"] = {k: torch.zeros(3) for k in state["model"]}
     del state["status"]
     torch.save(state, tmp_path / "checkpoint.pt")

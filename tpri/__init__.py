@@ -15,6 +15,7 @@ from tpri import data
 from tpri.dtp import DTP
 from tpri.gru import GRU, GRUInverse
 from tpri.inverse import Diverged, RNNInverse
+from tpri.io import UnreadableFile
 from tpri.models import RNN
 from tpri.run import load_model
 from tpri.text_model import TextRNN
@@ -34,5 +35,6 @@ __all__ = [
     "GRUInverse",
     "data",
     "load_model",
+    "UnreadableFile",
     "__version__",
 ]

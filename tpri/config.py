@@ -13,6 +13,7 @@ import dataclasses
 import math
 import os
 import typing
+from collections.abc import Mapping
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
@@ -22,13 +23,57 @@ from tpri.schema import GROUPS, OPTIONAL_KEYS, UNSET_OPTIONAL, Config, Spec
 
 
 def plain_config(cfg) -> dict:
-    """A composed config (DictConfig, or a dict already) as a plain, resolved dict without
-    Hydra's node; a missing value raises. The schema's optional keys left unset (logger,
-    tuned_lr: null) are left out, as in conf/, so they never count as a change on resume."""
+    """A composed config as a plain, resolved dict without Hydra's node: a DictConfig, or a
+    mapping such as `python train.py --cfg job` prints (its `${lr}`-style interpolations are
+    resolved; numpy scalars become Python numbers). A missing value or an interpolation that
+    cannot be resolved raises ConfigError naming the key; anything but a mapping, TypeError.
+    The schema's optional keys left unset (logger, tuned_lr: null) are left out, as in conf/,
+    so they never count as a change on resume."""
     if isinstance(cfg, DictConfig):
-        keys = [k for k in cfg if k != "hydra" and not (k in UNSET_OPTIONAL and cfg[k] is None)]
-        cfg = OmegaConf.to_container(OmegaConf.masked_copy(cfg, keys), resolve=True, throw_on_missing=True)
-    return {k: v for k, v in dict(cfg).items() if k != "hydra"}
+        keys = [k for k in cfg if k != "hydra"]
+        cfg = _resolved(OmegaConf.masked_copy(cfg, keys))
+    elif isinstance(cfg, Mapping):
+        cfg = python_values({k: v for k, v in cfg.items() if k != "hydra"})
+        if _has_interpolation(cfg):
+            cfg = _resolved(cfg)
+    else:
+        raise TypeError(
+            f"cfg must be a mapping of config keys to values (a dict, or the DictConfig "
+            f"Hydra composes; `python train.py --cfg job` prints one), got {type(cfg).__name__}"
+        )
+    return {k: v for k, v in cfg.items() if k != "hydra" and not (k in UNSET_OPTIONAL and v is None)}
+
+
+def _resolved(cfg) -> dict:
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        node = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
+        return OmegaConf.to_container(node, resolve=True, throw_on_missing=True)
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None) or "config"
+        message = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ConfigError(f"{key}: {message}") from None
+
+
+def _has_interpolation(value) -> bool:
+    if isinstance(value, dict):
+        return any(_has_interpolation(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_interpolation(v) for v in value)
+    return isinstance(value, str) and "${" in value
+
+
+def python_values(value):
+    """`value` with numpy scalars as the Python numbers they hold (recursively through dicts,
+    lists and tuples); everything else as it is."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Mapping):
+        return {k: python_values(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [python_values(v) for v in value]
+    return value
 
 
 class ConfigError(ValueError):
@@ -291,7 +336,64 @@ def _pixel_steps(data: dict) -> int:
     return {"digits": 64, "mnist": 784, "fashion_mnist": 784}.get(name, 0)
 
 
-RULES = (_optimizer_step, _text_pairs, _target_propagation, _dataset_shape)
+def _top_level_values(cfg: dict) -> None:
+    """A key of the optimizer group that is also a top-level key (lr, reg, lr_target: conf/
+    optimizer/*.yaml set them to `${lr}` etc.) takes the top-level value, which the record,
+    the collected tables and the figures show: set directly to another value it is refused."""
+    top = {f.name for f in dataclasses.fields(Config)} - set(GROUPS)
+    for key, value in cfg["optimizer"].items():
+        if key in top and key in cfg and value != cfg[key]:
+            raise ConfigError(
+                f"optimizer.{key}={show(value)} differs from the top-level {key}={show(cfg[key])} "
+                f"it follows (optimizer.{key}: ${{{key}}}); set {key}={show(value)} instead"
+            )
+
+
+def _tuned_lr(cfg: dict) -> None:
+    """tuned_lr only acts through a key that takes its value (experiment=winner_tp sets
+    lr_target: ${tuned_lr}, winner_bp lr: ${tuned_lr}); set while no key used it, jobs that
+    differ only in tuned_lr would train identically and be recorded as different."""
+    tuned = cfg.get("tuned_lr")
+    if tuned is None:
+        return
+    used = [cfg["lr"], cfg["optimizer"].get("lr_target", cfg["lr"])]
+    if tuned not in used:
+        raise ConfigError(
+            f"tuned_lr={show(tuned)} has no effect here: no key takes its value (the experiments "
+            "winner_tp and winner_bp set lr_target or lr to ${tuned_lr}); remove tuned_lr or "
+            "choose one of those experiments"
+        )
+
+
+def check_overrides(cfg: dict, overrides: list[str]) -> None:
+    """Refuse a top-level key given on the command line that the chosen optimizer does not
+    read (reg or lr_target with a BP optimizer): the job would train as without it while
+    its record says otherwise. `cfg` is checked by check_config."""
+    optimizer = cfg["optimizer"]["name"]
+    for override in overrides:
+        key, _, value = override.partition("=")
+        key = key.lstrip("+~")
+        readers = _readers(key)
+        if readers and optimizer not in readers:
+            raise ConfigError(
+                f"{key}={value} has no effect with optimizer={optimizer} (only optimizer="
+                f"{' or '.join(readers)} reads it); remove it or choose one of those optimizers"
+            )
+
+
+def _readers(key: str) -> list[str]:
+    """The optimizer options that take the top-level `key` (one whose group option has a
+    field of that name); [] for a key every option or none reads."""
+    if key not in {f.name for f in dataclasses.fields(Config)}:
+        return []
+    options = GROUPS["optimizer"]
+    readers = sorted(
+        n for n, schema in options.items() if key in {f.name for f in dataclasses.fields(schema)}
+    )
+    return readers if 0 < len(readers) < len(options) else []
+
+
+RULES = (_optimizer_step, _text_pairs, _target_propagation, _dataset_shape, _top_level_values, _tuned_lr)
 
 
 # --- resources ------------------------------------------------------------------------------

@@ -31,7 +31,16 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
-from tpri.config import ConfigError, accepted, check_config, check_resources, field_kind, plain_config, show
+from tpri.config import (
+    ConfigError,
+    accepted,
+    check_config,
+    check_overrides,
+    check_resources,
+    field_kind,
+    plain_config,
+    show,
+)
 from tpri.run.rundir import RunDir, RunRefused
 from tpri.schema import GROUPS, Spec, register_configs
 
@@ -173,6 +182,7 @@ def check_job(
     try:
         plain = plain_config(compose(overrides))
         check_config(plain)
+        check_overrides(plain, overrides)
         check_resources(plain)
         if job_dir is not None and job_dir.is_dir():
             rundir = RunDir(job_dir)

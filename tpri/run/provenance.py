@@ -86,7 +86,7 @@ def provenance(device: torch.device, overrides: list[str] | None, started: str) 
         "versions": {
             "python": platform.python_version(),
             "tpri": __version__,
-            "torch": torch.__version__,
+            "torch": str(torch.__version__),
             "numpy": _version("numpy"),
             "hydra": _version("hydra-core"),
             "omegaconf": _version("omegaconf"),

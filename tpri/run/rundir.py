@@ -24,7 +24,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 import yaml
 
 from tpri import io
@@ -226,14 +225,16 @@ class RunDir:
         if not path.exists() and not path.is_symlink():
             return None
         try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
-            if not _valid_checkpoint(state):
-                raise ValueError("wrong structure")
-            return state
-        except Exception as err:  # any damage: truncated, garbage, wrong pickle, a directory
+            state = io.load_torch(path)  # tensors and plain data only: no pickled code runs
+        except io.UnreadableFile as err:  # truncated, garbage, a foreign pickle, a directory
             prev.damaged_checkpoint = True
-            prev.notes.append(f"{path} is unreadable ({type(err).__name__})")
+            prev.notes.append(f"{err}")
             return None
+        if not _valid_checkpoint(state):
+            prev.damaged_checkpoint = True
+            prev.notes.append(f"{path} is not a tpri checkpoint (wrong structure)")
+            return None
+        return state
 
     def recover(self, prev: Previous) -> None:
         """Once a run is accepted: move a damaged checkpoint aside, remove stale temp files."""
