@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from tpri.inverse import previous_states
 from tpri.models import orthogonal_
-from tpri.tp import TargetProp, _check_number
+from tpri.tp import TargetProp, check_number
 
 
 class ReverseLayer(nn.Module):
@@ -81,8 +81,8 @@ class DTP(TargetProp):
         self, lr_target: float, lr_reverse: float, noise: float, update: str = "graph", seed: int = 0
     ):
         super().__init__(lr_target, reg=0.0, targets="difference", update=update)
-        self.lr_reverse = _check_number("lr_reverse", lr_reverse, 0.0, strict=False)
-        self.noise = _check_number("noise", noise, 0.0, strict=False)
+        self.lr_reverse = check_number("lr_reverse", lr_reverse, 0.0, strict=False)
+        self.noise = check_number("noise", noise, 0.0, strict=False)
         self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
         self.reverse: ReverseLayer | None = None
