@@ -34,11 +34,13 @@ def make_model(name: str, input_size: int, output_size: int, **options) -> nn.Mo
 
 def make_direction(name: str, **options):
     """The update direction (Backprop, TargetProp, ...) of optimizer config `name`; the step
-    options (STEP_KEYS) are ignored here."""
+    options (STEP_KEYS) are ignored here, except those the direction names in STEP_OPTIONS."""
     if name not in DIRECTIONS:
         raise _unknown("optimizer.name", name, DIRECTIONS)
-    rest = {k: v for k, v in options.items() if k not in STEP_KEYS}
-    return DIRECTIONS[name](**rest)
+    cls = DIRECTIONS[name]
+    shared = getattr(cls, "STEP_OPTIONS", ())  # step options the direction also reads (DTP)
+    rest = {k: v for k, v in options.items() if k not in STEP_KEYS or k in shared}
+    return cls(**rest)
 
 
 def check_step(options: dict) -> None:

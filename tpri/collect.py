@@ -207,8 +207,8 @@ def method_label(config: dict) -> str:
     if name not in ("tp", "dtp"):
         return name.upper()
     keys = [("targets", "linearized"), ("update", "graph"), ("step", "sgd")]
-    if name == "dtp":
-        keys = keys[1:]
+    if name == "dtp":  # the authors' DTP by default; tpri's variant named
+        keys = [("variant", "authors"), *keys[1:]]
     words = [str(config.get(f"optimizer.{k}", default)) for k, default in keys]
     words = [w for w, (_, default) in zip(words, keys) if w != default]
     words = [{"adam": "Adam"}.get(w, w) for w in words]

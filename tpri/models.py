@@ -79,6 +79,11 @@ class RNN(nn.Module):
             nn.init.zeros_(bias)
 
     @property
+    def input_weight(self) -> Tensor:
+        """U, the input weight of the recurrence (d, n) (shared by the authors' DTP reverse layer)."""
+        return self.rnn.weight_ih_l0
+
+    @property
     def bias(self) -> Tensor:
         """b = b_ih + b_hh, the bias of the recurrence."""
         return self.rnn.bias_ih_l0 + self.rnn.bias_hh_l0

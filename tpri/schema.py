@@ -93,6 +93,7 @@ class TP:
 @dataclass
 class DTP:
     name: str = spec(choices=("dtp",))
+    variant: str = spec(choices=("authors", "separate"))
     lr_target: float = spec(ge=0)
     lr_reverse: float = spec(ge=0)
     noise: float = spec(ge=0)

@@ -146,15 +146,21 @@ class TargetProp(Stateless):
             E = self.propagate(inverse, grad_last, grad_steps)  # (T, B, d)
             del inverse, grad_steps  # the sweep's factors go before the update's memory comes
             E = E.transpose(0, 1)  # (B, T, d), a view
+        scale = self.surrogate_scale(inputs.shape[0])
+        D = E if scale == 1.0 else E * scale  # the displacements J's gradient reads
         if self.update == "local":
-            _local_backward(model, inputs, h, E)
+            _local_backward(model, inputs, h, D)
         elif by_hand:
-            model.graph_backward(inputs, h, E)
+            model.graph_backward(inputs, h, D)
         else:
-            hs.backward(E.neg_())  # dJ/dh_t = h_t - v_t = -e_t, negated in place and back
-            E.neg_()
+            hs.backward(D.neg_())  # dJ/dh_t = h_t - v_t = -e_t, negated in place and back
+            D.neg_()
         self.displacements = E
         return loss
+
+    def surrogate_scale(self, batch: int) -> float:
+        """The factor of J (TP: 1, J sums over the batch, as the paper's code)."""
+        return 1.0
 
     def _closed_form(self, model: nn.Module, inputs: Tensor) -> bool:
         """Whether the update skips autograd's graph of the forward: always in local mode; in
