@@ -100,7 +100,7 @@ def test_method_colours_are_the_same_in_every_figure(tmp_path):
     first = line_colors(figures.plot_convergence(collect(a)))
     second = line_colors(figures.plot_convergence(collect(b)))
     assert set(first) == {"TP", "BP (SGD, Nesterov 0.9)"}
-    assert set(second) == set(first) | {"BP (Adam)", "DTP-PI"}
+    assert set(second) == set(first) | {"BP (Adam)", "DTP-PI (Nesterov 0.9)"}
     for method, color in first.items():
         assert second[method] == color == to_hex(figures.method_style(method).color)
     assert len(set(second.values())) == 4  # distinct

@@ -27,6 +27,8 @@ import pandas as pd
 import yaml
 from omegaconf import OmegaConf
 
+from tpri.data import TASKS
+
 ID_COLUMNS = [
     "job_dir",
     "method",
@@ -58,8 +60,6 @@ GROUPS = ["dataset", "model", "optimizer"]
 # columns that summarize() and the figures add: neither configuration nor raw metrics
 DERIVED = ["last_iteration", "T", "family", "solved", "diverged", "task"]
 DERIVED_PREFIXES = ("cos_", "auc_", "final_", "best_")
-# number of pixels of the image datasets read in chunks of `dataset.size_chunk` pixels
-PIXELS = {"mnist": 784, "fashion_mnist": 784, "digits": 64}
 
 
 class Unreadable(Exception):
@@ -238,8 +238,8 @@ def method_label(config: dict) -> str:
     if name not in ("tp", "dtp"):
         return name.upper()
     keys = [("targets", "linearized"), ("update", "graph"), ("step", "sgd")]
-    if name == "dtp":
-        keys = keys[1:]
+    if name == "dtp":  # the authors' DTP by default; tpri's variant named
+        keys = [("variant", "authors"), *keys[1:]]
     words = [str(config.get(f"optimizer.{k}", default)) for k, default in keys]
     words = [w for w, (_, default) in zip(words, keys) if w != default]
     words = [{"adam": "Adam"}.get(w, w) for w in words]
@@ -442,13 +442,24 @@ def family(df: pd.DataFrame) -> pd.Series:
 
 
 def sequence_length(df: pd.DataFrame) -> pd.Series:
-    """T per row: pixels / `dataset.size_chunk` for image datasets, else `dataset.length`."""
+    """T per row, as the dataset's Task class computes it from the row's `dataset.*` options
+    (pixels / `dataset.size_chunk` for images, else `dataset.length`); NaN when unknown."""
     name = df["dataset.name"] if "dataset.name" in df else df["dataset"]
-    length = df["dataset.length"] if "dataset.length" in df else pd.Series(np.nan, df.index)
-    if "dataset.size_chunk" in df:
-        pixels = name.map(PIXELS)
-        length = length.where(pixels.isna(), pixels / df["dataset.size_chunk"])
-    return length
+    columns = [c for c in df.columns if c.startswith("dataset.") and c != "dataset.name"]
+    options = df[columns].astype(object).where(df[columns].notna(), None)
+    keys = pd.Series(list(zip(name, *(options[c] for c in columns))), index=df.index)
+    lengths = {key: _steps(key[0], dict(zip(columns, key[1:]))) for key in set(keys)}
+    return keys.map(lengths).astype(float)
+
+
+def _steps(name, row: dict) -> float:
+    """T of one dataset configuration (`row`: its dataset.* options), NaN when unknown."""
+    options = {key.removeprefix("dataset."): value for key, value in row.items() if value is not None}
+    task = TASKS.get(name)
+    try:
+        return float(task.steps(options)) if task else float(options.get("length", math.nan))
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return math.nan
 
 
 def area_under_curve(df: pd.DataFrame, metric: str, x: str = "iteration") -> pd.Series:

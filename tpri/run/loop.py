@@ -74,7 +74,7 @@ def run(cfg: Mapping, output_dir: str | Path, context: RunContext | None = None)
 
     Raises ConfigError (bad config) or RunDirError (dir busy, unwritable, holding another
     run) before changing anything; JobFailed after recording status `failed`; Interrupted
-    after recording status `interrupted` on SIGTERM / SIGINT / SIGUSR2."""
+    after recording status `interrupted` on a terminating signal (tpri.run.signals.STOP_SIGNALS)."""
     cfg, context = plain_config(cfg), context or RunContext()
     output_dir = _output_path(output_dir)
     try:

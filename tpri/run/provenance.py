@@ -79,13 +79,11 @@ def now() -> str:
 
 
 def provenance(device: torch.device, overrides: list[str] | None, started: str) -> dict:
-    from tpri import __version__
-
     return {
         "git": git_state(),
         "versions": {
             "python": platform.python_version(),
-            "tpri": __version__,
+            "tpri": _version("tpri"),  # pyproject's version, the one version string
             "torch": str(torch.__version__),
             "numpy": _version("numpy"),
             "hydra": _version("hydra-core"),
