@@ -113,6 +113,7 @@ METHOD_STYLES = {
     "BP (SGD)": Style("#E69F00", "--", "v"),
     "BP (Adam)": Style("#CC79A7", ":", "P"),
     "DTP-PI": Style("#000000", ":", "X"),
+    "DTP-PI (Nesterov 0.9)": Style("#000000", ":", "X"),  # the authors' DTP on the synthetic tasks
     "plain RNN": Style("#777777", "--", "*"),
 }
 _SPARE = [

@@ -10,8 +10,8 @@ import torch
 from tpri.build import make_direction, make_model, make_optimizer
 from tpri.config import ConfigError
 from tpri.data import make_task
+from tpri.data.base import EVAL_CHUNK  # sequences per forward pass at evaluation
 from tpri.data.download import DataFileError
-from tpri.resources import EVAL_CHUNK  # sequences per forward pass at evaluation
 from tpri.run.rundir import trajectory_config
 from tpri.tp import Direction
 
