@@ -38,7 +38,7 @@ from torch import Tensor, nn
 
 from tpri.inverse import previous_states
 from tpri.models import orthogonal_
-from tpri.tp import TargetProp, _check_number
+from tpri.tp import TargetProp, check_number
 
 VARIANTS = ("authors", "separate")
 
@@ -117,9 +117,9 @@ class DTP(TargetProp):
         super().__init__(lr_target, reg=0.0, targets="difference", update=update)
         if variant not in VARIANTS:
             raise ValueError(f"variant: unknown DTP variant {variant!r}; accepted: {list(VARIANTS)}")
-        self.lr_reverse = _check_number("lr_reverse", lr_reverse, 0.0, strict=False)
-        self.noise = _check_number("noise", noise, 0.0, strict=False)
-        self.momentum = _check_number("momentum", momentum, 0.0, strict=False)
+        self.lr_reverse = check_number("lr_reverse", lr_reverse, 0.0, strict=False)
+        self.noise = check_number("noise", noise, 0.0, strict=False)
+        self.momentum = check_number("momentum", momentum, 0.0, strict=False)
         self.variant, self.nesterov, self.seed = variant, bool(nesterov), seed
         self.generator = torch.Generator().manual_seed(seed)
         self.reverse: ReverseLayer | None = None

@@ -12,10 +12,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from tpri.inverse import CHUNK_ELEMENTS, RNNInverse
+from tpri.inverse import CHUNK_ELEMENTS, RNNInverse, previous_states
 
 ACTIVATIONS = ("tanh", "identity", "relu")
 INVERTIBLE = ("tanh", "identity")  # activations TP can invert exactly
+
+
+def autograd_local_backward(model: nn.Module, inputs: Tensor, h: Tensor, E: Tensor) -> None:
+    """Local-update gradient of J by autograd through `model.cell`, batched over all steps."""
+    model.cell(previous_states(h), inputs).backward(-E)  # dJ/dh_t = -e_t
 
 
 @torch.no_grad()

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 from tpri.build import DIRECTIONS, MODELS
 from tpri.data import TASKS
-from tpri.data.base import FLOAT, Shape
-
-EVAL_CHUNK = 1000  # sequences per evaluation forward pass (tpri.run.job)
+from tpri.data.base import EVAL_CHUNK, FLOAT, Shape
 
 
 def _parameters(cfg: dict, shape: Shape) -> int:

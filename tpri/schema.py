@@ -133,6 +133,8 @@ class Config:
     logger: Any = None
     # the step size a paper-figure sweep tunes (experiment winner_tp / winner_bp)
     tuned_lr: Optional[float] = spec(None, gt=0)
+    # true: train the job in its dir again from iteration 0, its checkpoint set aside
+    restart: bool = spec(False)
 
 
 class DatasetOptions(Mapping):

@@ -11,8 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from tpri.inverse import RNNInverse
-from tpri.models import RNN
-from tpri.tp import autograd_local_backward
+from tpri.models import RNN, autograd_local_backward
 
 
 class TextRNN(RNN):

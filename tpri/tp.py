@@ -13,15 +13,17 @@ from typing import Protocol
 import torch
 from torch import Tensor, nn
 
-from tpri.capture import CapturedSweep
-from tpri.inverse import Diverged, RNNInverse, previous_states
+from tpri.capture import CapturedSweep, linearized_sweep
+from tpri.inverse import Diverged, RNNInverse
+from tpri.models import autograd_local_backward
 
 TARGETS = ("linearized", "difference", "inverse")
 UPDATES = ("graph", "local")
 PER_STEP = ("tpri", "authors")  # how per-step local targets enter (text model): TargetProp.per_step_sweep
 
 
-def _check_number(key: str, value, low: float, strict: bool) -> float:
+def check_number(key: str, value, low: float, strict: bool) -> float:
+    """`value` as a float; ValueError naming `key` unless it is a number > low (strict) or >= low."""
     bad = not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value)
     if bad or (value <= low if strict else value < low):
         raise ValueError(f"{key} must be a number {'>' if strict else '>='} {low}, got {value!r}")
@@ -113,8 +115,8 @@ class TargetProp(Stateless):
         update: str = "graph",
         per_step: str = "tpri",
     ):
-        self.lr_target = _check_number("lr_target", lr_target, 0.0, strict=False)
-        self.reg = _check_number("reg", reg, 0.0, strict=False)
+        self.lr_target = check_number("lr_target", lr_target, 0.0, strict=False)
+        self.reg = check_number("reg", reg, 0.0, strict=False)
         if targets not in TARGETS:
             raise ValueError(f"targets: unknown rule {targets!r}; accepted: {list(TARGETS)}")
         if update not in UPDATES:
@@ -227,7 +229,7 @@ class TargetProp(Stateless):
             if E is None:
                 E = grad_last.new_empty(inverse.h.shape)
                 tanh = inverse.slope_inv_into(E) is not None  # E starts as the slopes 1 / a'
-                linearized_sweep(E, grad_last, inverse.At, tanh, grad_steps, self.lr_target, inverse._buffer)
+                linearized_sweep(E, grad_last, inverse.At, tanh, grad_steps, self.lr_target, inverse.scratch)
             inverse.mul_slope_(E)  # tanh: E held e_t / a'_t, now e_t
         else:
             E = self._generic_sweep(inverse, grad_last, grad_steps)
@@ -249,41 +251,6 @@ class TargetProp(Stateless):
         return E
 
 
-def linearized_sweep(
-    E: Tensor,
-    grad_last: Tensor,
-    At: Tensor,
-    tanh: bool,
-    grad_steps: Tensor | None,
-    lr_target: float,
-    buffer: Tensor,
-) -> Tensor:
-    """The linearized rule for a tanh / identity RNN in one (T, B, d) buffer E:
-
-        e_T = -lr_target g_T,   e_{k-1} = (e_k / a'_k) @ A^T  (- lr_target g_{k-1})
-
-    tanh: E comes in holding the slopes s_k = 1 / a'_k and leaves holding f_k = e_k * s_k (each
-    e_k multiplies its slope in place as soon as it is known, and f_k is what the next step
-    reads), so the sweep needs no buffer beyond E; `RNNInverse.mul_slope_` turns f back into e.
-    identity: E leaves holding e. Two kernels per step into preallocated memory (nothing is
-    allocated, so a CUDA graph can record it). At (d, d), grad_steps (B, T, d) or None,
-    buffer (B, d) scratch."""
-    steps = E.unbind(0)
-    T = len(steps)
-    current = torch.mul(grad_last, -lr_target, out=buffer)  # e_T
-    for k in range(T - 1, -1, -1):  # current holds e_k (step k, 0-based)
-        if tanh:
-            steps[k].mul_(current)  # f_k = s_k * e_k
-        elif current is not steps[k]:
-            steps[k].copy_(current)
-        if k == 0:
-            break
-        current = torch.mm(steps[k], At, out=buffer if tanh else steps[k - 1])  # e_{k-1}
-        if grad_steps is not None:
-            current.add_(grad_steps[:, k - 1], alpha=-lr_target)
-    return E
-
-
 def _local_backward(model: nn.Module, inputs: Tensor, h: Tensor, E: Tensor) -> None:
     """Gradient of J with every h_{t-1} held at its forward value: the model's closed form
     (`model.local_backward`) when it has one, else autograd through one step batched over t."""
@@ -291,11 +258,6 @@ def _local_backward(model: nn.Module, inputs: Tensor, h: Tensor, E: Tensor) -> N
         model.local_backward(inputs, h, E)
     else:
         autograd_local_backward(model, inputs, h, E)
-
-
-def autograd_local_backward(model: nn.Module, inputs: Tensor, h: Tensor, E: Tensor) -> None:
-    """Local-update gradient of J by autograd through `model.cell`, batched over all steps."""
-    model.cell(previous_states(h), inputs).backward(-E)  # dJ/dh_t = -e_t
 
 
 def _readout_backward(model: nn.Module, h: Tensor, labels: Tensor, loss_fn):

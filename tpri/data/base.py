@@ -19,6 +19,7 @@ OBJECTIVES = ("classification", "regression", "language_model")
 # The paper's accuracy rule for the adding problem: a prediction is right when |error| < 0.04.
 REGRESSION_TOLERANCE = 0.04
 FLOAT, INDEX = 4, 8  # bytes of a float32 value, of an int64 token id
+EVAL_CHUNK = 1000  # sequences per forward pass when a model is evaluated on a task's fixed sets
 
 
 class Shape(NamedTuple):

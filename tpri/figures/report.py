@@ -16,6 +16,7 @@ import pandas as pd
 
 from tpri.collect import DataError
 from tpri.figures.style import plain
+from tpri.io import save_text
 
 MARK = "tpri-figure"  # key of the sidecar files, to tell them from other json files
 CAPTIONS = {
@@ -59,7 +60,13 @@ def run_table(jobs: pd.DataFrame) -> list[dict]:
 
 
 def sidecar(
-    png: Path, kind: str, command: str, header: str, jobs: pd.DataFrame | None, findings: list[str]
+    png: Path,
+    kind: str,
+    command: str,
+    header: str,
+    jobs: pd.DataFrame | None,
+    findings: list[str],
+    chosen: list[dict] | None = None,
 ) -> Path:
     """Write `NAME.json` beside `png` with what `write_index` shows; returns its path."""
     info = {
@@ -73,9 +80,10 @@ def sidecar(
         "runs": 0 if jobs is None else int(jobs["job_dir"].nunique()),
         "table": [] if jobs is None else run_table(jobs.drop_duplicates("job_dir")),
         "findings": findings,
+        "chosen": chosen,  # each compared method's chosen setting (None: not a comparison)
     }
     path = png.with_suffix(".json")
-    path.write_text(json.dumps(info, indent=1))
+    save_text(json.dumps(info, indent=1), path)
     return path
 
 
@@ -150,7 +158,7 @@ def write_index(root: str | Path, out: str | Path | None = None) -> Path:
         f"<p>{len(figures)} figures below <code>{html.escape(str(root))}</code>, page written "
         f"{stamp}. Click a figure for its PDF.</p><ul>{links}</ul>{body}</body></html>"
     )
-    out.write_text(page)
+    save_text(page, out)
     return out
 
 

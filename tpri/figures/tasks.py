@@ -148,3 +148,19 @@ def header_lines(jobs: pd.DataFrame, by: list[str] | None = None) -> list[str]:
     line_task = ", ".join([task, *[s for s in sizes if s]])
     line_budget = ", ".join([*[b for b in budget if b], f"{seeds} per setting", f"{len(jobs)} runs"])
     return [line_task, line_budget]
+
+
+def machine_line(jobs: pd.DataFrame) -> str:
+    """The header line next to a time axis: the machine the runs' times were measured on (CPU
+    model, cores, threads per job, jobs at once) and the load range at the runs' starts."""
+    jobs = jobs.drop_duplicates("job_dir")
+    if "machine" not in jobs or jobs["machine"].isna().all():
+        return "times measured on: machine not recorded (runs older than this field)"
+    values = jobs["machine"].dropna().astype(str)
+    base = values.str.replace(r", load [0-9.]+ at start$", "", regex=True)
+    loads = pd.to_numeric(values.str.extract(r"load ([0-9.]+) at start$")[0], errors="coerce")
+    text = "; ".join(sorted(base.unique()))
+    if loads.notna().any():
+        low, high = loads.min(), loads.max()
+        text += f"; 1-min load {low:g}" + (f"–{high:g}" if high > low else "") + " at the runs' starts"
+    return f"times measured on: {text}"
