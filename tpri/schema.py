@@ -84,6 +84,7 @@ class TP:
     reg: float = spec(ge=0)
     targets: str = spec(choices=TARGETS)
     update: str = spec(choices=UPDATES)
+    per_step: str = spec(choices=("tpri", "authors"))
     step: str = spec(choices=STEPS)
     lr: float = _lr()
     momentum: float = _momentum()
