@@ -325,6 +325,7 @@ def test_gradients(gradient_runs, tmp_path):
     drawn = fig.axes[0].collections[0].get_array()
     np.testing.assert_allclose(np.ma.getdata(drawn).ravel(), tp.to_numpy().ravel())
     assert "same TP run at the same 3 iterations" in figures.header_text(fig)
+    assert "TP — single setting, not tuned" in figure_text(fig)
     assert fig.axes[2].get_yscale() == "log"  # update norms 1 .. 1/401 (no direction_norm logged)
     assert_written(figures.save(fig, tmp_path / "out", "gradients"))
 

@@ -326,10 +326,14 @@ def plot_gradients(grads: pd.DataFrame, metrics: pd.DataFrame) -> Figure:
     for ax, (column, title) in zip(axes[0], GRADIENT_PANELS):
         zeros |= _norm_panel(fig, ax, source, column, f"{title}\n{where}" if where else title)
     handles = []
+    names = {c.group["method"]: legend_name(c.group["method"], c) for c in tuned(metrics, by=["method"])[1]}
     for ax, column in zip(axes[1], [direction_column(metrics), "w_spectral_norm"]):
         for i, (method, runs) in enumerate(metrics.groupby("method")):
             if column in runs and runs[column].notna().any():
-                for h in draw_runs(ax, runs, "iteration", column, method_style(method), method, i):
+                name = names.get(method, method)
+                for h in draw_runs(
+                    ax, runs, "iteration", column, method_style(method), name, i, short=method
+                ):
                     if h.get_label() not in [k.get_label() for k in handles]:
                         handles.append(h)
         ax.set(xlabel=label("iteration"), ylabel=label(column))
