@@ -247,12 +247,12 @@ def method_label(config: dict) -> str:
         return f"BP ({', '.join(words)})"
     if name not in ("tp", "dtp"):
         return name.upper()
-    keys = [("targets", "linearized"), ("update", "graph"), ("step", "sgd")]
+    keys = [("targets", "linearized"), ("update", "graph"), ("per_step", "tpri"), ("step", "sgd")]
     if name == "dtp":  # the authors' DTP by default; tpri's variant named
-        keys = [("variant", "authors"), *keys[1:]]
+        keys = [("variant", "authors"), ("update", "graph"), ("step", "sgd")]
     words = [str(config.get(f"optimizer.{k}", default)) for k, default in keys]
     words = [w for w, (_, default) in zip(words, keys) if w != default]
-    words = [{"adam": "Adam"}.get(w, w) for w in words]
+    words = [{"adam": "Adam", "authors": "authors' per-step rule"}.get(w, w) for w in words]
     if config.get("optimizer.step", "sgd") == "sgd":
         words += _momentum(config)
     base = "TP" if name == "tp" else "DTP-PI"

@@ -19,6 +19,7 @@ from tpri.models import autograd_local_backward
 
 TARGETS = ("linearized", "difference", "inverse")
 UPDATES = ("graph", "local")
+PER_STEP = ("tpri", "authors")  # how per-step local targets enter (text model): TargetProp.per_step_sweep
 
 
 def check_number(key: str, value, low: float, strict: bool) -> float:
@@ -106,21 +107,32 @@ class TargetProp(Stateless):
 
     inverts = True  # uses layer inverses (their d x d factors count in memory)
 
-    def __init__(self, lr_target: float, reg: float, targets: str = "linearized", update: str = "graph"):
+    def __init__(
+        self,
+        lr_target: float,
+        reg: float,
+        targets: str = "linearized",
+        update: str = "graph",
+        per_step: str = "tpri",
+    ):
         self.lr_target = check_number("lr_target", lr_target, 0.0, strict=False)
         self.reg = check_number("reg", reg, 0.0, strict=False)
         if targets not in TARGETS:
             raise ValueError(f"targets: unknown rule {targets!r}; accepted: {list(TARGETS)}")
         if update not in UPDATES:
             raise ValueError(f"update: unknown mode {update!r}; accepted: {list(UPDATES)}")
-        self.targets, self.update = targets, update
+        if per_step not in PER_STEP:
+            raise ValueError(f"per_step: unknown rule {per_step!r}; accepted: {list(PER_STEP)}")
+        if per_step == "authors" and targets != "linearized":
+            raise ValueError(f"per_step='authors' is defined for targets='linearized', got {targets!r}")
+        self.targets, self.update, self.per_step = targets, update, per_step
         self.displacements: Tensor | None = None
         self._capture = CapturedSweep()  # the CUDA graph of the linearized sweep, if any
 
     def __repr__(self) -> str:
         return (
             f"TargetProp(lr_target={self.lr_target}, reg={self.reg}, "
-            f"targets={self.targets!r}, update={self.update!r})"
+            f"targets={self.targets!r}, update={self.update!r}, per_step={self.per_step!r})"
         )
 
     def backward(self, model: nn.Module, inputs: Tensor, labels: Tensor, loss_fn) -> Tensor:
@@ -143,7 +155,7 @@ class TargetProp(Stateless):
         loss, grad_last, grad_steps = _readout_backward(model, h, labels, loss_fn)
         with torch.no_grad():
             inverse = self.layer_inverse(model, inputs, h)
-            E = self.propagate(inverse, grad_last, grad_steps)  # (T, B, d)
+            E = self.per_step_sweep(inverse, grad_last, grad_steps)  # (T, B, d)
             del inverse, grad_steps  # the sweep's factors go before the update's memory comes
             E = E.transpose(0, 1)  # (B, T, d), a view
         scale = self.surrogate_scale(inputs.shape[0])
@@ -157,6 +169,17 @@ class TargetProp(Stateless):
             D.neg_()
         self.displacements = E
         return loss
+
+    def per_step_sweep(self, inverse, grad_last: Tensor, grad_steps: Tensor | None) -> Tensor:
+        """The displacements E (T, B, d) the surrogate J reads. With per-step losses and
+        per_step='authors' (the authors' text-model rule), with l_t = -lr_target dl/dh_t:
+        e_T = l_T and e_{t-1} = Jinv_t(e_t + l_t), i.e. the top local displacement is counted
+        twice and the J-target of h_t (t < T) excludes its own l_t, which only enters the
+        propagation to t-1. That is tpri's sweep from 2 l_T, minus l_t at every step."""
+        if grad_steps is None or self.per_step == "tpri":
+            return self.propagate(inverse, grad_last, grad_steps)
+        E = self.propagate(inverse, 2 * grad_last, grad_steps)
+        return E.add_(grad_steps.transpose(0, 1), alpha=self.lr_target)
 
     def surrogate_scale(self, batch: int) -> float:
         """The factor of J (TP: 1, J sums over the batch, as the paper's code)."""
@@ -182,7 +205,13 @@ class TargetProp(Stateless):
 
     @classmethod
     def check_model(cls, model_class: type, model_options: dict, options: dict) -> None:
-        """The rule of `check` from the config sections: the model's `check_tp_options`."""
+        """The rule of `check` from the config sections: the model's `check_tp_options`, and
+        per_step='authors' only with the linearized targets."""
+        if options.get("per_step", "tpri") == "authors" and options.get("targets") != "linearized":
+            raise ValueError(
+                f"optimizer.per_step='authors' is defined for optimizer.targets='linearized', "
+                f"got {options.get('targets')!r}"
+            )
         if hasattr(model_class, "check_tp_options"):
             model_class.check_tp_options(model_options, options.get("targets", "linearized"))
 
