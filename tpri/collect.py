@@ -42,6 +42,7 @@ ID_COLUMNS = [
     "its_per_sec",
     "wall_time",
     "machine",
+    "sweep",
 ]
 UNFINISHED = (None, "running", "interrupted")
 METRICS = [
@@ -180,6 +181,15 @@ def machine_text(job: Path, summary: dict) -> str | None:
     return ", ".join(parts)
 
 
+def sweep_name(summary: dict) -> str | None:
+    """The `sweep=NAME` the run was launched with (its provenance command), None if none."""
+    prov = summary.get("provenance") or {}
+    for arg in [*(prov.get("command") or []), *(prov.get("overrides") or [])]:
+        if isinstance(arg, str) and arg.startswith("sweep="):
+            return arg.split("=", 1)[1]
+    return None
+
+
 def read_summary(job: Path) -> dict:
     """The job's `summary.json`; unfinished (absent, running) or unparsable ones are Unreadable."""
     path = job / "summary.json"
@@ -267,6 +277,7 @@ def read_job(job: Path, root: Path) -> pd.DataFrame:
         "its_per_sec": summary.get("its_per_sec"),
         "wall_time": summary.get("wall_time"),
         "machine": machine_text(job, summary),
+        "sweep": sweep_name(summary),
         **config,
     }
     if metrics.empty:

@@ -119,6 +119,12 @@ def plot_length_scaling(df: pd.DataFrame, threshold: float = 0.99, use: str = "b
     edges = int(table["at_edge"].sum())
     if edges:
         lines.append(f"{edges} choices at the edge of their grid (marked !)")
+    other = table.groupby("method")["diverged_other_settings"].sum()
+    if other.any():
+        lines.append(
+            "diverged runs of settings not chosen: "
+            + ", ".join(f"{m} {int(n)}" for m, n in other.items() if n)
+        )
     set_header(fig, "Length scaling: share of seeds that solve the task against T", lines)
     return fig, table
 
