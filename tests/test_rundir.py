@@ -120,18 +120,22 @@ def test_a_second_writer_is_refused_while_the_lock_is_held(finished, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_second_writer_is_refused_and_the_first_run_is_not_harmed(tmp_path):
+@pytest.mark.parametrize("lock_deleted", [False, True])
+def test_a_second_writer_is_refused_and_the_first_run_is_not_harmed(tmp_path, lock_deleted):
     out = tmp_path / "run"
     first = _start(out, "max_iter=1500", "eval_every=50", "checkpoint_every=500")
     _wait_for_iteration(out, 50, first)
+    if lock_deleted:  # by hand, e.g. after a SIGKILL left a stale one elsewhere
+        (out / "run.lock").unlink()
     second = train_cli(
         *TINY, "max_iter=1400", "eval_every=50", "checkpoint_every=500", f"hydra.run.dir={out}", check=False
     )
     assert second.returncode != 0
-    assert str(out) in second.stderr and str(first.pid) in second.stderr
+    assert str(out) in second.stderr and "in use by process" in second.stderr
+    assert lock_deleted or str(first.pid) in second.stderr
     assert "Traceback" not in second.stderr
-    first.communicate(timeout=300)
-    assert first.returncode == 0
+    _, stderr = first.communicate(timeout=300)
+    assert first.returncode == 0, stderr
     assert summary(out)["status"] == "completed" and summary(out)["iteration"] == 1500
     assert int(read_metrics(out / "metrics.csv")[-1]["iteration"]) == 1500
     assert not (out / "run.lock").exists()
@@ -140,7 +144,18 @@ def test_a_second_writer_is_refused_and_the_first_run_is_not_harmed(tmp_path):
 # --- signals --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGUSR2, 143)])
+STOPS = [
+    (signal.SIGTERM, 143),
+    (signal.SIGINT, 130),
+    (signal.SIGUSR2, 143),
+    (signal.SIGHUP, 129),  # terminal closed, ssh dropped
+    (signal.SIGQUIT, 131),  # Ctrl-\\
+    (signal.SIGUSR1, 138),  # SLURM --signal=USR1@...
+    (signal.SIGXCPU, 152),  # CPU-time limit (ulimit -t, some schedulers)
+]
+
+
+@pytest.mark.parametrize("sig, code", STOPS)
 def test_a_signal_checkpoints_and_records_interrupted(tmp_path, sig, code):
     out = tmp_path / "run"
     proc = _start(out, "max_iter=100000", "eval_every=50", "checkpoint_every=0")
@@ -154,6 +169,8 @@ def test_a_signal_checkpoints_and_records_interrupted(tmp_path, sig, code):
     assert state["status"] == "interrupted" and state["iteration"] >= 100
     assert checkpoint["iteration"] == state["iteration"]
     assert signal.Signals(sig).name in state["reason"]
+    assert not (out / "run.lock").exists()  # released: a rerun resumes at once
+    assert len(stderr.strip().splitlines()) == 1, stderr
 
 
 @pytest.mark.slow
@@ -240,6 +257,17 @@ def test_stale_temp_files_are_removed_on_the_next_run(cfg, tmp_path):
         path.write_bytes(b"half")
     run(cfg, tmp_path)
     assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
+
+
+def test_only_temp_files_of_writers_that_are_gone_are_removed(cfg, tmp_path):
+    run(cfg, tmp_path)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    gone = tmp_path / f".metrics.csv.{int(dead.stdout)}-abcd1234.tmp"
+    live = tmp_path / f".summary.json.{os.getppid()}-abcd1234.tmp"  # a live writer's
+    for path in (gone, live):
+        path.write_bytes(b"half")
+    assert io.remove_stale_temps(tmp_path, ["metrics.csv", "summary.json"]) == [gone]
+    assert live.exists()
 
 
 # --- I/O faults -----------------------------------------------------------------------------

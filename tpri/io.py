@@ -18,8 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-TEMP_SUFFIX = ".tmp"  # temp files are `.<name>.<random>.tmp` beside their destination
-_TEMP = re.compile(r"\.[A-Za-z0-9_]{8}\.tmp")  # what follows `.<name>` (mkstemp's 8 characters)
+TEMP_SUFFIX = ".tmp"  # temp files are `.<name>.<pid>-<random>.tmp` beside their destination
+# what follows `.<name>`: the writer's PID (absent in files of tpri <= 0.1.0), mkstemp's 8 characters
+_TEMP = re.compile(r"\.(?:(\d+)-)?[A-Za-z0-9_]{8}\.tmp")
 
 
 def _umask() -> int:
@@ -34,7 +35,7 @@ def write_atomic(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
     An OSError of the file system (read-only dir, full disk) names `path`, not the temp file."""
     path = Path(path)
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}-", suffix=TEMP_SUFFIX)
     except OSError as err:
         raise _naming(err, path) from None
     try:
@@ -147,13 +148,30 @@ def load_torch(path: str | Path, map_location="cpu") -> object:
 
 
 def remove_stale_temps(folder: str | Path, names) -> list[Path]:
-    """Delete the temp files that a killed writer of `folder/<name>` (name in `names`) left;
-    only call this while no other process writes there (e.g. under the run-directory lock).
+    """Delete the temp files that a killed writer of `folder/<name>` (name in `names`) left:
+    those whose writer's PID is no live process (a live one may be mid-write: left alone).
     Other files, dotted or not, are left alone. Returns what was removed."""
     removed = []
     for name in names:
         for p in Path(folder).glob(f".{glob.escape(name)}.*{TEMP_SUFFIX}"):
-            if _TEMP.fullmatch(p.name[len(name) + 1 :]) and p.is_file() and not p.is_symlink():
-                p.unlink(missing_ok=True)
-                removed.append(p)
+            match = _TEMP.fullmatch(p.name[len(name) + 1 :])
+            if not match or not p.is_file() or p.is_symlink():
+                continue
+            if match[1] is not None and _alive(int(match[1])):
+                continue
+            p.unlink(missing_ok=True)
+            removed.append(p)
     return removed
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this PID runs on this machine (ours included)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True

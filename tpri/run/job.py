@@ -10,8 +10,8 @@ import torch
 from tpri.build import make_direction, make_model, make_optimizer
 from tpri.config import ConfigError
 from tpri.data import make_task
+from tpri.data.base import EVAL_CHUNK  # sequences per forward pass at evaluation
 from tpri.data.download import DataFileError
-from tpri.resources import EVAL_CHUNK  # sequences per forward pass at evaluation
 from tpri.run.rundir import trajectory_config
 from tpri.tp import Direction
 
@@ -77,7 +77,7 @@ class Job:
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
-        self.direction.load_state_dict(state["direction"])
+        self.direction.load_state_dict(state.get("direction", {}))  # absent before tpri 0.1.0's DTP
 
     # --- evaluation ----------------------------------------------------------------------
     @torch.no_grad()

@@ -24,7 +24,15 @@ import torch
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from tpri.config import ConfigError, check_config, check_overrides, check_resources, plain_config
+from tpri.config import (
+    ConfigError,
+    check_config,
+    check_overrides,
+    check_resources,
+    is_out_of_memory,
+    out_of_memory_hint,
+    plain_config,
+)
 from tpri.diagnostics import (
     bp_adjoints,
     bp_gradients,
@@ -38,7 +46,7 @@ from tpri.inverse import Diverged
 from tpri.io import UnreadableFile, load_torch, save_text
 from tpri.run.divergence import DivergenceRules
 from tpri.run.job import Job
-from tpri.run.provenance import now, provenance
+from tpri.run.provenance import now, provenance, stretch, whole_git
 from tpri.run.record import Record, csv_text
 from tpri.run.rundir import (
     BEST,
@@ -74,7 +82,7 @@ def run(cfg: Mapping, output_dir: str | Path, context: RunContext | None = None)
 
     Raises ConfigError (bad config) or RunDirError (dir busy, unwritable, holding another
     run) before changing anything; JobFailed after recording status `failed`; Interrupted
-    after recording status `interrupted` on SIGTERM / SIGINT / SIGUSR2."""
+    after recording status `interrupted` on a terminating signal (tpri.run.signals.STOP_SIGNALS)."""
     cfg, context = plain_config(cfg), context or RunContext()
     output_dir = _output_path(output_dir)
     try:
@@ -106,8 +114,12 @@ def _run_checked(cfg: dict, output_dir: str | Path, context: RunContext) -> dict
         for note in prev.notes:
             log.warning("%s%s", context.tag, note)
         rundir.check_same_run(cfg, prev)
+        if not cfg.get("restart"):
+            rundir.check_resumable(cfg, prev)
         try:
             rundir.recover(prev)  # accepted: now damaged files may be moved aside
+            if cfg.get("restart"):
+                prev = rundir.restart(prev)
             if prev.finished(cfg["max_iter"]):
                 return _skip(cfg, rundir, prev, context)
             return Session(cfg, rundir, context, signals).start(prev)
@@ -172,6 +184,8 @@ class Session:
         self.record: Record | None = None
         self.provenance: dict = {}
         self.best: dict | None = None  # best.pt's content, also kept in every checkpoint
+        self.earlier: list[dict] = []  # the stretches of earlier processes (provenance)
+        self.checkpointed: int | None = None  # iteration of the last checkpoint saved
         self.rules = DivergenceRules.from_config(cfg)
 
     # --- start ---------------------------------------------------------------------------
@@ -186,6 +200,10 @@ class Session:
             self.record = Record(out, "classification", tag=self.context.tag)
             if prev.checkpoint is not None:  # the summary tells where the job had got to
                 self.record.restore(prev.checkpoint)
+            if is_out_of_memory(err):
+                hint = out_of_memory_hint(cfg)
+                self._write_summary("failed", f"out of memory building the job; {hint}")
+                raise JobFailed(f"{out}: out of memory building the job; {hint}") from None
             self._write_summary("failed", f"{type(err).__name__}: {err}")
             raise JobFailed(f"{out}: failed: {err}") from err
         self.provenance = provenance(self.job.device, self.context.overrides, self.started)
@@ -194,12 +212,10 @@ class Session:
         self.record = Record(out, self.job.task.objective, trackers, self.context.tag)
         for tracker in trackers:
             tracker.log_params(cfg)
-        if prev.checkpoint is not None and self._resume(prev.checkpoint):
+        resumed = prev.checkpoint is not None and self._resume(prev.checkpoint)
+        if resumed:
             log.info("%sresuming %s from iteration %d", self.context.tag, out, self.record.iteration)
-        else:
-            self._evaluate()
-        self._write_summary("running")
-        return self._train()
+        return self._train(evaluate_first=not resumed)
 
     def _resume(self, checkpoint: dict) -> bool:
         """Load a checkpoint; one that does not fit this job (shapes, states) is moved aside
@@ -219,12 +235,23 @@ class Session:
             return False
         self.record.restore(checkpoint)
         self.best = checkpoint.get("best")
+        self.checkpointed = checkpoint["iteration"]
+        self.earlier = [
+            s for s in checkpoint.get("stretches", []) if s["from_iteration"] < checkpoint["iteration"]
+        ]
+        for s in self.earlier:  # a later stretch killed after this checkpoint: what it kept
+            s["to_iteration"] = min(s["to_iteration"], checkpoint["iteration"])
+        if not self.earlier and checkpoint["iteration"] > 0:  # a checkpoint of tpri 0.1.0
+            self.earlier = [{"from_iteration": 0, "to_iteration": checkpoint["iteration"], "git": None}]
         reconcile(self.rundir, checkpoint)
         return True
 
     # --- the loop ------------------------------------------------------------------------
-    def _train(self) -> dict:
+    def _train(self, evaluate_first: bool) -> dict:
         try:
+            if evaluate_first:
+                self._evaluate()
+            self._write_summary("running")
             try:
                 with _bar(self.cfg["max_iter"], self.record.iteration) as bar:
                     self._loop(bar)
@@ -245,12 +272,13 @@ class Session:
         except OSError as err:  # a full disk, a vanished dir: the files keep their last whole state
             self._finish_quietly("failed", f"{type(err).__name__}: {err}")
             raise RunDirError(f"{self.rundir.path}: cannot write: {err}") from None
-        except (MemoryError, torch.cuda.OutOfMemoryError) as err:
-            self._finish_quietly("failed", f"out of memory: {err}")
-            raise JobFailed(f"{self.rundir.path}: out of memory; shrink batch_size or model.hidden") from None
         except (JobFailed, Interrupted):
             raise
-        except BaseException as err:  # a bug: recorded, then raised
+        except BaseException as err:  # out of memory: one line; else a bug: recorded, then raised
+            if is_out_of_memory(err):
+                hint = out_of_memory_hint(self.cfg)
+                self._finish_quietly("failed", f"out of memory ({' '.join(str(err).split())[:200]}); {hint}")
+                raise JobFailed(f"{self.rundir.path}: out of memory; {hint}") from None
             self._finish_quietly("failed", f"{type(err).__name__}: {err}")
             raise
 
@@ -291,14 +319,14 @@ class Session:
                 if gone:
                     raise _Stop(gone)
             if cfg["checkpoint_every"] and done % cfg["checkpoint_every"] == 0 and done < cfg["max_iter"]:
-                self.rundir.save_checkpoint(job.state(**record.state(), best=self.best))
+                self._save_checkpoint()
 
     def _direction(self, x, y, it: int):
         """The update direction into p.grad; a failure names its likely cause."""
         try:
             return self.job.direction.backward(self.job.model, x, y, self.job.task.loss)
         except Diverged as err:
-            raise Diverged(f"iteration {it + 1}: {err}; {self._cause()}") from None
+            raise Diverged(f"numerical fault at iteration {it + 1}: {err}; {self._cause()}") from None
 
     def _cause(self) -> str:
         """Which knob most likely caused a divergence, from the state of the parameters."""
@@ -364,25 +392,44 @@ class Session:
     def _summary(self, status: str, reason: str | None) -> dict:
         record = self.record
         done = record.iteration - (record.resumed_from or 0)
+        ended = None if status == "running" else now()
+        stretches = self._stretches(ended)
         return {
             **record.summary(status, reason),
+            "checkpoint_iteration": self.checkpointed,
             "its_per_sec": done / self.session_train if self.session_train else None,
             "wall_time": time.perf_counter() - self.clock,
             "train_time": record.train_time,
             "version": self.provenance.get("versions", {}).get("tpri"),
-            "provenance": {**self.provenance, "ended": None if status == "running" else now()},
+            # this process's provenance; `git` and `stretches` cover every stretch of the job
+            "provenance": {
+                **self.provenance,
+                "ended": ended,
+                "git": whole_git(stretches),
+                "stretches": stretches,
+            },
             "config": trajectory_config(self.cfg),
         }
+
+    def _stretches(self, ended: str | None) -> list[dict]:
+        """The earlier processes' stretches (from the checkpoint) and this one's so far."""
+        first = self.record.resumed_from or 0
+        return [*self.earlier, stretch(self.provenance, first, self.record.iteration, ended)]
+
+    def _save_checkpoint(self, ended: str | None = None, **extra) -> None:
+        stretches = self._stretches(ended)
+        self.rundir.save_checkpoint(
+            self.job.state(**self.record.state(), best=self.best, stretches=stretches, **extra)
+        )
+        self.checkpointed = self.record.iteration
 
     def _finish(self, status: str, reason: str | None) -> dict:
         """The final checkpoint (holding the summary, to rebuild it from), then the summary:
         a summary never claims an end whose state was not saved."""
+        self.checkpointed = self.record.iteration  # the checkpoint below, which holds the summary
         summary = self._summary(status, reason)
-        self.rundir.save_checkpoint(
-            self.job.state(
-                **self.record.state(), best=self.best, status=status, reason=reason, summary=summary
-            )
-        )
+        ended = summary["provenance"]["ended"]
+        self._save_checkpoint(ended, status=status, reason=reason, summary=summary)
         self.rundir.save_summary(summary)
         for tracker in self.record.trackers:
             tracker.close(status)
