@@ -33,7 +33,8 @@ fi
 plot() {  # sweep name -> the plot commands of its figure(s)
   local dir=$out/$1
   case $1 in
-    convergence*|dtp_vs_tp*|targets_comparison*) python scripts/plot_convergence.py "$dir" ;;
+    convergence*|dtp_vs_tp*|targets_comparison*|mnist_time*|mnist_momentum*)
+      python scripts/plot_convergence.py "$dir" ;;
     heatmap*) python scripts/plot_heatmap.py "$dir" ;;
     winner*) python scripts/plot_winner.py "$dir" ;;
     sensitivity_smoke) python scripts/plot_sensitivity.py "$dir" --key lr_target ;;
