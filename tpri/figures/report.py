@@ -22,8 +22,8 @@ from tpri.io import save_text
 MARK = "tpri-figure"  # key of the sidecar files, to tell them from other json files
 CAPTIONS = {
     "convergence": "Train loss and test accuracy against iterations (top) and training seconds "
-    "(bottom), each method at its setting with the smallest area under the "
-    "train-loss curve over its grid (named in the legend); X: a run diverged, at the iteration "
+    "(bottom), one curve per method; its legend entry names its setting and whether it was tuned "
+    "(then over which grid, by the rule in the header); X: a run diverged, at the iteration "
     "where it diverged.",
     "heatmap": "Mean over training of the metric for every setting of the grid, mean over "
     "seeds; × with an iteration: a run of that setting diverged there (not scored).",
