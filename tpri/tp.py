@@ -23,11 +23,46 @@ PER_STEP = ("tpri", "authors")  # how per-step local targets enter (text model):
 
 
 def check_number(key: str, value, low: float, strict: bool) -> float:
-    """`value` as a float; ValueError naming `key` unless it is a number > low (strict) or >= low."""
-    bad = not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value)
+    """`value` as a float; ValueError naming `key` unless it is a finite number > low (strict)
+    or >= low."""
+    bad = not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
     if bad or (value <= low if strict else value < low):
-        raise ValueError(f"{key} must be a number {'>' if strict else '>='} {low}, got {value!r}")
+        raise ValueError(f"{key} must be a finite number {'>' if strict else '>='} {low}, got {value!r}")
     return float(value)
+
+
+# what TP reads of a model (tpri.RNN, GRU and TextRNN have all of it)
+TP_MODEL = {
+    "states": "states(inputs) -> the hidden states (B, T, d)",
+    "predict": "predict(states) -> the outputs the loss reads",
+    "per_step_loss": "per_step_loss (whether every step's state enters the loss)",
+    "regularized_inverse": "regularized_inverse(inputs, states, reg) -> the layer inverses",
+}
+
+
+def check_batch(model: nn.Module, inputs, labels) -> None:
+    """Raise TypeError / ValueError naming what is wrong unless `inputs` and `labels` are one
+    batch `model` can read: tensors, a batch of at least one sequence of at least one step,
+    as many labels as sequences, finite float inputs, and the model's own shape rules
+    (`model.check_inputs`, which tpri's models have)."""
+    for name, value in (("inputs", inputs), ("labels", labels)):
+        if not isinstance(value, Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    shape = tuple(inputs.shape)
+    if inputs.dim() < 2:
+        raise ValueError(f"inputs of shape {shape}: expected (batch, steps, ...)")
+    if hasattr(model, "check_inputs"):
+        model.check_inputs(inputs)
+    if shape[0] == 0:
+        raise ValueError(f"inputs of shape {shape}: an empty batch; give at least one sequence")
+    if shape[1] == 0:
+        raise ValueError(f"inputs of shape {shape}: no time steps; give sequences of at least one step")
+    if labels.dim() == 0 or labels.shape[0] != shape[0]:
+        raise ValueError(
+            f"labels of shape {tuple(labels.shape)} do not match the {shape[0]} sequences of inputs"
+        )
+    if inputs.is_floating_point() and not bool(torch.isfinite(inputs).all()):
+        raise ValueError(f"inputs of shape {shape} hold non-finite values (inf or NaN)")
 
 
 class Direction(Protocol):
@@ -77,6 +112,7 @@ class Backprop(Stateless):
         """BP trains any differentiable model."""
 
     def backward(self, model: nn.Module, inputs: Tensor, labels: Tensor, loss_fn) -> Tensor:
+        check_batch(model, inputs, labels)
         loss = loss_fn(model(inputs), labels)
         loss.backward()
         return loss.detach()
@@ -144,6 +180,7 @@ class TargetProp(Stateless):
         Otherwise graph mode also keeps autograd's graph of the forward, as BP does.
         """
         self.check(model)
+        check_batch(model, inputs, labels)
         self.displacements = None  # the last call's E goes before this call's memory comes
         by_hand = self._closed_form(model, inputs)
         if by_hand:
@@ -198,8 +235,18 @@ class TargetProp(Stateless):
         return model.regularized_inverse(inputs, h, self.reg)
 
     def check(self, model: nn.Module) -> None:
-        """Raise ValueError when this TP configuration cannot train `model` (a non-invertible
-        activation, a target rule the model has no inverse for)."""
+        """Raise TypeError when `model` lacks what TP reads (TP_MODEL), ValueError when this TP
+        configuration cannot train it (a non-invertible activation, a target rule the model
+        has no inverse for)."""
+        missing = [name for name in TP_MODEL if not hasattr(model, name)]
+        if self.update == "local" and not hasattr(model, "local_backward") and not hasattr(model, "cell"):
+            missing.append("cell")
+        if missing:
+            needs = "; ".join(TP_MODEL.get(name, "cell(h_prev, x) -> h (update='local')") for name in missing)
+            raise TypeError(
+                f"{type(self).__name__} trains tpri's models (tpri.RNN, tpri.GRU, tpri.TextRNN) or "
+                f"one that provides the same; {type(model).__name__} lacks {missing}: {needs}"
+            )
         if hasattr(model, "check_tp"):
             model.check_tp(self.targets)
 
