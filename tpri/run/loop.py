@@ -45,6 +45,7 @@ from tpri.run.rundir import (
     CHECKPOINT,
     GRADIENTS,
     METRICS,
+    Checkpoint,
     Previous,
     RunDir,
     RunDirError,
@@ -125,8 +126,8 @@ def _skip(cfg: dict, rundir: RunDir, prev: Previous, context: RunContext) -> dic
             log.warning("%srewrote %s from the checkpoint", context.tag, path)
     summary = prev.summary
     stale = summary is None or (summary["status"], summary["iteration"]) != (prev.status, prev.iteration)
-    if stale and checkpoint and "summary" in checkpoint:
-        summary = checkpoint["summary"]
+    if stale and checkpoint and checkpoint.summary is not None:
+        summary = checkpoint.summary
         rundir.save_summary(summary)
         log.warning("%srebuilt %s from the checkpoint", context.tag, rundir.path / "summary.json")
     if prev.record is None:  # the record of what ran: this config, at the length it ran
@@ -139,16 +140,16 @@ def _skip(cfg: dict, rundir: RunDir, prev: Previous, context: RunContext) -> dic
     return summary or {"status": prev.status, "iteration": prev.iteration}
 
 
-def reconcile(rundir: RunDir, checkpoint: dict) -> list[Path]:
+def reconcile(rundir: RunDir, checkpoint: Checkpoint) -> list[Path]:
     """Make metrics.csv, gradients.csv and best.pt agree with `checkpoint`; the paths rewritten."""
     rewritten = []
-    for name, rows in ((METRICS, checkpoint["metrics"]), (GRADIENTS, checkpoint["gradients"])):
+    for name, rows in ((METRICS, checkpoint.metrics), (GRADIENTS, checkpoint.gradients)):
         path = rundir.path / name
         text = csv_text(rows) if rows else None
         if text is not None and (not path.exists() or path.read_text() != text):
             save_text(text, path)
             rewritten.append(path)
-    best = checkpoint.get("best")
+    best = checkpoint.best
     if best is not None and _saved_iteration(rundir.path / BEST) != best["iteration"]:
         rundir.save_best(best)
         rewritten.append(rundir.path / BEST)
@@ -201,7 +202,7 @@ class Session:
         self._write_summary("running")
         return self._train()
 
-    def _resume(self, checkpoint: dict) -> bool:
+    def _resume(self, checkpoint: Checkpoint) -> bool:
         """Load a checkpoint; one that does not fit this job (shapes, states) is moved aside
         and the job starts from scratch (False)."""
         try:
@@ -218,7 +219,7 @@ class Session:
             self.job = Job(self.cfg)  # fresh weights, optimizer and streams
             return False
         self.record.restore(checkpoint)
-        self.best = checkpoint.get("best")
+        self.best = checkpoint.best
         reconcile(self.rundir, checkpoint)
         return True
 
@@ -291,7 +292,7 @@ class Session:
                 if gone:
                     raise _Stop(gone)
             if cfg["checkpoint_every"] and done % cfg["checkpoint_every"] == 0 and done < cfg["max_iter"]:
-                self.rundir.save_checkpoint(job.state(**record.state(), best=self.best))
+                self.rundir.save_checkpoint(self._checkpoint())
 
     def _direction(self, x, y, it: int):
         """The update direction into p.grad; a failure names its likely cause."""
@@ -374,15 +375,16 @@ class Session:
             "config": trajectory_config(self.cfg),
         }
 
+    def _checkpoint(self, **final) -> Checkpoint:
+        """The job's state now: its objects', the record's, the best weights (`final`: the
+        status, reason and summary of the end)."""
+        return Checkpoint(**self.job.state(), **self.record.state(), best=self.best, **final)
+
     def _finish(self, status: str, reason: str | None) -> dict:
         """The final checkpoint (holding the summary, to rebuild it from), then the summary:
         a summary never claims an end whose state was not saved."""
         summary = self._summary(status, reason)
-        self.rundir.save_checkpoint(
-            self.job.state(
-                **self.record.state(), best=self.best, status=status, reason=reason, summary=summary
-            )
-        )
+        self.rundir.save_checkpoint(self._checkpoint(status=status, reason=reason, summary=summary))
         self.rundir.save_summary(summary)
         for tracker in self.record.trackers:
             tracker.close(status)
