@@ -186,7 +186,10 @@ def check_job(
         check_resources(plain)
         if job_dir is not None and job_dir.is_dir():
             rundir = RunDir(job_dir)
-            rundir.check_same_run(plain, rundir.read_previous())  # reads only
+            prev = rundir.read_previous()  # reads only
+            rundir.check_same_run(plain, prev)
+            if not plain.get("restart"):
+                rundir.check_resumable(plain, prev)
     except (ConfigError, RunRefused) as err:
         return str(err)
     except Exception as err:  # noqa: BLE001

@@ -176,6 +176,13 @@ def tick_labels(values) -> list[str]:
     return [f"{v:.3g}" if isinstance(v, numbers.Real) and not isinstance(v, bool) else str(v) for v in values]
 
 
+def value_text(value) -> str:
+    """A config value as plain text: numbers with %g, anything else as its string."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return f"{value:g}"
+    return str(value)
+
+
 def fmt(value) -> str:
     """The label of one config value (see `tick_labels`)."""
     return tick_labels([value])[0]

@@ -73,13 +73,11 @@ class Job:
 
     def load(self, checkpoint: Checkpoint) -> None:
         """Continue from a checkpoint; raises when it does not fit this job (shapes, states)."""
-        if checkpoint.direction is None:
-            raise KeyError("the checkpoint holds no state of the update direction")
         self.model.load_state_dict(checkpoint.model)
         self.optimizer.load_state_dict(checkpoint.optimizer)
         self.generator.set_state(checkpoint.generator)
         torch.set_rng_state(checkpoint.torch_rng)
-        self.direction.load_state_dict(checkpoint.direction)
+        self.direction.load_state_dict(checkpoint.direction or {})  # absent before tpri 0.1.0's DTP
 
     # --- evaluation ----------------------------------------------------------------------
     @torch.no_grad()
