@@ -75,7 +75,7 @@ def plot_length_scaling(df: pd.DataFrame, threshold: float = 0.99, use: str = "b
     fig, axes = new_figure(width=5.5)
     ax = axes[0, 0]
     tuned = {}
-    for method, rows in table.groupby("method"):
+    for k, (method, rows) in enumerate(table.groupby("method")):
         style = method_style(method)
         runs = df[df["method"] == method]
         tuned[method] = _grid_of(runs)
@@ -86,7 +86,7 @@ def plot_length_scaling(df: pd.DataFrame, threshold: float = 0.99, use: str = "b
                 ax.annotate(
                     value,
                     (t, share),
-                    xytext=(3, -10),
+                    xytext=(4, -11 - 9 * k),
                     textcoords="offset points",
                     fontsize=6,
                     color=style.color,

@@ -11,6 +11,7 @@ import functools
 import math
 import numbers
 import re
+import textwrap
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -226,7 +227,9 @@ def new_figure(nrows: int = 1, ncols: int = 1, width: float = 4.2, height: float
 
 def set_header(fig: Figure, title: str, lines: list[str]) -> None:
     """The figure's header: what it shows, then the task, budget and seeds lines."""
-    fig.suptitle("\n".join([title, *lines]), fontsize=9, linespacing=1.35)
+    width = max(60, int(fig.get_figwidth() * 17))  # characters of 9-pt text across the figure
+    wrapped = [part for line in [title, *lines] for part in textwrap.wrap(line, width) or [""]]
+    fig.suptitle("\n".join(wrapped), fontsize=9, linespacing=1.35)
 
 
 def header_text(fig: Figure) -> str:
