@@ -49,12 +49,16 @@ LABELS = {
     "test_accuracy": "test accuracy",
     "test_perplexity": "test perplexity",
     "update_norm": r"update norm $\Vert W_{k+1} - W_k\Vert_F$",
+    "adjoint_norm": r"BP adjoint norm $\Vert\partial\ell/\partial h_t\Vert$",
+    "displacement_norm": r"TP displacement norm $\Vert v_t - h_t\Vert$",
     "direction_norm": "direction norm Σ‖grad‖ of the RNN\n(before lr and momentum)",
     "w_spectral_norm": r"spectral norm $\Vert W\Vert_2$",
 }
 
 
 MATHTEXT = {
+    r"\Vert ": "‖",
+    r"\partial ": "∂",
     r"\gamma_\theta": "γ_θ",
     r"\gamma_h": "γ_h",
     r"\Vert": "‖",
