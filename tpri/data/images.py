@@ -264,6 +264,12 @@ def _idx_paths(name: str, folder: Path, download: bool) -> list[Path]:
     return [found[base] for base in IDX_FILES]
 
 
+def idx_files(name: str, data_dir: str) -> list[Path]:
+    """The four IDX files of dataset `name` in `data_dir`; FileNotFoundError (naming the files
+    and where to get them) when any is missing. Reads and fetches nothing."""
+    return _idx_paths(name, Path(os.path.expanduser(data_dir)), download=False)
+
+
 def idx_task(
     name: str,
     data_dir: str,
@@ -365,6 +371,11 @@ def _cifar_paths(folder: Path, download: bool) -> list[Path]:
             fetch([CIFAR_URL], archive, CIFAR_MD5)
         extract_files(archive, {f"{CIFAR_FOLDER}/{p.name}": p for p in missing})
     return paths
+
+
+def cifar_files(data_dir: str) -> list[Path]:
+    """The six CIFAR-10 batch files in `data_dir`; FileNotFoundError when any is missing."""
+    return _cifar_paths(Path(os.path.expanduser(data_dir)), download=False)
 
 
 def _cifar_pixels(x: np.ndarray, grayscale: bool, channels_as_steps: bool) -> Tensor:

@@ -66,6 +66,11 @@ def _ptb_paths(folder: Path, download: bool) -> list[Path]:
     return paths
 
 
+def ptb_files(data_dir: str) -> list[Path]:
+    """ptb.train.txt and ptb.test.txt in `data_dir`; FileNotFoundError when either is missing."""
+    return _ptb_paths(Path(os.path.expanduser(data_dir)), download=False)
+
+
 class PTBTask(TensorTask):
     """Penn Treebank, word level: predict each next word of contiguous sequences of `length`
     words read from `data_dir`/ptb.train.txt and ptb.test.txt (downloaded when `download`).
