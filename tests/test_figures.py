@@ -269,8 +269,14 @@ def test_gradients(gradient_runs, tmp_path):
     grads.loc[grads["step"] <= 2, "displacement_norm"] = 0.0  # underflow
     fig = figures.plot_gradients(grads, df[df["job_dir"].isin(grads["job_dir"])])
     assert len(fig.axes[0].collections) == 1 and len(fig.axes[1].collections) == 1
-    assert "grey cell: norm exactly 0 (underflow)" in figure_text(fig)
-    assert fig.axes[2].get_yscale() == "log"  # update norms 1 .. 1/401
+    assert "grey cell: norm exactly 0 (every entry of the vector is 0)" in figure_text(fig)
+    # both top panels read the TP run (it logged both), at the same iterations
+    assert all("TP run" in ax.get_title() for ax in fig.axes[:2])
+    tp = grads[grads["job_dir"] == "1"].pivot_table(index="step", columns="iteration", values="adjoint_norm")
+    drawn = fig.axes[0].collections[0].get_array()
+    np.testing.assert_allclose(np.ma.getdata(drawn).ravel(), tp.to_numpy().ravel())
+    assert "same TP run at the same 3 iterations" in figures.header_text(fig)
+    assert fig.axes[2].get_yscale() == "log"  # update norms 1 .. 1/401 (no direction_norm logged)
     assert_written(figures.save(fig, tmp_path / "out", "gradients"))
 
 

@@ -49,6 +49,7 @@ METRICS = [
     "test_loss",
     "test_accuracy",
     "test_perplexity",
+    "direction_norm",
     "update_norm",
     "w_spectral_norm",
 ]

@@ -80,6 +80,7 @@ class Digits:
     split_seed: int = _seed()
     permute: bool = MISSING
     permute_seed: int = _seed()
+    normalize: bool = MISSING
 
 
 @dataclass
@@ -215,8 +216,10 @@ class Config:
     threads: int = spec(ge=0)
     log_gradients: bool = MISSING
     log_cosine: bool = MISSING
-    # a run whose recurrent weight's spectral norm exceeds this ends as diverged
-    diverge_weight_norm: float = spec(1.0e3, gt=0)
+    # divergence (tpri/run/divergence.py): the paper's loss rule checked every N iterations
+    # (0: at every evaluation); tpri's extra rule |W|_F > diverge_weight_norm (null: off)
+    diverge_check_every: int = spec(0, ge=0)
+    diverge_weight_norm: Optional[float] = spec(1.0e3, gt=0)
     # experiment tracking: null or {tracker name: its options} (checked by the tracking layer)
     logger: Any = None
     # the step size a paper-figure sweep tunes (experiment winner_tp / winner_bp)
@@ -237,7 +240,7 @@ GROUPS: dict[str, dict[str, type]] = {
     "optimizer": {"sgd": SGD, "adam": Adam, "tp": TP, "dtp": DTP},
 }
 # top-level keys that need not be given (their schema default applies)
-OPTIONAL_KEYS = ("diverge_weight_norm", "logger", "tuned_lr")
+OPTIONAL_KEYS = ("diverge_check_every", "diverge_weight_norm", "logger", "tuned_lr")
 UNSET_OPTIONAL = ("logger", "tuned_lr")  # null means "not set": left out of a job's config
 
 

@@ -174,40 +174,70 @@ def plot_sensitivity(df: pd.DataFrame, key: str = "lr_target", metric: str = "te
     return fig
 
 
+GRADIENT_PANELS = [
+    ("adjoint_norm", r"BP adjoint $\Vert\partial\ell/\partial h_t\Vert$"),
+    ("displacement_norm", r"TP displacement $\Vert v_t - h_t\Vert$"),
+]
+ZERO_NOTE = "grey cell: norm exactly 0 (every entry of the vector is 0)"
+
+
+def gradient_source(grads: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the one run both top panels read: the first TP run that logged both the BP
+    adjoints and its displacements (same run, same iterations), else the first run that logged
+    any of them."""
+    logged = grads.dropna(subset=["adjoint_norm", "displacement_norm"], how="any")
+    if logged.empty:
+        logged = grads.dropna(subset=["adjoint_norm", "displacement_norm"], how="all")
+    if logged.empty:
+        return logged
+    tp = logged[family(logged) == "TP"]
+    job = (tp if len(tp) else logged)["job_dir"].iloc[0]
+    return grads[grads["job_dir"] == job]
+
+
+def direction_column(metrics: pd.DataFrame) -> str:
+    """The direction norm before the step (the paper's plot); runs logged before it existed
+    only have the update norm after lr and momentum."""
+    if "direction_norm" in metrics and metrics["direction_norm"].notna().any():
+        return "direction_norm"
+    return "update_norm"
+
+
+def _norm_panel(fig, ax, rows: pd.DataFrame, column: str, title: str) -> bool:
+    """One time step x iteration panel of a norm; whether it has exact zeros."""
+    ax.set(title=title, xlabel=label("iteration"), ylabel="time step $t$")
+    ax.grid(False)
+    if column not in rows or not (rows[column] > 0).any():
+        note = "all exactly 0" if column in rows and rows[column].notna().any() else "not logged"
+        ax.text(0.5, 0.5, note, ha="center", va="center", transform=ax.transAxes)
+        return False
+    grid = rows.pivot_table(index="step", columns="iteration", values=column, aggfunc="mean")
+    values = np.ma.masked_less_equal(grid.to_numpy(), 0)
+    mesh = ax.pcolormesh(grid.columns, grid.index, values, shading="nearest", norm=LogNorm(), cmap=NORMS)
+    bar = fig.colorbar(mesh, ax=ax, label="norm (log scale)")
+    log_axis(bar.ax.yaxis, values.compressed())
+    return bool(np.ma.getmaskarray(values).any())
+
+
 @styled
 def plot_gradients(grads: pd.DataFrame, metrics: pd.DataFrame) -> Figure:
     """Top: per time step t and evaluated iteration, the BP adjoint norm ||dl/dh_t|| and the TP
-    displacement norm ||v_t - h_t|| (log colour, exact zeros grey; `grads` as from
-    `collect.read_gradients`). Bottom: the update norm and spectral norm of W against
-    iterations, per method (`metrics`: rows of the table)."""
+    displacement norm ||v_t - h_t||, both from one run at the same iterations (the TP run logs
+    both; see `gradient_source`), log colour, exact zeros grey (`grads` as from
+    `collect.read_gradients`). Bottom: the norm of the direction before the step (sum over the
+    recurrence's tensors of ||p.grad||, before lr and momentum) and the spectral norm of W
+    against iterations, per method (`metrics`: rows of the table)."""
     if grads.empty or metrics.empty:
         raise DataError("no runs to plot gradients")
     metrics = _prepare(metrics, "gradients")
+    source = gradient_source(grads)
     fig, axes = new_figure(2, 2)
-    panels = [
-        ("adjoint_norm", "BP", r"BP adjoint $\Vert\partial\ell/\partial h_t\Vert$"),
-        ("displacement_norm", "TP", r"TP displacement $\Vert v_t - h_t\Vert$"),
-    ]
     zeros = False
-    for ax, (column, owner, title) in zip(axes[0], panels):
-        rows = grads[grads[column].notna()] if column in grads else grads.iloc[:0]
-        own = rows[family(rows) == owner]
-        rows = own if len(own) else rows
-        ax.set(title=title, xlabel=label("iteration"), ylabel="time step $t$")
-        ax.grid(False)
-        if not (rows[column] > 0).any():
-            note = "all exactly 0" if len(rows) else "not logged"
-            ax.text(0.5, 0.5, note, ha="center", va="center", transform=ax.transAxes)
-            continue
-        grid = rows.pivot_table(index="step", columns="iteration", values=column, aggfunc="mean")
-        values = np.ma.masked_less_equal(grid.to_numpy(), 0)
-        zeros |= bool(np.ma.getmaskarray(values).any())
-        mesh = ax.pcolormesh(grid.columns, grid.index, values, shading="nearest", norm=LogNorm(), cmap=NORMS)
-        bar = fig.colorbar(mesh, ax=ax, label="norm (log scale)")
-        log_axis(bar.ax.yaxis, values.compressed())
-        ax.set_title(f"{title}\n{', '.join(sorted(rows['method'].unique()))}")
+    where = f"{source['method'].iloc[0]} run" if len(source) else ""
+    for ax, (column, title) in zip(axes[0], GRADIENT_PANELS):
+        zeros |= _norm_panel(fig, ax, source, column, f"{title}\n{where}" if where else title)
     handles = []
-    for ax, column in zip(axes[1], ["update_norm", "w_spectral_norm"]):
+    for ax, column in zip(axes[1], [direction_column(metrics), "w_spectral_norm"]):
         for i, (method, runs) in enumerate(metrics.groupby("method")):
             if column in runs and runs[column].notna().any():
                 for h in draw_mean(ax, runs, "iteration", column, method_style(method), method, i):
@@ -217,11 +247,14 @@ def plot_gradients(grads: pd.DataFrame, metrics: pd.DataFrame) -> Figure:
         if column in metrics:
             finish_axis(ax, column, metrics[column])
     if zeros:
-        handles.append(
-            Patch(facecolor=ZEROS, edgecolor="none", label="grey cell: norm exactly 0 (underflow)")
-        )
+        handles.append(Patch(facecolor=ZEROS, edgecolor="none", label=ZERO_NOTE))
     fig.legend(handles=handles, loc="outside lower center", ncols=3, frameon=False)
-    set_header(
-        fig, "Gradient behaviour: per-step BP adjoints vs TP displacements, norms of W", header_lines(metrics)
-    )
+    lines = header_lines(metrics)
+    if len(source):
+        its = sorted(source["iteration"].unique())
+        lines.append(
+            f"top: adjoints and displacements of the same {where} at the same "
+            f"{len(its)} iterations ({its[0]:g}..{its[-1]:g}), mean over the batch"
+        )
+    set_header(fig, "Gradient behaviour: per-step BP adjoints vs TP displacements, norms of W", lines)
     return fig

@@ -10,8 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tpri.collect import family, summarize
-from tpri.figures.curves import diverged_at, tuned
+from tpri.collect import summarize
+from tpri.figures.curves import GRADIENT_PANELS, direction_column, diverged_at, gradient_source, tuned
+from tpri.figures.style import readable
 
 
 def _num(value: float) -> str:
@@ -114,26 +115,31 @@ def winner(table: pd.DataFrame, methods) -> list[str]:
 
 def gradients(grads: pd.DataFrame, metrics: pd.DataFrame) -> list[str]:
     out = []
+    source = gradient_source(grads)
     steps = grads["step"].max()
-    for column, owner in (("adjoint_norm", "BP"), ("displacement_norm", "TP")):
-        rows = grads[grads[column].notna() & (family(grads) == owner)] if column in grads else grads.iloc[:0]
+    for column, _ in GRADIENT_PANELS:
+        rows = source[source[column].notna()] if column in source else source.iloc[:0]
         if rows.empty:
             continue
         by_step = rows.groupby("step")[column].mean()
         zero = by_step[by_step <= 0].index
+        name = f"{rows['method'].iloc[0]} run's {readable(column)}"
         top, bottom = _num(by_step.loc[steps]), _num(by_step.iloc[0])
-        text = f"{owner} {column} (mean over iterations): {top} at t={steps:g}, {bottom} at t=1"
+        text = f"{name} (mean over iterations): {top} at t={steps:g}, {bottom} at t=1"
+        positive = by_step[by_step > 0]
+        if len(positive):
+            text += f"; smallest non-zero {_num(positive.min())} at t={positive.idxmin():g}"
         if len(zero):
             text += f"; exactly 0 at {len(zero)} steps (t ≤ {zero.max():g})"
         out.append(text)
-    for column in ("update_norm", "w_spectral_norm"):
+    for column in (direction_column(metrics), "w_spectral_norm"):
         if column not in metrics:
             continue
         for method, runs in metrics.groupby("method"):
             values = runs.dropna(subset=[column]).sort_values("iteration")[column]
             if len(values):
                 out.append(
-                    f"{method} {column}: {_range(values)} "
+                    f"{method} {readable(column)}: {_range(values)} "
                     f"(first {_num(values.iloc[0])}, last {_num(values.iloc[-1])})"
                 )
     return out

@@ -10,12 +10,12 @@ from __future__ import annotations
 import datetime
 import html
 import json
-import re
 from pathlib import Path
 
 import pandas as pd
 
 from tpri.collect import DataError
+from tpri.figures.style import plain
 
 MARK = "tpri-figure"  # key of the sidecar files, to tell them from other json files
 CAPTIONS = {
@@ -30,37 +30,14 @@ CAPTIONS = {
     "sensitivity": "The metric against iterations for each value of one hyperparameter, one "
     "panel per method; mean over seeds with a ± std band; X: diverged.",
     "gradients": "Per time step and iteration, the norm of BP's adjoints and of TP's target "
-    "displacements (grey: exactly 0), then the update norm and the spectral norm "
-    "of the recurrent weights W.",
+    "displacements, both from the same TP run at the same iterations (norms in float64, grey: "
+    "exactly 0), then the norm of each method's direction before the step (sum over the RNN's "
+    "tensors of the gradient norm, before lr and momentum) and the spectral norm of W.",
     "length_scaling": "Share of seeds that reach the accuracy threshold against the sequence "
     "length, each method at its best setting per length.",
     "compute": "Median time per training iteration against T and the width, and the peak "
     "memory against T when the benchmark recorded it.",
 }
-
-
-MATHTEXT = {
-    r"\gamma_\theta": "γ_θ",
-    r"\gamma_h": "γ_h",
-    r"\Vert": "‖",
-    r"\partial": "∂",
-    r"\ell": "ℓ",
-    r"\times": "×",
-    "{": "",
-    "}": "",
-}
-
-
-def plain(text: str) -> str:
-    """Figure text without matplotlib's mathtext markup: '$\\gamma_h$' -> 'γ_h'."""
-
-    def unmath(match: re.Match) -> str:
-        inner = match.group(1)
-        for markup, symbol in MATHTEXT.items():
-            inner = inner.replace(markup, symbol)
-        return inner
-
-    return re.sub(r"\$([^$]*)\$", unmath, text)
 
 
 def run_table(jobs: pd.DataFrame) -> list[dict]:

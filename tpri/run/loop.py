@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import signal
 import sys
 import time
@@ -27,9 +26,18 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from tpri.config import ConfigError, check_config, check_resources, plain_config
-from tpri.diagnostics import bp_adjoints, bp_gradients, cosines, recurrent_weight
+from tpri.diagnostics import (
+    bp_adjoints,
+    bp_gradients,
+    cosines,
+    direction_norm,
+    exact_norm,
+    recurrent_weight,
+    step_norms,
+)
 from tpri.inverse import Diverged
 from tpri.io import save_text
+from tpri.run.divergence import DivergenceRules
 from tpri.run.job import Job
 from tpri.run.provenance import now, provenance
 from tpri.run.record import Record, csv_text
@@ -153,6 +161,7 @@ class Session:
         self.record: Record | None = None
         self.provenance: dict = {}
         self.best: dict | None = None  # best.pt's content, also kept in every checkpoint
+        self.rules = DivergenceRules.from_config(cfg)
 
     # --- start ---------------------------------------------------------------------------
     def start(self, prev: Previous) -> dict:
@@ -270,10 +279,15 @@ class Session:
             if diagnose:
                 record.annotate({**values, **self._weight_norms(before)})
             bar.update(1)
-            if done % cfg["eval_every"] == 0 or done == cfg["max_iter"]:
+            evaluated = done % cfg["eval_every"] == 0 or done == cfg["max_iter"]
+            if evaluated:
                 row = self._evaluate()
                 bar.set_postfix(loss=f"{row['train_loss']:.4g}", acc=f"{row['test_accuracy']:.3f}")
-                _check_loss_rule(record)
+            due = self.rules.loss_due(done, cfg["max_iter"], evaluated)
+            reason = due and self.rules.loss_reason(record.rows, done)
+            if reason:
+                raise Diverged(f"{reason}; {self._cause()}")
+            if evaluated:
                 self._write_summary("running")
                 gone = launcher_gone()
                 if gone:
@@ -302,17 +316,16 @@ class Session:
         return f"parameters finite: {steps} is too large"
 
     def _check_step(self, loss, done: int) -> None:
-        """One host sync per iteration: a non-finite loss or an exploding recurrent weight."""
-        limit = self.cfg["diverge_weight_norm"]
-        W = recurrent_weight(self.job.model).detach()
-        norm = W.norm()
-        if bool(~torch.isfinite(loss) | ~torch.isfinite(norm) | (norm > limit)):
-            if not torch.isfinite(loss):
-                raise Diverged(f"non-finite batch loss at iteration {done}; {self._cause()}")
-            raise Diverged(
-                f"the recurrent weight's norm |W|_F={norm.item():.3g} exceeds "
-                f"diverge_weight_norm={limit} at iteration {done}; {self._cause()}"
-            )
+        """One host sync per iteration: a non-finite loss or recurrent weight (a numerical
+        fault), or tpri's weight-norm rule when it is on."""
+        norm = recurrent_weight(self.job.model).detach().norm()
+        fault = ~torch.isfinite(loss) | ~torch.isfinite(norm)
+        broken = self.rules.weight_norm_broken(norm)
+        if bool(fault if broken is None else fault | broken):
+            what = "batch loss" if not torch.isfinite(loss) else "recurrent weight"
+            if not (torch.isfinite(loss) and torch.isfinite(norm)):
+                raise Diverged(f"numerical fault: non-finite {what} at iteration {done}; {self._cause()}")
+            raise Diverged(f"{self.rules.weight_norm_reason(norm.item(), done)}; {self._cause()}")
 
     def _evaluate(self) -> dict:
         is_best = self.record.record(self.record.iteration, self.job.evaluate())
@@ -328,20 +341,19 @@ class Session:
             adjoints = bp_adjoints(job.model, x, y, job.task.loss)  # (B, T, d)
             displacements = job.direction.displacements
             self.record.add_gradients(
-                it,
-                adjoints.norm(dim=-1).mean(0).tolist(),
-                None if displacements is None else displacements.norm(dim=-1).mean(0).tolist(),
+                it, step_norms(adjoints), None if displacements is None else step_norms(displacements)
             )
+            values["direction_norm"] = direction_norm(job.model)  # p.grad: before lr and momentum
         if cfg["log_cosine"]:
             directions = {n: p.grad for n, p in job.model.named_parameters()}
             grads = bp_gradients(job.model, x, y, job.task.loss)
-            values = {f"cos_{n}": c for n, c in cosines(directions, grads).items()}
+            values.update({f"cos_{n}": c for n, c in cosines(directions, grads).items()})
         return values
 
     def _weight_norms(self, before: torch.Tensor) -> dict:
         W = recurrent_weight(self.job.model).detach()
         return {
-            "update_norm": (W - before).norm().item(),
+            "update_norm": exact_norm((W - before).flatten(), dim=0).item(),
             "w_spectral_norm": torch.linalg.matrix_norm(W, ord=2).item(),
         }
 
@@ -407,16 +419,6 @@ def _trackers(cfg: dict, out: Path, tag: str) -> list:
     from tpri.trackers import make_trackers
 
     return make_trackers(cfg["logger"], out, f"{out.parent.name}/{out.name}")
-
-
-def _check_loss_rule(record: Record) -> None:
-    """The paper's rule: the train loss is NaN or more than twice its initial value."""
-    loss, initial = record.rows[-1]["train_loss"], record.rows[0]["train_loss"]
-    if not math.isfinite(loss) or loss > 2 * initial:
-        raise Diverged(
-            f"train loss {loss:.4g} at iteration {record.rows[-1]['iteration']} "
-            f"(initial {initial:.4g}): NaN or more than twice the initial value"
-        )
 
 
 @contextlib.contextmanager
