@@ -125,7 +125,8 @@ def _check_command(argv: list[str]) -> list[str]:
     preflight.CHECKED = plan
     if plan.jobs is None or any(o.lstrip("+~").startswith("hydra/sweeper=") for o in args.overrides):
         return argv
-    return [*argv, "hydra/sweeper=planned"]
+    at = argv.index(args.overrides[0]) if args.overrides else len(argv)  # among the overrides
+    return [*argv[:at], "hydra/sweeper=planned", *argv[at:]]
 
 
 def main() -> None:

@@ -32,6 +32,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
+from tpri.budget import Budget, for_launcher
 from tpri.config import ConfigError, accepted, check_config, check_resources, field_kind, plain_config, show
 from tpri.data import check_files
 from tpri.run.rundir import RunDir, RunRefused
@@ -101,12 +102,13 @@ def plan(overrides: list[str], multirun: bool, config_dir: str, config_name: str
 def _plan_sweep(hydra, config_name: str, base: DictConfig, overrides: list[str], data: DataFiles) -> Plan:
     composer = JobComposer(hydra, config_name, [o for o in overrides if _is_hydra(o)])
     jobs, swept = expand_sweep(base, [o for o in overrides if not _is_hydra(o)])
+    budget = for_launcher(OmegaConf.to_container(base.hydra.launcher), len(jobs))
     errors, finished = [], set()
     sweep_dir = _selected_path(base, "hydra.sweep.dir")
     numbered = OmegaConf.to_container(base.hydra.sweep)["subdir"] == "${hydra.job.num}"
     for num, job in enumerate(jobs):
         job_dir = sweep_dir / str(num) if sweep_dir and numbered else None
-        check = inspect_job(composer.compose, job, job_dir, data)
+        check = inspect_job(composer.compose, job, job_dir, data, budget)
         if check.error:
             shown = " ".join(o for o in job if o.split("=", 1)[0] in swept)
             errors.append(f"job {num} ({shown}): {check.error}")
@@ -241,15 +243,17 @@ def inspect_job(
     overrides: list[str],
     job_dir: Path | None = None,
     data: DataFiles | None = None,
+    budget: Budget | None = None,
 ) -> JobCheck:
     """check_job, also telling whether the job's dir holds it finished; with `data`, a dataset
-    whose files are missing raises MissingData."""
+    whose files are missing raises MissingData; resources checked against `budget` (what the
+    launcher gives the job; default: this machine)."""
     try:
         plain = plain_config(compose(overrides))
         check_config(plain)
         if data is not None:
             data.check(plain["dataset"])
-        check_resources(plain)
+        check_resources(plain, budget=budget)
         if job_dir is not None and job_dir.is_dir():
             rundir = RunDir(job_dir)
             previous = rundir.read_previous()  # reads only
