@@ -27,7 +27,8 @@ from helpers import ROOT
 
 pytestmark = pytest.mark.cluster
 
-# long enough to be stopped by a one-minute time limit (the signal comes 40 s before it)
+# long enough to be stopped by a two-minute time limit (the signal comes 60 s before it: a job
+# gets it once it has trained for a while, not while Python starts)
 LONG = [
     "model.hidden=16",
     "dataset.length=20",
@@ -182,7 +183,7 @@ def test_a_slurm_sweep_runs_each_job_as_an_array_task(slurm, tmp_path):
 
 def test_a_time_limit_requeues_until_completed_never_failed(slurm, uninterrupted, tmp_path):
     sweep = tmp_path / "sweep"
-    limits = ["hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=40"]
+    limits = ["hydra.launcher.timeout_min=2", "hydra.launcher.signal_delay_s=60"]
     proc = _train([*LONG, *SLURM, *limits, f"hydra.sweep.dir={sweep}", "-m", "seed=0,1"], slurm)
     seen, err = _watch(proc, sweep, slurm, timeout=900)
     assert proc.returncode == 0, err

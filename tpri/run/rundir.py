@@ -168,6 +168,12 @@ class RunDir:
                     f"{self.path} is in use by process {holder} (lock {lock}); "
                     "wait for it to end or choose another output dir"
                 ) from None
+            if err.errno in (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+                raise RunDirError(
+                    f"{lock}: cannot lock it ({os.strerror(err.errno)}): tpri needs flock on the "
+                    "output dir's filesystem (Lustre: mount with -o flock; NFS: a lock manager); "
+                    "choose an output dir on a filesystem that has it"
+                ) from None
             raise
         if not lock.exists() or os.stat(lock).st_ino != os.fstat(fd).st_ino:
             os.close(fd)  # the holder removed the file between our open and our lock
