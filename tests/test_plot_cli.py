@@ -211,8 +211,19 @@ def test_every_kind_through_its_script_then_the_report(sweep, tmp_path, capsys, 
     assert "step size γ_θ (lr)" in page and "$" not in page  # mathtext made plain
     # what the runs show, computed from them: lr=0.1 (smaller area) ends at train loss 0.01
     convergence = json.loads((out / "convergence.json").read_text())["findings"]
-    assert convergence[1].startswith("TP: final train_loss 0.01, 0.01 (seeds 0, 1, iteration 1000)")
-    assert "<li>TP: final train_loss 0.01, 0.01" in page
+    assert convergence[1].startswith(
+        "TP [lr=0.1, tuned over lr ∈ {0.1, 1}; at the edge of its grid (lr)]: train loss: "
+        "seed 0: 0.01 at it 1000 (best 0.01 at it 1000); seed 1: 0.01 at it 1000"
+    )
+    assert "<li>TP [lr=0.1, tuned over" in page
+    # every TP-vs-BP figure's sidecar names each method's chosen setting
+    chosen = json.loads((out / "convergence.json").read_text())["chosen"]
+    assert {r["method"]: r["chosen"] for r in chosen}["TP"] == "lr=0.1"
+    assert (out / "convergence_chosen.csv").exists()
+    for name in ("winner", "length_scaling"):
+        rows = json.loads((out / f"{name}.json").read_text())["chosen"]
+        assert rows and all(str(v) for r in rows for k, v in r.items() if k.endswith("chosen")), name
+    assert "TP_chosen" in pd.read_csv(out / "winner.csv")
 
 
 def test_report_without_figures(tmp_path, capsys):
@@ -308,3 +319,43 @@ def test_a_job_with_a_blank_iteration_is_skipped_with_a_warning(tmp_path, capsys
     err = capsys.readouterr().err
     assert "(blank iteration in metrics.csv)" in err and "Traceback" not in err
     assert json.loads((tmp_path / "convergence.json").read_text())["runs"] == 1
+
+
+def _mark_smoke(root: Path, sweep_name: str) -> None:
+    """Give every job's summary the provenance of a `sweep=NAME` launch."""
+    for path in root.glob("*/summary.json"):
+        summary = json.loads(path.read_text())
+        summary["provenance"] = {**summary["provenance"], "command": ["train.py", f"sweep={sweep_name}"]}
+        path.write_text(json.dumps(summary))
+
+
+def test_smoke_banner_drawn_run_counts_and_seed_captions(sweep, tmp_path, capsys, quick_save):
+    _mark_smoke(sweep, "convergence_smoke")
+    out = tmp_path / "figs"
+    assert plot_main(["convergence", str(sweep), "--out", str(out)]) == 0
+    info = json.loads((out / "convergence.json").read_text())
+    assert (
+        info["header"].startswith("Convergence")
+        and "SMOKE BUDGET (sweep convergence_smoke)" in info["header"]
+    )
+    assert (info["runs"], info["runs_in_dir"]) == (4, 8)  # each method's chosen lr, 2 seeds
+    assert "4 runs" in info["header"]  # the header counts the runs drawn, as the page
+    assert "thin lines: each of the 2 seeds; thick line: their median" in info["caption"]
+    assert "std" not in info["caption"]
+    assert plot_main(["report", str(out)]) == 0
+    page = (out / "index.html").read_text()
+    assert 'class="smoke"' in page and "4 runs drawn of 8 in the sweep" in page
+
+
+def test_heatmap_over_a_string_key_with_a_diverged_cell(tmp_path, capsys, quick_save):
+    write_multirun(
+        tmp_path / "runs",
+        [
+            dict(optimizer=o, overrides={"lr": 1.0}, status="diverged", metrics=curve(diverge_at=400))
+            if o == "sgd"
+            else dict(optimizer=o, overrides={"lr": 1.0})
+            for o in ("tp", "sgd")
+        ],
+    )
+    assert plot_main(["heatmap", str(tmp_path / "runs"), "--y", "optimizer.name"]) == 0
+    assert "diverged: BP (SGD, Nesterov 0.9) lr=1 optimizer.name=sgd" in capsys.readouterr().out

@@ -5,12 +5,13 @@ job of a sweep stops the command before any job starts, one line per bad job.
 
 Exit codes: 0 done (completed, diverged or skipped), 1 a job failed or its directory could
 not be used (in a multirun: some jobs did, listed at the end; the others ran), 2 a bad
-configuration or a refused rerun, 130 / 143 interrupted (SIGINT / SIGTERM, SIGUSR2) after a
-checkpoint: rerunning resumes.
+configuration or a refused rerun, 128 + the signal's number when a signal stopped it after a
+checkpoint (143 for SIGUSR2): rerunning resumes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -87,7 +88,8 @@ def _hydra_main(cfg: DictConfig) -> float | str:
     except (RunDirError, JobFailed) as err:
         return _fail(f"{context.tag}{err}", 1, sweep)
     except Interrupted as err:
-        print(f"{context.tag}{err}", file=sys.stderr)
+        with contextlib.suppress(OSError):  # SIGHUP: the terminal may be gone
+            print(f"{context.tag}{err}", file=sys.stderr)
         sys.exit(err.exit_code)
     loss = (summary.get("final") or {}).get("train_loss")
     return float("inf") if loss is None or summary["status"] != "completed" else loss

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from tpri.inverse import CLAMP_EPS, previous_states, regularized_pinv_t
-from tpri.models import orthogonal_
+from tpri.models import check_float_inputs, orthogonal_
 
 PORTS = ("r", "z", "n", "skip")  # the order of `port_gains`; r, z, n is torch's gate order
 # Smallest total gain S, the tanh RNN's smallest slope a' = 1 - (1 - eps)^2 (its clamp).
@@ -81,6 +81,11 @@ class GRU(nn.Module):
     """
 
     per_step_loss = False  # the loss reads h_T only
+    token_inputs = False
+    label = "GRU"
+    # memory facts (tpri.resources, as tpri.models.RNN's): three gates' weights; the gate
+    # activations a step keeps with BP, the port gains with TP; the gates at evaluation
+    GATES, BP_FLOATS, TP_FLOATS, EVAL_FLOATS = 3, 12, 20, 4
 
     def __init__(self, input_size: int, hidden: int, output_size: int):
         super().__init__()
@@ -122,6 +127,10 @@ class GRU(nn.Module):
         c_z = (h_prev - n) * z * (1 - z)  # through z's sigmoid
         return torch.stack([c_r, c_z, c_n, z], -2)
 
+    def check_inputs(self, x: Tensor) -> None:
+        """ValueError unless x is float inputs (B, T, n) with n this model's input size."""
+        check_float_inputs(x, self.rnn.input_size, type(self).__name__)
+
     def states(self, x: Tensor) -> Tensor:
         """All hidden states h_1..h_T, shape (B, T, d), for inputs x of shape (B, T, n)."""
         return self.rnn(x)[0]
@@ -134,11 +143,16 @@ class GRU(nn.Module):
         """predict(states(x)) through nn.GRU's h_n, so BP's backward skips the output sequence."""
         return self.readout(self.rnn(x)[1][-1])
 
-    def check_tp(self, targets: str) -> None:
+    def check_tp(self, targets: str | None) -> None:
         """Only the linearized rule exists for the GRU."""
-        if targets != "linearized":
+        self.check_tp_options({}, targets)
+
+    @classmethod
+    def check_tp_options(cls, options: dict, targets: str | None) -> None:
+        """ValueError for a TP target rule other than the linearized one (DTP: None, fine)."""
+        if targets is not None and targets != "linearized":
             raise ValueError(
-                f"targets={targets!r} is not available for the GRU (its layer inverse "
+                f"optimizer.targets={targets!r} is not available for the GRU (its layer inverse "
                 f"has no closed form, docs/gru-tp.md); accepted: ['linearized']"
             )
 

@@ -33,7 +33,16 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from tpri.budget import Budget, for_launcher
-from tpri.config import ConfigError, accepted, check_config, check_resources, field_kind, plain_config, show
+from tpri.config import (
+    ConfigError,
+    accepted,
+    check_config,
+    check_overrides,
+    check_resources,
+    field_kind,
+    plain_config,
+    show,
+)
 from tpri.data import check_files
 from tpri.run.rundir import RunDir, RunRefused
 from tpri.schema import GROUPS, Spec, register_configs
@@ -251,14 +260,18 @@ def inspect_job(
     try:
         plain = plain_config(compose(overrides))
         check_config(plain)
+        check_overrides(plain, overrides)
         if data is not None:
             data.check(plain["dataset"])
         check_resources(plain, budget=budget)
         if job_dir is not None and job_dir.is_dir():
             rundir = RunDir(job_dir)
-            previous = rundir.read_previous()  # reads only
-            rundir.check_same_run(plain, previous)
-            return JobCheck(None, previous.finished(plain["max_iter"]))
+            prev = rundir.read_previous()  # reads only
+            rundir.check_same_run(plain, prev)
+            if plain.get("restart"):  # trained again from scratch: never skipped
+                return JobCheck(None)
+            rundir.check_resumable(plain, prev)
+            return JobCheck(None, prev.finished(plain["max_iter"]))
     except MissingData:
         raise
     except (ConfigError, RunRefused) as err:

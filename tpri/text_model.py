@@ -11,8 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from tpri.inverse import RNNInverse
-from tpri.models import RNN
-from tpri.tp import autograd_local_backward
+from tpri.models import RNN, autograd_local_backward
 
 
 class TextRNN(RNN):
@@ -34,6 +33,8 @@ class TextRNN(RNN):
     """
 
     per_step_loss = True  # every step's prediction enters the loss
+    token_inputs = True  # inputs are token ids (B, T)
+    label = "RNN language model"
 
     def __init__(
         self,
@@ -51,6 +52,17 @@ class TextRNN(RNN):
         super().__init__(embedding_dim, hidden, output_size, activation)
         self.embedding = nn.Embedding(input_size, embedding_dim)
         self.embedding.weight.requires_grad_(not freeze_embedding)
+
+    def check_inputs(self, x: Tensor) -> None:
+        """ValueError unless x is token ids (B, T) in [0, vocabulary)."""
+        vocabulary = self.embedding.num_embeddings
+        if x.dim() != 2 or x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
+            raise ValueError(
+                f"inputs of shape {tuple(x.shape)} and dtype {x.dtype}: {type(self).__name__} reads "
+                "token ids, integers of shape (batch, steps)"
+            )
+        if bool(((x < 0) | (x >= vocabulary)).any()):
+            raise ValueError(f"inputs hold token ids outside [0, {vocabulary}) (the model's vocabulary)")
 
     def states(self, x: Tensor) -> Tensor:
         """All hidden states (B, T, d) for token ids x (B, T)."""

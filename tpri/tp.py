@@ -13,18 +13,56 @@ from typing import Protocol
 import torch
 from torch import Tensor, nn
 
-from tpri.capture import CapturedSweep
-from tpri.inverse import Diverged, RNNInverse, previous_states
+from tpri.capture import CapturedSweep, linearized_sweep
+from tpri.inverse import Diverged, RNNInverse
+from tpri.models import autograd_local_backward
 
 TARGETS = ("linearized", "difference", "inverse")
 UPDATES = ("graph", "local")
+PER_STEP = ("tpri", "authors")  # how per-step local targets enter (text model): TargetProp.per_step_sweep
 
 
-def _check_number(key: str, value, low: float, strict: bool) -> float:
-    bad = not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value)
+def check_number(key: str, value, low: float, strict: bool) -> float:
+    """`value` as a float; ValueError naming `key` unless it is a finite number > low (strict)
+    or >= low."""
+    bad = not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
     if bad or (value <= low if strict else value < low):
-        raise ValueError(f"{key} must be a number {'>' if strict else '>='} {low}, got {value!r}")
+        raise ValueError(f"{key} must be a finite number {'>' if strict else '>='} {low}, got {value!r}")
     return float(value)
+
+
+# what TP reads of a model (tpri.RNN, GRU and TextRNN have all of it)
+TP_MODEL = {
+    "states": "states(inputs) -> the hidden states (B, T, d)",
+    "predict": "predict(states) -> the outputs the loss reads",
+    "per_step_loss": "per_step_loss (whether every step's state enters the loss)",
+    "regularized_inverse": "regularized_inverse(inputs, states, reg) -> the layer inverses",
+}
+
+
+def check_batch(model: nn.Module, inputs, labels) -> None:
+    """Raise TypeError / ValueError naming what is wrong unless `inputs` and `labels` are one
+    batch `model` can read: tensors, a batch of at least one sequence of at least one step,
+    as many labels as sequences, finite float inputs, and the model's own shape rules
+    (`model.check_inputs`, which tpri's models have)."""
+    for name, value in (("inputs", inputs), ("labels", labels)):
+        if not isinstance(value, Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    shape = tuple(inputs.shape)
+    if inputs.dim() < 2:
+        raise ValueError(f"inputs of shape {shape}: expected (batch, steps, ...)")
+    if hasattr(model, "check_inputs"):
+        model.check_inputs(inputs)
+    if shape[0] == 0:
+        raise ValueError(f"inputs of shape {shape}: an empty batch; give at least one sequence")
+    if shape[1] == 0:
+        raise ValueError(f"inputs of shape {shape}: no time steps; give sequences of at least one step")
+    if labels.dim() == 0 or labels.shape[0] != shape[0]:
+        raise ValueError(
+            f"labels of shape {tuple(labels.shape)} do not match the {shape[0]} sequences of inputs"
+        )
+    if inputs.is_floating_point() and not bool(torch.isfinite(inputs).all()):
+        raise ValueError(f"inputs of shape {shape} hold non-finite values (inf or NaN)")
 
 
 class Direction(Protocol):
@@ -34,6 +72,11 @@ class Direction(Protocol):
 
     def check(self, model: nn.Module) -> None:
         """Raise ValueError when the direction cannot train `model`."""
+
+    @classmethod
+    def check_model(cls, model_class: type, model_options: dict, options: dict) -> None:
+        """Raise ValueError when the direction with `options` (its config section) cannot train
+        a `model_class` with `model_options`: the rule `check` applies, from the options alone."""
 
     def backward(self, model: nn.Module, inputs: Tensor, labels: Tensor, loss_fn) -> Tensor:
         """Accumulate the direction into p.grad; return the batch loss."""
@@ -59,10 +102,17 @@ class Backprop(Stateless):
 
     displacements = None
 
+    inverts = False  # uses layer inverses (their d x d factors count in memory)
+
     def check(self, model: nn.Module) -> None:
         """BP trains any differentiable model."""
 
+    @classmethod
+    def check_model(cls, model_class: type, model_options: dict, options: dict) -> None:
+        """BP trains any differentiable model."""
+
     def backward(self, model: nn.Module, inputs: Tensor, labels: Tensor, loss_fn) -> Tensor:
+        check_batch(model, inputs, labels)
         loss = loss_fn(model(inputs), labels)
         loss.backward()
         return loss.detach()
@@ -91,21 +141,34 @@ class TargetProp(Stateless):
     Raises `tpri.Diverged` on a failed factorisation or non-finite targets.
     """
 
-    def __init__(self, lr_target: float, reg: float, targets: str = "linearized", update: str = "graph"):
-        self.lr_target = _check_number("lr_target", lr_target, 0.0, strict=False)
-        self.reg = _check_number("reg", reg, 0.0, strict=False)
+    inverts = True  # uses layer inverses (their d x d factors count in memory)
+
+    def __init__(
+        self,
+        lr_target: float,
+        reg: float,
+        targets: str = "linearized",
+        update: str = "graph",
+        per_step: str = "tpri",
+    ):
+        self.lr_target = check_number("lr_target", lr_target, 0.0, strict=False)
+        self.reg = check_number("reg", reg, 0.0, strict=False)
         if targets not in TARGETS:
             raise ValueError(f"targets: unknown rule {targets!r}; accepted: {list(TARGETS)}")
         if update not in UPDATES:
             raise ValueError(f"update: unknown mode {update!r}; accepted: {list(UPDATES)}")
-        self.targets, self.update = targets, update
+        if per_step not in PER_STEP:
+            raise ValueError(f"per_step: unknown rule {per_step!r}; accepted: {list(PER_STEP)}")
+        if per_step == "authors" and targets != "linearized":
+            raise ValueError(f"per_step='authors' is defined for targets='linearized', got {targets!r}")
+        self.targets, self.update, self.per_step = targets, update, per_step
         self.displacements: Tensor | None = None
         self._capture = CapturedSweep()  # the CUDA graph of the linearized sweep, if any
 
     def __repr__(self) -> str:
         return (
             f"TargetProp(lr_target={self.lr_target}, reg={self.reg}, "
-            f"targets={self.targets!r}, update={self.update!r})"
+            f"targets={self.targets!r}, update={self.update!r}, per_step={self.per_step!r})"
         )
 
     def backward(self, model: nn.Module, inputs: Tensor, labels: Tensor, loss_fn) -> Tensor:
@@ -117,6 +180,7 @@ class TargetProp(Stateless):
         Otherwise graph mode also keeps autograd's graph of the forward, as BP does.
         """
         self.check(model)
+        check_batch(model, inputs, labels)
         self.displacements = None  # the last call's E goes before this call's memory comes
         by_hand = self._closed_form(model, inputs)
         if by_hand:
@@ -128,18 +192,35 @@ class TargetProp(Stateless):
         loss, grad_last, grad_steps = _readout_backward(model, h, labels, loss_fn)
         with torch.no_grad():
             inverse = self.layer_inverse(model, inputs, h)
-            E = self.propagate(inverse, grad_last, grad_steps)  # (T, B, d)
+            E = self.per_step_sweep(inverse, grad_last, grad_steps)  # (T, B, d)
             del inverse, grad_steps  # the sweep's factors go before the update's memory comes
             E = E.transpose(0, 1)  # (B, T, d), a view
+        scale = self.surrogate_scale(inputs.shape[0])
+        D = E if scale == 1.0 else E * scale  # the displacements J's gradient reads
         if self.update == "local":
-            _local_backward(model, inputs, h, E)
+            _local_backward(model, inputs, h, D)
         elif by_hand:
-            model.graph_backward(inputs, h, E)
+            model.graph_backward(inputs, h, D)
         else:
-            hs.backward(E.neg_())  # dJ/dh_t = h_t - v_t = -e_t, negated in place and back
-            E.neg_()
+            hs.backward(D.neg_())  # dJ/dh_t = h_t - v_t = -e_t, negated in place and back
+            D.neg_()
         self.displacements = E
         return loss
+
+    def per_step_sweep(self, inverse, grad_last: Tensor, grad_steps: Tensor | None) -> Tensor:
+        """The displacements E (T, B, d) the surrogate J reads. With per-step losses and
+        per_step='authors' (the authors' text-model rule), with l_t = -lr_target dl/dh_t:
+        e_T = l_T and e_{t-1} = Jinv_t(e_t + l_t), i.e. the top local displacement is counted
+        twice and the J-target of h_t (t < T) excludes its own l_t, which only enters the
+        propagation to t-1. That is tpri's sweep from 2 l_T, minus l_t at every step."""
+        if grad_steps is None or self.per_step == "tpri":
+            return self.propagate(inverse, grad_last, grad_steps)
+        E = self.propagate(inverse, 2 * grad_last, grad_steps)
+        return E.add_(grad_steps.transpose(0, 1), alpha=self.lr_target)
+
+    def surrogate_scale(self, batch: int) -> float:
+        """The factor of J (TP: 1, J sums over the batch, as the paper's code)."""
+        return 1.0
 
     def _closed_form(self, model: nn.Module, inputs: Tensor) -> bool:
         """Whether the update skips autograd's graph of the forward: always in local mode; in
@@ -154,10 +235,32 @@ class TargetProp(Stateless):
         return model.regularized_inverse(inputs, h, self.reg)
 
     def check(self, model: nn.Module) -> None:
-        """Raise ValueError when this TP configuration cannot train `model` (a non-invertible
-        activation, a target rule the model has no inverse for)."""
+        """Raise TypeError when `model` lacks what TP reads (TP_MODEL), ValueError when this TP
+        configuration cannot train it (a non-invertible activation, a target rule the model
+        has no inverse for)."""
+        missing = [name for name in TP_MODEL if not hasattr(model, name)]
+        if self.update == "local" and not hasattr(model, "local_backward") and not hasattr(model, "cell"):
+            missing.append("cell")
+        if missing:
+            needs = "; ".join(TP_MODEL.get(name, "cell(h_prev, x) -> h (update='local')") for name in missing)
+            raise TypeError(
+                f"{type(self).__name__} trains tpri's models (tpri.RNN, tpri.GRU, tpri.TextRNN) or "
+                f"one that provides the same; {type(model).__name__} lacks {missing}: {needs}"
+            )
         if hasattr(model, "check_tp"):
             model.check_tp(self.targets)
+
+    @classmethod
+    def check_model(cls, model_class: type, model_options: dict, options: dict) -> None:
+        """The rule of `check` from the config sections: the model's `check_tp_options`, and
+        per_step='authors' only with the linearized targets."""
+        if options.get("per_step", "tpri") == "authors" and options.get("targets") != "linearized":
+            raise ValueError(
+                f"optimizer.per_step='authors' is defined for optimizer.targets='linearized', "
+                f"got {options.get('targets')!r}"
+            )
+        if hasattr(model_class, "check_tp_options"):
+            model_class.check_tp_options(model_options, options.get("targets", "linearized"))
 
     def propagate(self, inverse, grad_last: Tensor, grad_steps: Tensor | None = None) -> Tensor:
         """Target sweep: the displacements e_t = v_t - h_t for t = T..1, shape (T, B, d).
@@ -173,7 +276,7 @@ class TargetProp(Stateless):
             if E is None:
                 E = grad_last.new_empty(inverse.h.shape)
                 tanh = inverse.slope_inv_into(E) is not None  # E starts as the slopes 1 / a'
-                linearized_sweep(E, grad_last, inverse.At, tanh, grad_steps, self.lr_target, inverse._buffer)
+                linearized_sweep(E, grad_last, inverse.At, tanh, grad_steps, self.lr_target, inverse.scratch)
             inverse.mul_slope_(E)  # tanh: E held e_t / a'_t, now e_t
         else:
             E = self._generic_sweep(inverse, grad_last, grad_steps)
@@ -195,41 +298,6 @@ class TargetProp(Stateless):
         return E
 
 
-def linearized_sweep(
-    E: Tensor,
-    grad_last: Tensor,
-    At: Tensor,
-    tanh: bool,
-    grad_steps: Tensor | None,
-    lr_target: float,
-    buffer: Tensor,
-) -> Tensor:
-    """The linearized rule for a tanh / identity RNN in one (T, B, d) buffer E:
-
-        e_T = -lr_target g_T,   e_{k-1} = (e_k / a'_k) @ A^T  (- lr_target g_{k-1})
-
-    tanh: E comes in holding the slopes s_k = 1 / a'_k and leaves holding f_k = e_k * s_k (each
-    e_k multiplies its slope in place as soon as it is known, and f_k is what the next step
-    reads), so the sweep needs no buffer beyond E; `RNNInverse.mul_slope_` turns f back into e.
-    identity: E leaves holding e. Two kernels per step into preallocated memory (nothing is
-    allocated, so a CUDA graph can record it). At (d, d), grad_steps (B, T, d) or None,
-    buffer (B, d) scratch."""
-    steps = E.unbind(0)
-    T = len(steps)
-    current = torch.mul(grad_last, -lr_target, out=buffer)  # e_T
-    for k in range(T - 1, -1, -1):  # current holds e_k (step k, 0-based)
-        if tanh:
-            steps[k].mul_(current)  # f_k = s_k * e_k
-        elif current is not steps[k]:
-            steps[k].copy_(current)
-        if k == 0:
-            break
-        current = torch.mm(steps[k], At, out=buffer if tanh else steps[k - 1])  # e_{k-1}
-        if grad_steps is not None:
-            current.add_(grad_steps[:, k - 1], alpha=-lr_target)
-    return E
-
-
 def _local_backward(model: nn.Module, inputs: Tensor, h: Tensor, E: Tensor) -> None:
     """Gradient of J with every h_{t-1} held at its forward value: the model's closed form
     (`model.local_backward`) when it has one, else autograd through one step batched over t."""
@@ -237,11 +305,6 @@ def _local_backward(model: nn.Module, inputs: Tensor, h: Tensor, E: Tensor) -> N
         model.local_backward(inputs, h, E)
     else:
         autograd_local_backward(model, inputs, h, E)
-
-
-def autograd_local_backward(model: nn.Module, inputs: Tensor, h: Tensor, E: Tensor) -> None:
-    """Local-update gradient of J by autograd through `model.cell`, batched over all steps."""
-    model.cell(previous_states(h), inputs).backward(-E)  # dJ/dh_t = -e_t
 
 
 def _readout_backward(model: nn.Module, h: Tensor, labels: Tensor, loss_fn):

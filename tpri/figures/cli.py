@@ -36,8 +36,10 @@ from tpri.collect import (
 )
 from tpri.figures import curves, findings, grids, scaling
 from tpri.figures.report import findings_markdown, sidecar, write_index
-from tpri.figures.style import header_text, save
+from tpri.figures.style import header_text, save, value_text
 from tpri.figures.tasks import split_tasks, with_task
+from tpri.figures.tuning import choices_table
+from tpri.io import save_text
 
 KINDS = ["convergence", "heatmap", "winner", "sensitivity", "gradients", "length_scaling", "compute"]
 
@@ -52,6 +54,9 @@ class Output:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     printed: list[str] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)
+    chosen: pd.DataFrame | None = None  # each compared method's chosen setting (NAME_chosen.csv)
+    drawn: pd.DataFrame | None = None  # the runs drawn, when fewer than `jobs`
+    note: str = ""  # what the figure's lines and bands mean (the caption's last sentence)
 
 
 # ----------------------------------------------------------------------------- arguments
@@ -76,6 +81,16 @@ def _results_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _average_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--average-over",
+        nargs="+",
+        default=[],
+        metavar="KEY",
+        help="keys allowed to vary among the runs drawn together (averaged; named in the header)",
+    )
+
+
 def build_parser(prog: str) -> Parser:
     parser = Parser(prog=prog, description="Plot the paper's figures from a dir of runs.")
     kinds = parser.add_subparsers(dest="kind", required=True, metavar="KIND", parser_class=Parser)
@@ -88,6 +103,7 @@ def build_parser(prog: str) -> Parser:
     p.add_argument("--metric", default="train_loss")
     p.add_argument("--x", default="lr")
     p.add_argument("--y", default="reg")
+    _average_arg(p)
     p = kinds.add_parser("winner", help="TP vs BP over sequence length x width")
     _results_args(p)
     p.add_argument("--methods", nargs=2, default=["TP", "BP"], help="two method families")
@@ -95,6 +111,7 @@ def build_parser(prog: str) -> Parser:
     _results_args(p)
     p.add_argument("--key", default="lr_target", help="the swept key: lr_target, lr, reg")
     p.add_argument("--metric", default="test_accuracy")
+    _average_arg(p)
     p = kinds.add_parser("gradients", help="adjoint vs displacement norms, norms of W")
     _results_args(p)
     p.add_argument("--job", nargs="+", default=None, help="job dirs relative to RESULTS")
@@ -163,15 +180,21 @@ def convergence(args) -> list[Output]:
     df = _runs(args)
     for metric in args.metrics:
         _need_metric(df, "--metrics", metric)
-    return [
-        Output(
-            name,
-            curves.plot_convergence(runs, args.metrics),
-            runs,
-            findings=findings.convergence(runs, args.metrics),
+    outputs = []
+    for name, runs in _per_task(df, "convergence"):
+        drawn, choices = curves.tuned(runs, by=["method"])
+        outputs.append(
+            Output(
+                name,
+                curves.plot_convergence(runs, args.metrics),
+                runs,
+                findings=findings.convergence(runs, args.metrics),
+                chosen=choices_table(choices),
+                drawn=drawn,
+                note=curves.band_note(drawn, ["method"]) + ".",
+            )
         )
-        for name, runs in _per_task(df, "convergence")
-    ]
+    return outputs
 
 
 def heatmap(args) -> list[Output]:
@@ -183,8 +206,11 @@ def heatmap(args) -> list[Output]:
     _need_metric(df, "--metric", args.metric)
     outputs = []
     for name, runs in _per_task(df, "heatmap"):
-        fig, diverged = grids.plot_heatmap(runs, args.x, args.y, args.metric, args.value)
-        printed = [f"diverged: {m} {args.x}={x:g} {args.y}={y:g}" for m, x, y in sorted(diverged)]
+        fig, diverged = grids.plot_heatmap(runs, args.x, args.y, args.metric, args.value, args.average_over)
+        printed = [
+            f"diverged: {m} {args.x}={value_text(x)} {args.y}={value_text(y)}"
+            for m, x, y in sorted(diverged, key=str)
+        ]
         notes = findings.heatmap(runs, args.x, args.y, args.metric, args.value)
         outputs.append(Output(name, fig, runs, printed=printed, findings=notes))
     return outputs
@@ -203,7 +229,12 @@ def winner(args) -> list[Output]:
         fig, table = grids.plot_winner(runs, tuple(args.methods))
         notes = findings.winner(table, args.methods)
         printed = [table.to_string(index=False)]
-        outputs.append(Output(name, fig, runs, tables={name: table}, printed=printed, findings=notes))
+        chosen = table[
+            ["T", "model.hidden", *[f"{m}_{c}" for m in args.methods for c in ("chosen", "at_edge")]]
+        ]
+        outputs.append(
+            Output(name, fig, runs, tables={name: table}, printed=printed, findings=notes, chosen=chosen)
+        )
     return outputs
 
 
@@ -214,9 +245,10 @@ def sensitivity(args) -> list[Output]:
     return [
         Output(
             name,
-            curves.plot_sensitivity(runs, args.key, args.metric),
+            curves.plot_sensitivity(runs, args.key, args.metric, args.average_over),
             runs,
             findings=findings.sensitivity(runs, args.key, args.metric),
+            note=curves.band_note(runs, ["method", args.key]) + ".",
         )
         for name, runs in _per_task(df, f"sensitivity_{args.key}")
     ]
@@ -233,7 +265,9 @@ def gradients(args) -> list[Output]:
         grads = read_gradients(runs, root, [j for j in args.job or [] if j in set(runs["job_dir"])] or None)
         logged = runs[runs["job_dir"].isin(grads["job_dir"])]
         fig = curves.plot_gradients(grads, logged)
-        outputs.append(Output(name, fig, logged, findings=findings.gradients(grads, logged)))
+        notes = findings.gradients(grads, logged)
+        chosen = choices_table(curves.tuned(logged, by=["method"])[1])
+        outputs.append(Output(name, fig, logged, findings=notes, chosen=chosen))
     return outputs
 
 
@@ -246,7 +280,8 @@ def length_scaling(args) -> list[Output]:
         fig, table = scaling.plot_length_scaling(runs, args.threshold, args.use)
         printed = [table.to_string(index=False)]
         notes = findings.length_scaling(table)
-        outputs.append(Output(name, fig, runs, printed=printed, findings=notes))
+        chosen = table[["method", "T", "chosen", "at_edge", "diverged_other_settings"]]
+        outputs.append(Output(name, fig, runs, printed=printed, findings=notes, chosen=chosen))
     return outputs
 
 
@@ -281,10 +316,17 @@ def _write(outputs: list[Output], kind: str, out_dir: Path, command: str) -> lis
     written = []
     for output in outputs:
         png, pdf = save(output.fig, out_dir, output.name)
-        side = sidecar(png, kind, command, header_text(output.fig), output.jobs, output.findings)
+        chosen = None if output.chosen is None else output.chosen.to_dict("records")
+        header = header_text(output.fig)
+        side = sidecar(
+            png, kind, command, header, output.jobs, output.findings, chosen, output.drawn, output.note
+        )
         written += [png, pdf, side]
+        if output.chosen is not None:
+            save_text(output.chosen.to_csv(index=False), out_dir / f"{output.name}_chosen.csv")
+            written.append(out_dir / f"{output.name}_chosen.csv")
         for name, table in output.tables.items():
-            table.to_csv(out_dir / f"{name}.csv", index=False)
+            save_text(table.to_csv(index=False), out_dir / f"{name}.csv")
             written.append(out_dir / f"{name}.csv")
     return written
 

@@ -113,6 +113,7 @@ METHOD_STYLES = {
     "BP (SGD)": Style("#E69F00", "--", "v"),
     "BP (Adam)": Style("#CC79A7", ":", "P"),
     "DTP-PI": Style("#000000", ":", "X"),
+    "DTP-PI (Nesterov 0.9)": Style("#000000", ":", "X"),  # the authors' DTP on the synthetic tasks
     "plain RNN": Style("#777777", "--", "*"),
 }
 _SPARE = [
@@ -173,6 +174,13 @@ def tick_labels(values) -> list[str]:
     if values and all(p is not None for p in powers) and any(abs(p) >= 2 for p in powers):
         return [rf"$10^{{{p}}}$" for p in powers]
     return [f"{v:.3g}" if isinstance(v, numbers.Real) and not isinstance(v, bool) else str(v) for v in values]
+
+
+def value_text(value) -> str:
+    """A config value as plain text: numbers with %g, anything else as its string."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return f"{value:g}"
+    return str(value)
 
 
 def fmt(value) -> str:

@@ -1,5 +1,6 @@
 """What a figure's runs were: the task as run, its budget and seeds, and the guard against
-pooling runs of different tasks or averaging over a key that is not on an axis.
+pooling runs of different tasks or averaging over a key that is not on an axis (refused
+unless asked for with --average-over).
 
     df = with_task(df)                        # adds T, task (readable) and task_slug columns
     for slug, runs in split_tasks(df): ...    # one table per task
@@ -8,23 +9,12 @@ pooling runs of different tasks or averaging over a key that is not on an axis.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 
+from tpri.build import MODELS
 from tpri.collect import UsageError, sequence_length, swept_keys
-
-DATASETS = {
-    "temporal_order": "temporal order",
-    "adding": "adding",
-    "mnist": "sequential MNIST",
-    "digits": "digits 8x8 as a stand-in for MNIST",
-    "fashion_mnist": "Fashion-MNIST",
-    "cifar10": "CIFAR-10",
-    "ptb": "Penn Treebank",
-}
-MODELS = {"rnn": "RNN", "gru": "GRU", "rnn_text": "RNN language model"}
+from tpri.data import TASKS
 
 
 def _get(row: pd.Series, key: str, default=None):
@@ -36,21 +26,23 @@ def _truthy(value) -> bool:
     return str(value).lower() in ("true", "1", "1.0")
 
 
+def _variant(row: pd.Series, name: str) -> tuple[list[str], list[str]]:
+    """The dataset's own (words, slug parts) for this row's options (its Task class's)."""
+    if name not in TASKS:
+        return [], []
+    options = {k.removeprefix("dataset."): _get(row, k) for k in row.index if k.startswith("dataset.")}
+    return TASKS[name].variant({k: v for k, v in options.items() if v is not None})
+
+
 def task_name(row: pd.Series) -> str:
     """The task as run, without T: 'permuted digits 8x8 as a stand-in for MNIST, GRU'."""
     name = str(_get(row, "dataset.name", _get(row, "dataset", "?")))
-    words = [DATASETS.get(name, name)]
+    words = [TASKS[name].label or name if name in TASKS else name]
     if _truthy(_get(row, "dataset.permute", False)):
         words.insert(0, "permuted")
-    if name == "temporal_order" and int(_get(row, "dataset.bits", 1)) != 1:
-        words.append(f"({_get(row, 'dataset.bits')} bits)")
-    if name == "cifar10":
-        if _truthy(_get(row, "dataset.grayscale", False)):
-            words.append("(grey levels)")
-        elif _truthy(_get(row, "dataset.channels_as_steps", False)):
-            words.append("(colour planes as steps)")
+    words += _variant(row, name)[0]
     model = str(_get(row, "model.name", _get(row, "model", "rnn")))
-    return f"{' '.join(words)}, {MODELS.get(model, model)}"
+    return f"{' '.join(words)}, {MODELS[model].label if model in MODELS else model}"
 
 
 def _slug(row: pd.Series, with_length: bool) -> str:
@@ -58,8 +50,7 @@ def _slug(row: pd.Series, with_length: bool) -> str:
     parts = [name]
     if _truthy(_get(row, "dataset.permute", False)):
         parts.append("permuted")
-    if name == "temporal_order" and int(_get(row, "dataset.bits", 1)) != 1:
-        parts.append(f"bits{_get(row, 'dataset.bits')}")
+    parts += _variant(row, name)[1]
     model = str(_get(row, "model.name", _get(row, "model", "rnn")))
     if model != "rnn":
         parts.append(model)
@@ -107,20 +98,46 @@ def refuse_mixed(df: pd.DataFrame, length_is_axis: bool = False) -> None:
         raise UsageError(f"runs of {len(tasks)} different tasks would be pooled: {'; '.join(hints)}")
 
 
-def warn_pooled(jobs: pd.DataFrame, by: list[str], what: str) -> list[str]:
-    """Warn naming the keys that are not in `by`, not the seed, and vary within a group of
-    `by` whose runs are averaged; returns them."""
-    keys = [k for k in swept_keys(jobs) if k not in by and k != "seed"]
+def _distinct_keys(jobs: pd.DataFrame, keys: list[str], *named) -> list[str]:
+    """`keys` without the copies (same value in every job) of a named key or of a shorter
+    kept one, e.g. optimizer.lr_target interpolating lr_target."""
+    named = [k for group in named for k in group if k in jobs]
+    kept: list[str] = []
+    for key in sorted(keys, key=lambda k: (len(k), k)):
+        values = jobs[key].astype(str)
+        others = [k for k in [*named, *kept] if k != key]
+        if not any(values.equals(jobs[other].astype(str)) for other in others):
+            kept.append(key)
+    return kept
+
+
+def check_pooled(jobs: pd.DataFrame, by: list[str], what: str, average_over=()) -> list[str]:
+    """The keys (not in `by`, not the seed) that vary among the runs of one group of `by`, i.e.
+    within one drawn curve or cell. UsageError naming them unless each is in `average_over`
+    (the --average-over of the command line); returns the keys averaged over."""
+    jobs = jobs.drop_duplicates("job_dir")
+    keys = _distinct_keys(
+        jobs, [k for k in swept_keys(jobs) if k not in by and k != "seed"], by, average_over
+    )
     if not keys or jobs.empty:
         return []
     varying = jobs.groupby(by, dropna=False)[keys].nunique(dropna=False).max()
     pooled = [k for k in keys if varying[k] > 1]
-    if pooled:
-        warnings.warn(
-            f"{what}: averaging over runs that differ in {', '.join(pooled)}; filter with --where KEY=VALUE",
-            stacklevel=3,
+    refused = [k for k in pooled if k not in average_over]
+    if refused:
+        raise UsageError(
+            f"{what}: runs drawn together differ in {', '.join(refused)}; keep one value with "
+            f"--where KEY=VALUE or average over it with --average-over {' '.join(refused)}"
         )
     return pooled
+
+
+def pooled_line(jobs: pd.DataFrame, pooled: list[str]) -> list[str]:
+    """The header line naming the keys averaged over (--average-over), none if none."""
+    if not pooled:
+        return []
+    parts = [_values(jobs.drop_duplicates("job_dir"), k, k) or k for k in pooled]
+    return [f"averaged over {'; '.join(parts)} (--average-over)"]
 
 
 def _values(jobs: pd.DataFrame, key: str, name: str, unit: str = "") -> str | None:
@@ -155,4 +172,33 @@ def header_lines(jobs: pd.DataFrame, by: list[str] | None = None) -> list[str]:
     seeds = seed_counts(jobs, by or ["method"])
     line_task = ", ".join([task, *[s for s in sizes if s]])
     line_budget = ", ".join([*[b for b in budget if b], f"{seeds} per setting", f"{len(jobs)} runs"])
-    return [line_task, line_budget]
+    return [*smoke_line(jobs), line_task, line_budget]
+
+
+SMOKE = "SMOKE BUDGET"
+
+
+def smoke_line(jobs: pd.DataFrame) -> list[str]:
+    """'SMOKE BUDGET (sweep x_smoke): ...' when the runs come from a *_smoke sweep."""
+    if "sweep" not in jobs:
+        return []
+    smoke = sorted({str(s) for s in jobs["sweep"].dropna() if str(s).endswith("_smoke")})
+    if not smoke:
+        return []
+    return [f"{SMOKE} (sweep {', '.join(smoke)}): small tasks and budgets, not the paper's"]
+
+
+def machine_line(jobs: pd.DataFrame) -> str:
+    """The header line next to a time axis: the machine the runs' times were measured on (CPU
+    model, cores, threads per job, jobs at once) and the load range at the runs' starts."""
+    jobs = jobs.drop_duplicates("job_dir")
+    if "machine" not in jobs or jobs["machine"].isna().all():
+        return "times measured on: machine not recorded (runs older than this field)"
+    values = jobs["machine"].dropna().astype(str)
+    base = values.str.replace(r", load [0-9.]+ at start$", "", regex=True)
+    loads = pd.to_numeric(values.str.extract(r"load ([0-9.]+) at start$")[0], errors="coerce")
+    text = "; ".join(sorted(base.unique()))
+    if loads.notna().any():
+        low, high = loads.min(), loads.max()
+        text += f"; 1-min load {low:g}" + (f"–{high:g}" if high > low else "") + " at the runs' starts"
+    return f"times measured on: {text}"

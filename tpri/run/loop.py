@@ -25,7 +25,7 @@ import torch
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from tpri.config import ConfigError, check_config, check_resources, plain_config
+from tpri.config import ConfigError, check_config, check_overrides, check_resources, plain_config
 from tpri.diagnostics import (
     bp_adjoints,
     bp_gradients,
@@ -36,10 +36,10 @@ from tpri.diagnostics import (
     step_norms,
 )
 from tpri.inverse import Diverged
-from tpri.io import save_text
+from tpri.io import UnreadableFile, load_torch, save_text
 from tpri.run.divergence import DivergenceRules
 from tpri.run.job import Job
-from tpri.run.provenance import now, provenance
+from tpri.run.provenance import now, provenance, stretch, whole_git
 from tpri.run.record import Record, csv_text
 from tpri.run.rundir import (
     BEST,
@@ -75,15 +75,27 @@ def run(cfg: Mapping, output_dir: str | Path, context: RunContext | None = None)
 
     Raises ConfigError (bad config) or RunDirError (dir busy, unwritable, holding another
     run) before changing anything; JobFailed after recording status `failed`; Interrupted
-    after recording status `interrupted` on SIGTERM / SIGINT / SIGUSR2."""
+    after recording status `interrupted` on a terminating signal (tpri.run.signals.STOP_SIGNALS)."""
     cfg, context = plain_config(cfg), context or RunContext()
+    output_dir = _output_path(output_dir)
     try:
         check_config(cfg)
+        check_overrides(cfg, context.overrides)
         check_resources(cfg)
         return _run_checked(cfg, output_dir, context)
     except ConfigError:
         RunDir(output_dir).discard_if_empty()  # what Hydra made for a rejected first run
         raise
+
+
+def _output_path(output_dir) -> Path:
+    """`output_dir` as a Path; an empty one (which would write into the current directory)
+    or one of another type is refused."""
+    if not isinstance(output_dir, (str, Path)):
+        raise TypeError(f"output_dir must be a path (str or Path), got {type(output_dir).__name__}")
+    if not str(output_dir).strip():
+        raise RunDirError(f"output_dir={str(output_dir)!r} is empty; give the job's directory")
+    return Path(output_dir)
 
 
 def _run_checked(cfg: dict, output_dir: str | Path, context: RunContext) -> dict:
@@ -95,8 +107,12 @@ def _run_checked(cfg: dict, output_dir: str | Path, context: RunContext) -> dict
         for note in prev.notes:
             log.warning("%s%s", context.tag, note)
         rundir.check_same_run(cfg, prev)
+        if not cfg.get("restart"):
+            rundir.check_resumable(cfg, prev)
         try:
             rundir.recover(prev)  # accepted: now damaged files may be moved aside
+            if cfg.get("restart"):
+                prev = rundir.restart(prev)
             if prev.finished(cfg["max_iter"]):
                 return _skip(cfg, rundir, prev, context)
             return Session(cfg, rundir, context, signals).start(prev)
@@ -146,8 +162,8 @@ def reconcile(rundir: RunDir, checkpoint: dict) -> list[Path]:
 
 def _saved_iteration(path: Path) -> int | None:
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)["iteration"]
-    except Exception:  # missing or damaged: rewrite it
+        return load_torch(path)["iteration"]
+    except (UnreadableFile, TypeError, KeyError):  # missing or damaged: rewrite it
         return None
 
 
@@ -161,6 +177,8 @@ class Session:
         self.record: Record | None = None
         self.provenance: dict = {}
         self.best: dict | None = None  # best.pt's content, also kept in every checkpoint
+        self.earlier: list[dict] = []  # the stretches of earlier processes (provenance)
+        self.checkpointed: int | None = None  # iteration of the last checkpoint saved
         self.rules = DivergenceRules.from_config(cfg)
 
     # --- start ---------------------------------------------------------------------------
@@ -208,6 +226,14 @@ class Session:
             return False
         self.record.restore(checkpoint)
         self.best = checkpoint.get("best")
+        self.checkpointed = checkpoint["iteration"]
+        self.earlier = [
+            s for s in checkpoint.get("stretches", []) if s["from_iteration"] < checkpoint["iteration"]
+        ]
+        for s in self.earlier:  # a later stretch killed after this checkpoint: what it kept
+            s["to_iteration"] = min(s["to_iteration"], checkpoint["iteration"])
+        if not self.earlier and checkpoint["iteration"] > 0:  # a checkpoint of tpri 0.1.0
+            self.earlier = [{"from_iteration": 0, "to_iteration": checkpoint["iteration"], "git": None}]
         reconcile(self.rundir, checkpoint)
         return True
 
@@ -293,7 +319,7 @@ class Session:
                 if gone:
                     raise _Stop(gone)
             if cfg["checkpoint_every"] and done % cfg["checkpoint_every"] == 0 and done < cfg["max_iter"]:
-                self.rundir.save_checkpoint(job.state(**record.state(), best=self.best))
+                self._save_checkpoint()
 
     def _direction(self, x, y, it: int):
         """The update direction into p.grad; a failure names its likely cause."""
@@ -366,25 +392,44 @@ class Session:
     def _summary(self, status: str, reason: str | None) -> dict:
         record = self.record
         done = record.iteration - (record.resumed_from or 0)
+        ended = None if status == "running" else now()
+        stretches = self._stretches(ended)
         return {
             **record.summary(status, reason),
+            "checkpoint_iteration": self.checkpointed,
             "its_per_sec": done / self.session_train if self.session_train else None,
             "wall_time": time.perf_counter() - self.clock,
             "train_time": record.train_time,
             "version": self.provenance.get("versions", {}).get("tpri"),
-            "provenance": {**self.provenance, "ended": None if status == "running" else now()},
+            # this process's provenance; `git` and `stretches` cover every stretch of the job
+            "provenance": {
+                **self.provenance,
+                "ended": ended,
+                "git": whole_git(stretches),
+                "stretches": stretches,
+            },
             "config": trajectory_config(self.cfg),
         }
+
+    def _stretches(self, ended: str | None) -> list[dict]:
+        """The earlier processes' stretches (from the checkpoint) and this one's so far."""
+        first = self.record.resumed_from or 0
+        return [*self.earlier, stretch(self.provenance, first, self.record.iteration, ended)]
+
+    def _save_checkpoint(self, ended: str | None = None, **extra) -> None:
+        stretches = self._stretches(ended)
+        self.rundir.save_checkpoint(
+            self.job.state(**self.record.state(), best=self.best, stretches=stretches, **extra)
+        )
+        self.checkpointed = self.record.iteration
 
     def _finish(self, status: str, reason: str | None) -> dict:
         """The final checkpoint (holding the summary, to rebuild it from), then the summary:
         a summary never claims an end whose state was not saved."""
+        self.checkpointed = self.record.iteration  # the checkpoint below, which holds the summary
         summary = self._summary(status, reason)
-        self.rundir.save_checkpoint(
-            self.job.state(
-                **self.record.state(), best=self.best, status=status, reason=reason, summary=summary
-            )
-        )
+        ended = summary["provenance"]["ended"]
+        self._save_checkpoint(ended, status=status, reason=reason, summary=summary)
         self.rundir.save_summary(summary)
         for tracker in self.record.trackers:
             tracker.close(status)
@@ -398,10 +443,7 @@ class Session:
         except OSError:
             pass
         for tracker in self.record.trackers:
-            try:
-                tracker.close(status)
-            except Exception:
-                pass
+            tracker.close(status)  # never raises (tpri.trackers.Guarded)
         log.error("%s%s: %s", self.context.tag, status, reason)
 
 
@@ -418,7 +460,7 @@ def _trackers(cfg: dict, out: Path, tag: str) -> list:
         return []
     from tpri.trackers import make_trackers
 
-    return make_trackers(cfg["logger"], out, f"{out.parent.name}/{out.name}")
+    return make_trackers(cfg["logger"], out, f"{out.parent.name}/{out.name}", tag)
 
 
 @contextlib.contextmanager

@@ -94,28 +94,76 @@ def scheduler() -> dict | None:
     return {"name": "slurm", **{k: v for k, v in found.items() if v is not None}}
 
 
+def cpu_model() -> str | None:
+    """The CPU's model name from /proc/cpuinfo (Linux), None elsewhere."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def machine() -> dict:
+    """What the timings of a run depend on besides the run: CPU model, cores, load at start."""
+    try:
+        load = round(os.getloadavg()[0], 2)
+    except OSError:
+        load = None
+    return {"cpu": cpu_model() or platform.machine() or "cpu", "cores": os.cpu_count(), "load_1min": load}
+
+
 def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
 def provenance(device: torch.device, overrides: list[str] | None, started: str) -> dict:
-    from tpri import __version__
-
     return {
         "git": git_state(),
         "versions": {
             "python": platform.python_version(),
-            "tpri": __version__,
-            "torch": torch.__version__,
+            "tpri": _version("tpri"),  # pyproject's version, the one version string
+            "torch": str(torch.__version__),
             "numpy": _version("numpy"),
             "hydra": _version("hydra-core"),
             "omegaconf": _version("omegaconf"),
         },
         "device": {"type": device.type, "name": device_name(device), "threads": torch.get_num_threads()},
         "hostname": socket.gethostname(),
+        "machine": machine(),
         "command": command(),
         "scheduler": scheduler(),
         "overrides": list(overrides or []),
         "started": started,
         "ended": None,
     }
+
+
+def stretch(prov: dict, first: int, last: int, ended: str | None) -> dict:
+    """One process's share of a job: iterations first..last, on this code and machine."""
+    return {
+        "from_iteration": first,
+        "to_iteration": last,
+        "started": prov.get("started"),
+        "ended": ended,
+        "git": prov.get("git"),
+        "tpri": prov.get("versions", {}).get("tpri"),
+        "hostname": prov.get("hostname"),
+        "device": prov.get("device", {}).get("name"),
+    }
+
+
+def whole_git(stretches: list[dict]) -> dict | None:
+    """The code state of a result trained in `stretches`: their commit when they share one,
+    else the list of commits in order; dirty when any stretch ran modified code (None when a
+    stretch's state is unknown, e.g. outside a checkout or from a checkpoint of tpri 0.1.0)."""
+    states = [s.get("git") for s in stretches]
+    if not states:
+        return None
+    if any(state is None for state in states):
+        known = [s for s in states if s is not None]
+        commits = list(dict.fromkeys(s["commit"] for s in known))
+        return {"commit": commits[0] if len(commits) == 1 else commits, "dirty": None} if known else None
+    commits = list(dict.fromkeys(s["commit"] for s in states))
+    return {"commit": commits[0] if len(commits) == 1 else commits, "dirty": any(s["dirty"] for s in states)}

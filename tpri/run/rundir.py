@@ -24,7 +24,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 import yaml
 
 from tpri import io
@@ -36,7 +35,7 @@ SUMMARY, METRICS, GRADIENTS = "summary.json", "metrics.csv", "gradients.csv"
 CHECKPOINT, BEST = "checkpoint.pt", "best.pt"
 STATUSES = ("running", "completed", "diverged", "failed", "interrupted")
 # keys that may change between a run and its resumption: they do not alter the trajectory
-RESUMABLE_KEYS = ("max_iter", "checkpoint_every", "threads", "device", "logger")
+RESUMABLE_KEYS = ("max_iter", "checkpoint_every", "threads", "device", "logger", "restart")
 RECORD_FILES = ("config.yaml", "overrides.yaml", "hydra.yaml")
 OWN_FILES = (SUMMARY, METRICS, GRADIENTS, CHECKPOINT, BEST)
 CHECKPOINT_KEYS = (
@@ -123,6 +122,15 @@ class Previous:
             return self.checkpoint["iteration"]
         return (self.summary or {}).get("iteration", 0)
 
+    @property
+    def saved_iteration(self) -> int | None:
+        """The iteration of the last checkpoint the run wrote, as its summary says (summaries
+        of tpri 0.1.0: a completed or interrupted run wrote one where it stopped)."""
+        summary = self.summary or {}
+        if "checkpoint_iteration" in summary:
+            return summary["checkpoint_iteration"]
+        return summary.get("iteration") if summary.get("status") in ("completed", "interrupted") else None
+
     def finished(self, max_iter: int) -> bool:
         """Completed up to max_iter, or diverged: nothing left to train."""
         return self.status == "diverged" or (self.status == "completed" and self.iteration >= max_iter)
@@ -134,6 +142,7 @@ class RunDir:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._lock_fd: int | None = None
+        self._dir_fd: int | None = None
 
     # --- lock ----------------------------------------------------------------------------
     def __enter__(self) -> RunDir:
@@ -144,13 +153,51 @@ class RunDir:
         self.release()
 
     def acquire(self) -> None:
-        """Create the dir if needed and take its exclusive lock, or raise RunDirError."""
+        """Create the dir if needed and take its exclusive locks, or raise RunDirError: the
+        directory's own lock (a file someone deletes by hand cannot undo it), then `run.lock`'s
+        (which tells a second process who holds the dir)."""
         try:
             self.path.mkdir(parents=True, exist_ok=True)
+            self._dir_fd = self._lock_dir()
             while self._lock_fd is None:
                 self._lock_fd = self._try_lock()
         except OSError as err:
+            self._unlock_dir()
             raise RunDirError(f"cannot use output dir: {_os_message(err, self.path)}") from None
+        except RunDirError:
+            self._unlock_dir()
+            raise
+
+    def _lock_dir(self) -> int | None:
+        """Lock the directory itself; None where its file system has no such locks."""
+        fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            os.close(fd)
+            if err.errno in (errno.EAGAIN, errno.EACCES):
+                raise RunDirError(self._busy()) from None
+            return None  # e.g. NFS without directory locks: run.lock's lock alone guards
+        return fd
+
+    def _unlock_dir(self) -> None:
+        if self._dir_fd is not None:
+            os.close(self._dir_fd)
+            self._dir_fd = None
+
+    def _busy(self) -> str:
+        lock = self.path / LOCK
+        try:
+            fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            holder = "(unknown pid: run.lock was removed)"
+        else:
+            holder = _read_holder(fd)
+            os.close(fd)
+        return (
+            f"{self.path} is in use by process {holder} (lock {lock}); "
+            "wait for it to end or choose another output dir"
+        )
 
     def _try_lock(self) -> int | None:
         """Lock `run.lock`; None when the file was replaced meanwhile (retry)."""
@@ -161,13 +208,9 @@ class RunDir:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
-            holder = _read_holder(fd)
             os.close(fd)
             if err.errno in (errno.EAGAIN, errno.EACCES):
-                raise RunDirError(
-                    f"{self.path} is in use by process {holder} (lock {lock}); "
-                    "wait for it to end or choose another output dir"
-                ) from None
+                raise RunDirError(self._busy()) from None
             if err.errno in (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
                 raise RunDirError(
                     f"{lock}: cannot lock it ({os.strerror(err.errno)}): tpri needs flock on the "
@@ -190,6 +233,7 @@ class RunDir:
             (self.path / LOCK).unlink(missing_ok=True)  # before unlocking: no one can hold it
             os.close(self._lock_fd)
             self._lock_fd = None
+        self._unlock_dir()
 
     # --- reading what is there -----------------------------------------------------------
     def read_previous(self) -> Previous:
@@ -198,12 +242,7 @@ class RunDir:
         prev = Previous()
         prev.summary = self._read_summary(prev.notes)
         prev.checkpoint = self._read_checkpoint(prev)
-        if (
-            prev.summary
-            and prev.checkpoint
-            and prev.checkpoint.get("status") == prev.summary["status"]
-            and prev.checkpoint["iteration"] != prev.summary["iteration"]
-        ):
+        if prev.summary and prev.checkpoint and _disagree(prev.summary, prev.checkpoint):
             prev.notes.append(f"{self.path / SUMMARY} disagrees with the checkpoint; rebuilding it")
             prev.summary = None
         try:
@@ -232,14 +271,16 @@ class RunDir:
         if not path.exists() and not path.is_symlink():
             return None
         try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
-            if not _valid_checkpoint(state):
-                raise ValueError("wrong structure")
-            return state
-        except Exception as err:  # any damage: truncated, garbage, wrong pickle, a directory
+            state = io.load_torch(path)  # tensors and plain data only: no pickled code runs
+        except io.UnreadableFile as err:  # truncated, garbage, a foreign pickle, a directory
             prev.damaged_checkpoint = True
-            prev.notes.append(f"{path} is unreadable ({type(err).__name__})")
+            prev.notes.append(f"{err}")
             return None
+        if not _valid_checkpoint(state):
+            prev.damaged_checkpoint = True
+            prev.notes.append(f"{path} is not a tpri checkpoint (wrong structure)")
+            return None
+        return state
 
     def recover(self, prev: Previous) -> None:
         """Once a run is accepted: move a damaged checkpoint aside, remove stale temp files."""
@@ -249,9 +290,9 @@ class RunDir:
         if (self.path / RECORD).is_dir():
             io.remove_stale_temps(self.path / RECORD, RECORD_FILES)
 
-    def set_aside(self, name: str) -> Path:
-        """Rename a damaged file to `<name>.corrupt-<time>` (kept for inspection)."""
-        aside = self.path / f"{name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}"
+    def set_aside(self, name: str, why: str = "corrupt") -> Path:
+        """Rename a damaged (or replaced) file to `<name>.<why>-<time>` (kept for inspection)."""
+        aside = self.path / f"{name}.{why}-{time.strftime('%Y%m%d-%H%M%S')}"
         os.replace(self.path / name, aside)
         log.warning("moved %s to %s", self.path / name, aside.name)
         return aside
@@ -267,6 +308,37 @@ class RunDir:
                 f"{self.path} holds a run with a different config (keys {changed}); "
                 "nothing was changed. Use another output dir or the original config"
             )
+
+    def check_resumable(self, cfg: dict, prev: Previous) -> None:
+        """Refuse (RunRefused, nothing changed) a rerun that would train something other than
+        the run's continuation: its checkpoint is gone (it would start again from iteration 0),
+        or it got beyond this `max_iter` (it would be recorded completed past its own length).
+        `restart=true` skips this check (see `restart`)."""
+        path, max_iter = self.path / CHECKPOINT, cfg["max_iter"]
+        if prev.finished(max_iter):
+            return
+        saved = prev.saved_iteration
+        if prev.checkpoint is None and not prev.damaged_checkpoint and saved:
+            raise RunRefused(
+                f"{path} is missing: the run saved it at iteration {saved} and cannot continue "
+                "without it; nothing was changed. Rerun with restart=true to train it again from "
+                "iteration 0, or use another output dir"
+            )
+        reached = prev.checkpoint["iteration"] if prev.checkpoint else 0
+        if reached > max_iter:
+            raise RunRefused(
+                f"{self.path} holds a run stopped at iteration {reached} ({path}), beyond "
+                f"max_iter={max_iter}; nothing was changed. Give max_iter >= {reached} to continue "
+                "it, restart=true to train it again from iteration 0, or use another output dir"
+            )
+
+    def restart(self, prev: Previous) -> Previous:
+        """restart=true: the checkpoint is set aside and the job trains from iteration 0 (its
+        csv files and best.pt are rewritten as it goes). What remains known: the record."""
+        for name in (CHECKPOINT, GRADIENTS):
+            if (self.path / name).exists() or (self.path / name).is_symlink():
+                self.set_aside(name, "replaced")
+        return Previous(record=prev.record)
 
     # --- writing -------------------------------------------------------------------------
     def write_record(self, cfg: dict, overrides: list[str] | None, hydra_yaml: str | None) -> None:
@@ -314,6 +386,17 @@ def _valid_summary(summary) -> bool:
         and is_count(summary.get("iteration"))
         and all(isinstance(summary.get(k, {}), dict) for k in ("config", "final", "best"))
     )
+
+
+def _disagree(summary: dict, checkpoint: dict) -> bool:
+    """Whether summary.json contradicts the checkpoint of the same stage: a final checkpoint
+    holds the summary written with it (NaN compared as written)."""
+    if checkpoint.get("status") != summary["status"]:
+        return False  # a later stretch wrote it, or the checkpoint is not final: Previous.status
+    if checkpoint["iteration"] != summary["iteration"]:
+        return True
+    kept = checkpoint.get("summary")
+    return kept is not None and json.dumps(kept, sort_keys=True) != json.dumps(summary, sort_keys=True)
 
 
 def _valid_checkpoint(state) -> bool:
