@@ -74,6 +74,8 @@ def test_parallel_local_jobs_share_the_machine(monkeypatch):
 def test_submitit_memory_per_cpu_and_unset_values():
     budget = for_launcher({"_target_": SLURM_LAUNCHER, "cpus_per_task": 4, "mem_per_cpu": "2G"}, 1)
     assert budget.memory == 4 * 2 * 2**30 and budget.cpus == 4 and budget.gpus is None
+    mem = for_launcher({"_target_": SLURM_LAUNCHER, "additional_parameters": {"mem": "3G"}}, 1)
+    assert mem.memory == 3 * 2**30 and "additional_parameters.mem=3G" in mem.memory_from
     unset = for_launcher({"_target_": SLURM_LAUNCHER, "cpus_per_task": None, "mem_gb": None}, 1)
     assert unset == Budget(None, None, None, unset.cpus_from, unset.memory_from)  # left to the job
 
@@ -210,3 +212,24 @@ def test_a_filesystem_without_flock_refuses_the_dir_in_one_line(tmp_path, monkey
         "a filesystem that has it"
     )
     assert not (tmp_path / "run" / "summary.json").exists()
+
+
+def test_a_time_limit_warning_outside_training_ends_nothing(tmp_path):
+    """SLURM's SIGUSR2 can come while Python starts or after the job has finished: ignored
+    there (the job then completes, exit 0); while it trains it checkpoints (test_rundir)."""
+    code = (
+        "import os, signal, sys\n"
+        "from tpri.run.signals import ignore_stray_warnings\n"
+        "ignore_stray_warnings()\n"
+        "os.kill(os.getpid(), signal.SIGUSR2)\n"
+        "from tpri.run import run\n"
+        "run(dict(json_cfg), sys.argv[1])\n"
+        "os.kill(os.getpid(), signal.SIGUSR2)\n"
+    )
+    cfg = compose_config([*TINY, "max_iter=4", "eval_every=2"])
+    script = code.replace("json_cfg", repr(cfg))
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "run")], cwd=ROOT, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert summary(tmp_path / "run")["status"] == "completed"

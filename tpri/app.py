@@ -26,7 +26,7 @@ from tpri.config import ConfigError, plain_config
 from tpri.preflight import FailedJobs, record_failed_job
 from tpri.run import Interrupted, JobFailed, RunContext, RunDirError, RunRefused, run
 from tpri.run.provenance import mark_command
-from tpri.run.signals import mark_launcher
+from tpri.run.signals import ignore_stray_warnings, mark_launcher
 from tpri.schema import register_configs
 
 
@@ -136,6 +136,7 @@ def main() -> None:
     multirun in which some jobs failed, listing them. Hydra's argparse rejects flags between
     overrides, so the value-less flags `-m` / `--multirun` are moved to the front:
     `train.py a=1 -m b=1,2` works."""
+    ignore_stray_warnings()  # a time-limit warning before or after training ends nothing
     register_configs()
     mark_command(sys.argv)
     flags = [a for a in sys.argv[1:] if a in ("-m", "--multirun")]

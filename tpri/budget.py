@@ -7,9 +7,10 @@ checks (`tpri.config.check_resources`).
   MemAvailable of /proc/meminfo; else the physical memory. CPUs: SLURM_CPUS_PER_TASK, else the
   CPUs this process may run on (its affinity). GPUs: what torch sees.
 - Before a sweep, on the submitting machine (`for_launcher(launcher)`): what the launcher gives
-  each job. SLURM / submitit: cpus_per_task, mem_gb (or mem_per_cpu), gpus_per_node, not the
-  submitting host's; Ray: the task's num_cpus / memory / num_gpus; joblib: the machine shared by
-  n_jobs jobs at once (each gets its share of the memory); the basic launcher: the machine.
+  each job. SLURM / submitit: cpus_per_task, mem_gb (or additional_parameters.mem, sbatch's
+  --mem, or mem_per_cpu), gpus_per_node, not the submitting host's; Ray: the task's num_cpus /
+  memory / num_gpus; joblib: the machine shared by n_jobs jobs at once (each gets its share of
+  the memory); the basic launcher: the machine.
   A value the launcher leaves to the cluster (null) is not checked before the sweep; the job
   checks it against its allocation when it starts.
 """
@@ -143,6 +144,11 @@ def _submitit(launcher: dict, slurm: bool) -> Budget:
     if launcher.get("mem_gb") is not None:
         memory = int(launcher["mem_gb"] * 2**30)
         memory_from = f"a job gets (hydra.launcher.mem_gb={launcher['mem_gb']})"
+    elif slurm and (launcher.get("additional_parameters") or {}).get("mem"):  # sbatch --mem
+        given = launcher["additional_parameters"]["mem"]
+        megabytes = _megabytes(str(given))
+        memory = megabytes * 2**20 if megabytes else None
+        memory_from = f"a job gets (hydra.launcher.additional_parameters.mem={given})"
     elif slurm and launcher.get("mem_per_cpu") and cpus:
         megabytes = _megabytes(str(launcher["mem_per_cpu"]))
         memory = megabytes * cpus * 2**20 if megabytes else None

@@ -65,6 +65,14 @@ class SignalCatcher:
 
 
 SCHEDULER_JOB_ENV = "SLURM_JOB_ID"  # set in every process of a SLURM job
+WARNING_SIGNAL = signal.SIGUSR2  # SLURM's warning before a time limit (--signal=USR2@...)
+
+
+def ignore_stray_warnings() -> None:
+    """SIGUSR2 only warns of a coming time limit, but its default action ends the process:
+    outside a job's training (Python starting, data loading, or after the job has ended and
+    recorded its status) it is ignored. While a job trains, SignalCatcher handles it."""
+    signal.signal(WARNING_SIGNAL, signal.SIG_IGN)
 
 
 def mark_launcher() -> None:
