@@ -63,6 +63,7 @@ class Job:
             "torch_rng": torch.get_rng_state(),
             "config": trajectory_config(self.cfg),
             "direction": self.direction.state_dict(),  # DTP's reverse layer; {} otherwise
+            "task": self.task.state_dict(),  # PTB's in-order cursor; {} otherwise
             **extra,
         }
         return state
@@ -78,6 +79,7 @@ class Job:
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         self.direction.load_state_dict(state.get("direction", {}))  # absent before tpri 0.1.0's DTP
+        self.task.load_state_dict(state.get("task", {}))  # absent before PTB's in-order reading
 
     # --- evaluation ----------------------------------------------------------------------
     @torch.no_grad()
