@@ -12,7 +12,10 @@ checkpoint (143 for SIGUSR2): rerunning resumes.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
+import os
+import re
 import sys
 from pathlib import Path
 
@@ -24,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from tpri.config import ConfigError, plain_config
 from tpri.preflight import FailedJobs, preflight, record_failed_job
 from tpri.run import Interrupted, JobFailed, RunContext, RunDirError, RunRefused, run
+from tpri.run.rundir import RunDir
 from tpri.run.signals import mark_launcher
 from tpri.schema import register_configs
 
@@ -113,6 +117,60 @@ def _check_command(argv: list[str]) -> None:
         sys.exit(2)
 
 
+def _launch() -> None:
+    """Hand the command to Hydra. A worker process of a parallel launcher (joblib) that died
+    (SIGKILL, the OOM killer) ends the sweep: its jobs left `running` with no process are
+    recorded `failed`, and one line says which, exit 1; any other error Hydra reports as
+    it always does."""
+    from hydra._internal.utils import run_and_report
+
+    user_choice = os.environ.get(FULL_ERROR)
+    os.environ[FULL_ERROR] = "1"  # Hydra raises instead of printing: a lost worker is ours to report
+    # after a lost worker, multiprocessing's resource tracker (a child) would warn of the
+    # semaphores the dead worker held: two lines about an internal detail
+    quiet = "ignore:resource_tracker:UserWarning"
+    os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), quiet]))
+    try:
+        _hydra_main()
+    except Exception as err:
+        _restore_env(FULL_ERROR, user_choice)
+        if type(err).__name__ != "TerminatedWorkerError" or FailedJobs.sweep_dir is None:
+            run_and_report(functools.partial(_reraise, err))  # Hydra's own report of it
+            raise
+        _lost_workers(err, Path(FailedJobs.sweep_dir))
+    finally:
+        _restore_env(FULL_ERROR, user_choice)
+
+
+FULL_ERROR = "HYDRA_FULL_ERROR"
+
+
+def _reraise(err: BaseException):
+    raise err
+
+
+def _restore_env(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
+def _lost_workers(err: Exception, sweep_dir: Path) -> None:
+    """One line naming the jobs a dead worker took down (recorded `failed`), exit 1."""
+    codes = re.search(r"exit codes of the workers are \{(.*?)\}", str(err))
+    how = f" ({codes[1]})" if codes else ""
+    reason = f"its worker process died{how}; rerun the same command to resume it"
+    lost = [job.name for job in sorted(sweep_dir.iterdir()) if job.is_dir() and RunDir(job).mark_lost(reason)]
+    jobs = ", ".join(lost) if lost else "none left running"
+    print(
+        f"sweep {sweep_dir} stopped: a worker process died{how}; jobs recorded failed: {jobs}; "
+        "rerun the same command to resume them",
+        file=sys.stderr,
+    )
+    sys.exit(1)
+
+
 def main() -> None:
     """Console entry: check every job, then hand the command to Hydra; exit 1 after a
     multirun in which some jobs failed, listing them. Hydra's argparse rejects flags between
@@ -123,9 +181,9 @@ def main() -> None:
     sys.argv[1:] = flags + [a for a in sys.argv[1:] if a not in ("-m", "--multirun")]
     _check_command(sys.argv[1:])
     mark_launcher()
-    FailedJobs.found = []
+    FailedJobs.found, FailedJobs.sweep_dir = [], None
     try:
-        _hydra_main()
+        _launch()
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)

@@ -257,8 +257,10 @@ class FailedJobs(Callback):
     `record_failed_job` from whichever process ran them), for tpri.app to list at the end."""
 
     found: list[str] = []
+    sweep_dir: str | None = None  # of the multirun this process launched
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        FailedJobs.sweep_dir = config.hydra.sweep.dir
         (Path(config.hydra.sweep.dir) / FAILED_JOBS).unlink(missing_ok=True)  # this command's only
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:

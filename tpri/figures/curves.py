@@ -167,7 +167,7 @@ def selection_rule(df: pd.DataFrame) -> str:
     last = int(df["iteration"].max()) if len(df) else 0
     return (
         "selection per method: the setting with the smallest area under the train-loss curve "
-        f"(train batches' loss at every evaluation, iterations 0..{last}, mean over seeds)"
+        f"(train loss at every evaluation, iterations 0..{last}, mean over seeds)"
     )
 
 

@@ -164,15 +164,20 @@ def gradients(grads: pd.DataFrame, metrics: pd.DataFrame) -> list[str]:
         if rows.empty:
             continue
         by_step = rows.groupby("step")[column].mean()
-        zero = by_step[by_step <= 0].index
         name = f"{rows['method'].iloc[0]} run's {readable(column)}"
         top, bottom = _num(by_step.loc[steps]), _num(by_step.iloc[0])
         text = f"{name} (mean over iterations): {top} at t={steps:g}, {bottom} at t=1"
-        positive = by_step[by_step > 0]
+        positive = rows[rows[column] > 0]
         if len(positive):
-            text += f"; smallest non-zero {_num(positive.min())} at t={positive.idxmin():g}"
+            text += f"; smallest non-zero {_num(positive[column].min())}"
+        zero = rows[rows[column] <= 0]
         if len(zero):
-            text += f"; exactly 0 at {len(zero)} steps (t ≤ {zero.max():g})"
+            always = (rows.groupby("step")[column].max() <= 0).sum()
+            its = zero["iteration"].nunique()
+            text += (
+                f"; exactly 0 (every entry 0) up to t={zero['step'].max():g} in {its} of "
+                f"{rows['iteration'].nunique()} iterations, at every iteration for {always} steps"
+            )
         out.append(text)
     for column in (direction_column(metrics), "w_spectral_norm"):
         if column not in metrics:

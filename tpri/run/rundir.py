@@ -334,6 +334,21 @@ class RunDir:
                 self.set_aside(name, "replaced")
         return Previous(record=prev.record)
 
+    def mark_lost(self, reason: str) -> bool:
+        """A job left `running` by a process that is gone (its lock is free) is recorded
+        `failed` with `reason`; True when it was. A job someone holds is left alone."""
+        if not (self.path / SUMMARY).is_file():
+            return False
+        try:
+            with self:
+                summary = self._read_summary([])
+                if summary is None or summary["status"] != "running":
+                    return False
+                self.save_summary({**summary, "status": "failed", "reason": reason})
+                return True
+        except (OSError, RunDirError):
+            return False
+
     # --- writing -------------------------------------------------------------------------
     def write_record(self, cfg: dict, overrides: list[str] | None, hydra_yaml: str | None) -> None:
         """The accepted config (resolved), the overrides and Hydra's settings, in `.hydra/`."""
