@@ -415,6 +415,7 @@ def test_a_jobs_checkpoint_carries_the_in_order_cursor(tmp_path):
     from helpers import compose_config
 
     from tpri.run.job import Job
+    from tpri.run.rundir import Checkpoint
 
     write_ptb(tmp_path)
     cfg = compose_config(
@@ -425,6 +426,6 @@ def test_a_jobs_checkpoint_carries_the_in_order_cursor(tmp_path):
     job = Job(cfg)
     first = [job.task.sample(8, job.generator)[0] for _ in range(2)]
     resumed = Job(cfg)
-    resumed.load(job.state())
+    resumed.load(Checkpoint(**job.state(), iteration=2, metrics=[], gradients=[], train_time=0.0))
     assert torch.equal(resumed.task.sample(8, resumed.generator)[0], job.task.sample(8, job.generator)[0])
     assert not torch.equal(first[0], first[1])
