@@ -97,6 +97,14 @@ class Task:
         generator's device."""
         raise NotImplementedError
 
+    def state_dict(self) -> dict:
+        """The state of the training stream beyond the generator (checkpointed with the job);
+        {} for a task whose batches depend on the generator only."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore `state_dict()`."""
+
     def test_set(self) -> tuple[Tensor, Tensor]:
         """The fixed held-out set used for test loss / accuracy."""
         raise NotImplementedError

@@ -79,6 +79,7 @@ class Checkpoint:
     status: str | None = None  # once the job has ended: one of STATUSES, with its reason
     reason: str | None = None
     summary: dict | None = None  # the final summary, to rebuild summary.json from
+    task: dict | None = None  # the task's stream state (PTB's in-order cursor); {} or None: none
 
     @classmethod
     def from_state(cls, state) -> Checkpoint | None:
