@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from fakeruns import curve, gradients, write_bench, write_job, write_multirun
 
-from tpri.figures import cli
+from tpri.figures import cli, registry
 from tpri.figures.cli import KINDS, collect_main, plot_main
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
@@ -359,3 +359,13 @@ def test_heatmap_over_a_string_key_with_a_diverged_cell(tmp_path, capsys, quick_
     )
     assert plot_main(["heatmap", str(tmp_path / "runs"), "--y", "optimizer.name"]) == 0
     assert "diverged: BP (SGD, Nesterov 0.9) lr=1 optimizer.name=sgd" in capsys.readouterr().out
+
+
+def test_every_sweep_has_one_figure_kind_in_the_registry():
+    sweeps = sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "sweep").glob("*.yaml"))
+    missing = [s for s in sweeps if s not in registry.NOT_PLOTTED and registry.kind_of(s) is None]
+    assert not missing  # a new sweep needs its figure kind in tpri/figures/registry.py
+    assert set(registry.KINDS) == set(cli.PLOTS)  # every kind has a plot function and a caption
+    assert registry.plot_args("sensitivity_reg") == ["sensitivity", "--key", "reg"]
+    assert registry.plot_args("convergence_mnist_smoke") == ["convergence"]
+    assert registry.main(["no_such_sweep", "dir"]) == 2

@@ -12,7 +12,11 @@ checkpoint (143 for SIGUSR2): rerunning resumes.
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib.util
 import logging
+import os
+import re
 import sys
 from pathlib import Path
 
@@ -21,10 +25,13 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from tpri import preflight
 from tpri.config import ConfigError, plain_config
-from tpri.preflight import FailedJobs, preflight, record_failed_job
+from tpri.preflight import FailedJobs, record_failed_job
 from tpri.run import Interrupted, JobFailed, RunContext, RunDirError, RunRefused, run
-from tpri.run.signals import mark_launcher
+from tpri.run.provenance import mark_command
+from tpri.run.rundir import RunDir
+from tpri.run.signals import ignore_stray_warnings, mark_launcher
 from tpri.schema import register_configs
 
 
@@ -50,8 +57,15 @@ def _context() -> RunContext:
     return RunContext(
         overrides=list(hc.overrides.task),
         hydra_yaml=OmegaConf.to_yaml(OmegaConf.create({"hydra": hc})),
-        tag=f"[job {hc.job.num}] " if sweep else "",
+        tag=f"[job {_job_number(hc)}] " if sweep else "",
     )
+
+
+def _job_number(hc) -> str:
+    """The number of a sweep's job: its dir's (the planned sweeper pins hydra.sweep.subdir to
+    the job's number when it leaves finished jobs out), else Hydra's count."""
+    subdir = str(hc.sweep.subdir)
+    return subdir if subdir.isdigit() else str(hc.job.num)
 
 
 def _fail(message: str, code: int, sweep: bool) -> str:
@@ -86,8 +100,11 @@ def _hydra_main(cfg: DictConfig) -> float | str:
     return float("inf") if loss is None or summary["status"] != "completed" else loss
 
 
-def _check_command(argv: list[str]) -> None:
-    """Compose and check every job the command would run; exit 2 listing the invalid ones."""
+def _check_command(argv: list[str]) -> list[str]:
+    """Compose and check every job the command would run; exit 2 listing the invalid ones.
+    Returns the command for Hydra: `argv`, with the planned sweeper for a basic sweep (it
+    launches the checked jobs without composing each again, and not the finished ones:
+    hydra_plugins/tpri_plugins/sweeper.py)."""
     from hydra._internal.utils import get_args_parser
 
     args = get_args_parser().parse_args(argv)
@@ -102,8 +119,9 @@ def _check_command(argv: list[str]) -> None:
         or args.experimental_rerun
     )
     if other:  # not a training command (--cfg is checked: it shows what would run), or another config
-        return
-    errors = preflight(args.overrides, args.multirun, CONFIG_DIR)
+        return argv
+    plan = preflight.plan(args.overrides, args.multirun, CONFIG_DIR)
+    errors = plan.errors
     if len(errors) == 1 and not errors[0].startswith("job "):
         print(f"Invalid configuration: {errors[0]}", file=sys.stderr)
     elif errors:
@@ -111,6 +129,77 @@ def _check_command(argv: list[str]) -> None:
         print("\n".join(errors), file=sys.stderr)
     if errors:
         sys.exit(2)
+    preflight.CHECKED = plan
+    if plan.jobs is None or any(o.lstrip("+~").startswith("hydra/sweeper=") for o in args.overrides):
+        return argv
+    at = argv.index(args.overrides[0]) if args.overrides else len(argv)  # among the overrides
+    return [*argv[:at], "hydra/sweeper=planned", *argv[at:]]
+
+
+def _launch() -> None:
+    """Hand the command to Hydra. A worker process of a parallel launcher (joblib) that died
+    (SIGKILL, the OOM killer) ends the sweep: its jobs left `running` with no process are
+    recorded `failed`, and one line says which, exit 1; any other error Hydra reports as
+    it always does."""
+    from hydra._internal.utils import run_and_report
+
+    user_choice = os.environ.get(FULL_ERROR)
+    os.environ[FULL_ERROR] = "1"  # Hydra raises instead of printing: a lost worker is ours to report
+    # after a lost worker, multiprocessing's resource tracker (a child) would warn of the
+    # semaphores the dead worker held: two lines about an internal detail
+    quiet = "ignore:resource_tracker:UserWarning"
+    os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), quiet]))
+    try:
+        _hydra_main()
+    except Exception as err:
+        _restore_env(FULL_ERROR, user_choice)
+        if type(err).__name__ != "TerminatedWorkerError" or FailedJobs.sweep_dir is None:
+            run_and_report(functools.partial(_reraise, err))  # Hydra's own report of it
+            raise
+        _lost_workers(err, Path(FailedJobs.sweep_dir))
+    finally:
+        _restore_env(FULL_ERROR, user_choice)
+
+
+FULL_ERROR = "HYDRA_FULL_ERROR"
+
+
+def _reraise(err: BaseException):
+    raise err
+
+
+def _restore_env(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
+def _lost_workers(err: Exception, sweep_dir: Path) -> None:
+    """One line naming the jobs a dead worker took down (recorded `failed`), exit 1."""
+    codes = re.search(r"exit codes of the workers are \{(.*?)\}", str(err))
+    how = f" ({codes[1]})" if codes else ""
+    reason = f"its worker process died{how}; rerun the same command to resume it"
+    lost = [job.name for job in sorted(sweep_dir.iterdir()) if job.is_dir() and RunDir(job).mark_lost(reason)]
+    jobs = ", ".join(lost) if lost else "none left running"
+    print(
+        f"sweep {sweep_dir} stopped: a worker process died{how}; jobs recorded failed: {jobs}; "
+        "rerun the same command to resume them",
+        file=sys.stderr,
+    )
+    sys.exit(1)
+
+
+def _expose_plugins() -> None:
+    """Hydra finds plugins by scanning the folders of the `hydra_plugins` namespace on
+    sys.path; an editable install (pip install -e .) maps tpri's plugins without putting their
+    folder there, so it is added (a checkout or a wheel has it already)."""
+    spec = importlib.util.find_spec("hydra_plugins.tpri_plugins")
+    if spec is None or spec.origin is None:
+        return
+    root = str(Path(spec.origin).parents[2])
+    if root not in sys.path:
+        sys.path.append(root)
 
 
 def main() -> None:
@@ -118,14 +207,17 @@ def main() -> None:
     multirun in which some jobs failed, listing them. Hydra's argparse rejects flags between
     overrides, so the value-less flags `-m` / `--multirun` are moved to the front:
     `train.py a=1 -m b=1,2` works."""
+    ignore_stray_warnings()  # a time-limit warning before or after training ends nothing
+    _expose_plugins()
     register_configs()
+    mark_command(sys.argv)
     flags = [a for a in sys.argv[1:] if a in ("-m", "--multirun")]
     sys.argv[1:] = flags + [a for a in sys.argv[1:] if a not in ("-m", "--multirun")]
-    _check_command(sys.argv[1:])
+    sys.argv[1:] = _check_command(sys.argv[1:])
     mark_launcher()
-    FailedJobs.found = []
+    FailedJobs.found, FailedJobs.sweep_dir = [], None
     try:
-        _hydra_main()
+        _launch()
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)

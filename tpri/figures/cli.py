@@ -34,14 +34,14 @@ from tpri.collect import (
     swept_keys,
     write_results,
 )
-from tpri.figures import curves, findings, grids, scaling
+from tpri.figures import curves, findings, grids, registry, scaling
 from tpri.figures.report import findings_markdown, sidecar, write_index
 from tpri.figures.style import header_text, save, value_text
 from tpri.figures.tasks import split_tasks, with_task
 from tpri.figures.tuning import choices_table
 from tpri.io import save_text
 
-KINDS = ["convergence", "heatmap", "winner", "sensitivity", "gradients", "length_scaling", "compute"]
+KINDS = list(registry.KINDS)
 
 
 @dataclass

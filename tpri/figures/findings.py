@@ -13,7 +13,7 @@ import pandas as pd
 from tpri.collect import summarize
 from tpri.figures.curves import GRADIENT_PANELS, direction_column, diverged_at, gradient_source, tuned
 from tpri.figures.style import readable, value_text
-from tpri.figures.tuning import UNTUNED, choice_of, edge_note
+from tpri.figures.tuning import UNTUNED, choice_of, edge_note, runs_text
 
 
 def _num(value: float) -> str:
@@ -76,7 +76,7 @@ def convergence(df: pd.DataFrame, metrics=("train_loss", "test_accuracy")) -> li
     for choice in choices:
         if choice.diverged_other:
             method, n = choice.group["method"], choice.diverged_other
-            out.append(f"{method}: {n} runs of its other settings diverged")
+            out.append(f"{method}: {runs_text(n)} of its other settings diverged")
     edge = edge_note(choices)
     return [*out, edge] if edge else out
 
@@ -164,15 +164,20 @@ def gradients(grads: pd.DataFrame, metrics: pd.DataFrame) -> list[str]:
         if rows.empty:
             continue
         by_step = rows.groupby("step")[column].mean()
-        zero = by_step[by_step <= 0].index
         name = f"{rows['method'].iloc[0]} run's {readable(column)}"
         top, bottom = _num(by_step.loc[steps]), _num(by_step.iloc[0])
         text = f"{name} (mean over iterations): {top} at t={steps:g}, {bottom} at t=1"
-        positive = by_step[by_step > 0]
+        positive = rows[rows[column] > 0]
         if len(positive):
-            text += f"; smallest non-zero {_num(positive.min())} at t={positive.idxmin():g}"
+            text += f"; smallest non-zero {_num(positive[column].min())}"
+        zero = rows[rows[column] <= 0]
         if len(zero):
-            text += f"; exactly 0 at {len(zero)} steps (t ≤ {zero.max():g})"
+            always = (rows.groupby("step")[column].max() <= 0).sum()
+            its = zero["iteration"].nunique()
+            text += (
+                f"; exactly 0 (every entry 0) up to t={zero['step'].max():g} in {its} of "
+                f"{rows['iteration'].nunique()} iterations, at every iteration for {always} steps"
+            )
         out.append(text)
     for column in (direction_column(metrics), "w_spectral_norm"):
         if column not in metrics:
@@ -203,7 +208,7 @@ def length_scaling(table: pd.DataFrame) -> list[str]:
         out.append(f"{method}: solves " + ", ".join(parts))
         other = int(rows["diverged_other_settings"].sum())
         if other:
-            out.append(f"{method}: {other} runs of settings not chosen diverged")
+            out.append(f"{method}: {runs_text(other)} of settings not chosen diverged")
     return out
 
 

@@ -15,32 +15,12 @@ from pathlib import Path
 import pandas as pd
 
 from tpri.collect import DataError
+from tpri.figures.registry import KINDS
 from tpri.figures.style import plain
 from tpri.figures.tasks import SMOKE
 from tpri.io import save_text
 
 MARK = "tpri-figure"  # key of the sidecar files, to tell them from other json files
-CAPTIONS = {
-    "convergence": "Train loss and test accuracy against iterations (top) and training seconds "
-    "(bottom), each method at its setting with the smallest area under the "
-    "train-loss curve over its grid (named in the legend); X: a run diverged, at the iteration "
-    "where it diverged.",
-    "heatmap": "Mean over training of the metric for every setting of the grid, mean over "
-    "seeds; × with an iteration: a run of that setting diverged there (not scored).",
-    "winner": "Which method family has the larger area under the test-accuracy curve in each "
-    "cell of sequence length × width, each tuned by its train-loss area; the number is "
-    "the signed margin in percentage points; † counts diverged runs.",
-    "sensitivity": "The metric against iterations for each value of one hyperparameter, one "
-    "panel per method; X: diverged, at the iteration where it did.",
-    "gradients": "Per time step and iteration, the norm of BP's adjoints and of TP's target "
-    "displacements, both from the same TP run at the same iterations (norms in float64, grey: "
-    "exactly 0), then the norm of each method's direction before the step (sum over the RNN's "
-    "tensors of the gradient norm, before lr and momentum) and the spectral norm of W.",
-    "length_scaling": "Share of seeds that reach the accuracy threshold against the sequence "
-    "length, each method at its best setting per length.",
-    "compute": "Median time per training iteration against T and the width, and the peak "
-    "memory against T when the benchmark recorded it.",
-}
 
 
 def run_table(jobs: pd.DataFrame) -> list[dict]:
@@ -81,7 +61,7 @@ def sidecar(
         "kind": kind,
         "png": png.name,
         "pdf": png.with_suffix(".pdf").name,
-        "caption": " ".join(t for t in (CAPTIONS.get(kind, ""), note) if t),
+        "caption": " ".join(t for t in (KINDS[kind].caption if kind in KINDS else "", note) if t),
         "header": header,
         "command": command,
         "runs": 0 if drawn is None else int(drawn["job_dir"].nunique()),

@@ -12,6 +12,7 @@ import io
 import math
 import numbers
 import re
+import textwrap
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,12 +52,16 @@ LABELS = {
     "test_accuracy": "test accuracy",
     "test_perplexity": "test perplexity",
     "update_norm": r"update norm $\Vert W_{k+1} - W_k\Vert_F$",
+    "adjoint_norm": r"BP adjoint norm $\Vert\partial\ell/\partial h_t\Vert$",
+    "displacement_norm": r"TP displacement norm $\Vert v_t - h_t\Vert$",
     "direction_norm": "direction norm Σ‖grad‖ of the RNN\n(before lr and momentum)",
     "w_spectral_norm": r"spectral norm $\Vert W\Vert_2$",
 }
 
 
 MATHTEXT = {
+    r"\Vert ": "‖",
+    r"\partial ": "∂",
     r"\gamma_\theta": "γ_θ",
     r"\gamma_h": "γ_h",
     r"\Vert": "‖",
@@ -229,11 +234,16 @@ def new_figure(nrows: int = 1, ncols: int = 1, width: float = 4.2, height: float
 
 def set_header(fig: Figure, title: str, lines: list[str]) -> None:
     """The figure's header: what it shows, then the task, budget and seeds lines."""
-    fig.suptitle("\n".join([title, *lines]), fontsize=9, linespacing=1.35)
+    width = max(60, int(fig.get_figwidth() * 17))  # characters of 9-pt text across the figure
+    wrapped = [part for line in [title, *lines] for part in textwrap.wrap(line, width) or [""]]
+    fig.suptitle("\n".join(wrapped), fontsize=9, linespacing=1.35)
+    fig.tpri_header = [title, *lines]  # the lines before wrapping, for captions and tests
 
 
 def header_text(fig: Figure) -> str:
     """The text of the header (for captions and tests)."""
+    if hasattr(fig, "tpri_header"):
+        return "\n".join(fig.tpri_header)
     return fig._suptitle.get_text() if fig._suptitle is not None else ""
 
 
