@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.util
 import logging
 import os
 import re
@@ -24,11 +25,13 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from tpri import preflight
 from tpri.config import ConfigError, plain_config
-from tpri.preflight import FailedJobs, preflight, record_failed_job
+from tpri.preflight import FailedJobs, record_failed_job
 from tpri.run import Interrupted, JobFailed, RunContext, RunDirError, RunRefused, run
+from tpri.run.provenance import mark_command
 from tpri.run.rundir import RunDir
-from tpri.run.signals import mark_launcher
+from tpri.run.signals import ignore_stray_warnings, mark_launcher
 from tpri.schema import register_configs
 
 
@@ -54,8 +57,15 @@ def _context() -> RunContext:
     return RunContext(
         overrides=list(hc.overrides.task),
         hydra_yaml=OmegaConf.to_yaml(OmegaConf.create({"hydra": hc})),
-        tag=f"[job {hc.job.num}] " if sweep else "",
+        tag=f"[job {_job_number(hc)}] " if sweep else "",
     )
+
+
+def _job_number(hc) -> str:
+    """The number of a sweep's job: its dir's (the planned sweeper pins hydra.sweep.subdir to
+    the job's number when it leaves finished jobs out), else Hydra's count."""
+    subdir = str(hc.sweep.subdir)
+    return subdir if subdir.isdigit() else str(hc.job.num)
 
 
 def _fail(message: str, code: int, sweep: bool) -> str:
@@ -90,8 +100,11 @@ def _hydra_main(cfg: DictConfig) -> float | str:
     return float("inf") if loss is None or summary["status"] != "completed" else loss
 
 
-def _check_command(argv: list[str]) -> None:
-    """Compose and check every job the command would run; exit 2 listing the invalid ones."""
+def _check_command(argv: list[str]) -> list[str]:
+    """Compose and check every job the command would run; exit 2 listing the invalid ones.
+    Returns the command for Hydra: `argv`, with the planned sweeper for a basic sweep (it
+    launches the checked jobs without composing each again, and not the finished ones:
+    hydra_plugins/tpri_plugins/sweeper.py)."""
     from hydra._internal.utils import get_args_parser
 
     args = get_args_parser().parse_args(argv)
@@ -106,8 +119,9 @@ def _check_command(argv: list[str]) -> None:
         or args.experimental_rerun
     )
     if other:  # not a training command (--cfg is checked: it shows what would run), or another config
-        return
-    errors = preflight(args.overrides, args.multirun, CONFIG_DIR)
+        return argv
+    plan = preflight.plan(args.overrides, args.multirun, CONFIG_DIR)
+    errors = plan.errors
     if len(errors) == 1 and not errors[0].startswith("job "):
         print(f"Invalid configuration: {errors[0]}", file=sys.stderr)
     elif errors:
@@ -115,6 +129,11 @@ def _check_command(argv: list[str]) -> None:
         print("\n".join(errors), file=sys.stderr)
     if errors:
         sys.exit(2)
+    preflight.CHECKED = plan
+    if plan.jobs is None or any(o.lstrip("+~").startswith("hydra/sweeper=") for o in args.overrides):
+        return argv
+    at = argv.index(args.overrides[0]) if args.overrides else len(argv)  # among the overrides
+    return [*argv[:at], "hydra/sweeper=planned", *argv[at:]]
 
 
 def _launch() -> None:
@@ -171,15 +190,30 @@ def _lost_workers(err: Exception, sweep_dir: Path) -> None:
     sys.exit(1)
 
 
+def _expose_plugins() -> None:
+    """Hydra finds plugins by scanning the folders of the `hydra_plugins` namespace on
+    sys.path; an editable install (pip install -e .) maps tpri's plugins without putting their
+    folder there, so it is added (a checkout or a wheel has it already)."""
+    spec = importlib.util.find_spec("hydra_plugins.tpri_plugins")
+    if spec is None or spec.origin is None:
+        return
+    root = str(Path(spec.origin).parents[2])
+    if root not in sys.path:
+        sys.path.append(root)
+
+
 def main() -> None:
     """Console entry: check every job, then hand the command to Hydra; exit 1 after a
     multirun in which some jobs failed, listing them. Hydra's argparse rejects flags between
     overrides, so the value-less flags `-m` / `--multirun` are moved to the front:
     `train.py a=1 -m b=1,2` works."""
+    ignore_stray_warnings()  # a time-limit warning before or after training ends nothing
+    _expose_plugins()
     register_configs()
+    mark_command(sys.argv)
     flags = [a for a in sys.argv[1:] if a in ("-m", "--multirun")]
     sys.argv[1:] = flags + [a for a in sys.argv[1:] if a not in ("-m", "--multirun")]
-    _check_command(sys.argv[1:])
+    sys.argv[1:] = _check_command(sys.argv[1:])
     mark_launcher()
     FailedJobs.found, FailedJobs.sweep_dir = [], None
     try:

@@ -18,6 +18,7 @@ import functools
 import typing
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 from hydra import initialize_config_dir, initialize_config_module
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
@@ -31,6 +32,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
+from tpri.budget import Budget, for_launcher
 from tpri.config import (
     ConfigError,
     accepted,
@@ -41,21 +43,45 @@ from tpri.config import (
     plain_config,
     show,
 )
+from tpri.data import check_files
 from tpri.run.rundir import RunDir, RunRefused
 from tpri.schema import GROUPS, Spec, register_configs
 
-BASIC_SWEEPER = f"{BasicSweeper.__module__}.{BasicSweeper.__name__}"
+# sweepers that launch the expansion of hydra.sweeper.params and the command line's overrides
+BASIC_SWEEPERS = (
+    f"{BasicSweeper.__module__}.{BasicSweeper.__name__}",
+    "hydra_plugins.tpri_plugins.sweeper.PlannedSweeper",
+)
+
+
+class Plan(NamedTuple):
+    """What the preflight found for a command: one line per job that cannot run ([]: all can),
+    and for a basic sweep its jobs (override lists, in Hydra's order) and the numbers of those
+    already finished in their dirs (the sweeper launches neither these nor, again, composes
+    the others: `hydra_plugins.tpri_plugins.PlannedSweeper`)."""
+
+    errors: list[str]
+    jobs: list[list[str]] | None = None
+    finished: frozenset[int] = frozenset()
+
+
+CHECKED: Plan | None = None  # the plan of the command this process runs (set by tpri.app)
 
 
 def preflight(
     overrides: list[str], multirun: bool, config_dir: str, config_name: str = "config"
 ) -> list[str]:
     """One line per invalid job of `train.py [-m] overrides` ([] when all are valid)."""
+    return plan(overrides, multirun, config_dir, config_name).errors
+
+
+def plan(overrides: list[str], multirun: bool, config_dir: str, config_name: str = "config") -> Plan:
+    """Compose and check every job of `train.py [-m] overrides`; nothing is written."""
     register_configs()
     try:
         null_groups(overrides)
     except ConfigError as err:
-        return [str(err)]
+        return Plan([str(err)])
     with _initialize(config_dir):
         hydra = GlobalHydra.instance().hydra
         try:
@@ -63,29 +89,63 @@ def preflight(
                 config_name, overrides, run_mode=RunMode.MULTIRUN, validate_sweep_overrides=False
             )
         except Exception as err:  # noqa: BLE001  (any composition error becomes one line)
-            return [one_line(err)]
+            return Plan([one_line(err)])
         multirun = multirun or base.hydra.mode == RunMode.MULTIRUN
-        if not multirun:
-            run_dir = _selected_path(base, "hydra.run.dir")
-            error = check_job(functools.partial(_single_run, hydra, config_name, base), overrides, run_dir)
-            return [error] if error else []
-        if base.hydra.sweeper.get("_target_") != BASIC_SWEEPER:
-            # e.g. Optuna: trials are drawn while the study runs; the rest of the config is
-            # checked now (the swept keys at their defaults), each trial when it runs
-            error = check_job(lambda _: base, overrides)
-            return [error] if error else []
-        composer = JobComposer(hydra, config_name, [o for o in overrides if _is_hydra(o)])
-        jobs, swept = expand_sweep(base, [o for o in overrides if not _is_hydra(o)])
-        errors = []
-        sweep_dir = _selected_path(base, "hydra.sweep.dir")
-        numbered = OmegaConf.to_container(base.hydra.sweep)["subdir"] == "${hydra.job.num}"
-        for num, job in enumerate(jobs):
-            job_dir = sweep_dir / str(num) if sweep_dir and numbered else None
-            error = check_job(composer.compose, job, job_dir)
-            if error:
-                shown = " ".join(o for o in job if o.split("=", 1)[0] in swept)
-                errors.append(f"job {num} ({shown}): {error}")
-        return errors
+        data = DataFiles()
+        try:
+            if not multirun:
+                run_dir = _selected_path(base, "hydra.run.dir")
+                compose = functools.partial(_single_run, hydra, config_name, base)
+                error = inspect_job(compose, overrides, run_dir, data).error
+                return Plan([error] if error else [])
+            if base.hydra.sweeper.get("_target_") not in BASIC_SWEEPERS:
+                # e.g. Optuna: trials are drawn while the study runs; the rest of the config is
+                # checked now (the swept keys at their defaults), each trial when it runs
+                error = inspect_job(lambda _: base, overrides, None, data).error
+                return Plan([error] if error else [])
+            return _plan_sweep(hydra, config_name, base, overrides, data)
+        except MissingData as err:  # the whole command: one line, whichever jobs it concerns
+            return Plan([str(err)])
+
+
+def _plan_sweep(hydra, config_name: str, base: DictConfig, overrides: list[str], data: DataFiles) -> Plan:
+    composer = JobComposer(hydra, config_name, [o for o in overrides if _is_hydra(o)])
+    jobs, swept = expand_sweep(base, [o for o in overrides if not _is_hydra(o)])
+    budget = for_launcher(OmegaConf.to_container(base.hydra.launcher), len(jobs))
+    errors, finished = [], set()
+    sweep_dir = _selected_path(base, "hydra.sweep.dir")
+    numbered = OmegaConf.to_container(base.hydra.sweep)["subdir"] == "${hydra.job.num}"
+    for num, job in enumerate(jobs):
+        job_dir = sweep_dir / str(num) if sweep_dir and numbered else None
+        check = inspect_job(composer.compose, job, job_dir, data, budget)
+        if check.error:
+            shown = " ".join(o for o in job if o.split("=", 1)[0] in swept)
+            errors.append(f"job {num} ({shown}): {check.error}")
+        elif check.finished:
+            finished.add(num)
+    return Plan(errors, jobs, frozenset(finished))
+
+
+class MissingData(ConfigError):
+    """A dataset's files are missing (and download=false): no job of the command can run."""
+
+
+class DataFiles:
+    """Checks that the files of each dataset exist, once per (dataset, folder)."""
+
+    def __init__(self):
+        self.checked: dict[tuple, str | None] = {}
+
+    def check(self, dataset: dict) -> None:
+        key = (dataset["name"], dataset.get("data_dir"), dataset.get("download"))
+        if key not in self.checked:
+            try:
+                check_files(**dataset)
+                self.checked[key] = None
+            except FileNotFoundError as err:
+                self.checked[key] = f"dataset: {err}"
+        if self.checked[key]:
+            raise MissingData(self.checked[key])
 
 
 def _selected_path(cfg: DictConfig, key: str) -> Path | None:
@@ -174,27 +234,51 @@ def _single_run(hydra, config_name: str, base: DictConfig, overrides: list[str])
     return base
 
 
+class JobCheck(NamedTuple):
+    error: str | None  # the one-line reason the job cannot run
+    finished: bool = False  # its dir holds this very run, finished: nothing to launch
+
+
 def check_job(
     compose: Callable[[list[str]], DictConfig], overrides: list[str], job_dir: Path | None = None
 ) -> str | None:
     """Compose one job (`compose(overrides)`) and check it, and that its dir (when known) holds
     no other run; the one-line reason it cannot run, or None."""
+    return inspect_job(compose, overrides, job_dir).error
+
+
+def inspect_job(
+    compose: Callable[[list[str]], DictConfig],
+    overrides: list[str],
+    job_dir: Path | None = None,
+    data: DataFiles | None = None,
+    budget: Budget | None = None,
+) -> JobCheck:
+    """check_job, also telling whether the job's dir holds it finished; with `data`, a dataset
+    whose files are missing raises MissingData; resources checked against `budget` (what the
+    launcher gives the job; default: this machine)."""
     try:
         plain = plain_config(compose(overrides))
         check_config(plain)
         check_overrides(plain, overrides)
-        check_resources(plain)
+        if data is not None:
+            data.check(plain["dataset"])
+        check_resources(plain, budget=budget)
         if job_dir is not None and job_dir.is_dir():
             rundir = RunDir(job_dir)
             prev = rundir.read_previous()  # reads only
             rundir.check_same_run(plain, prev)
-            if not plain.get("restart"):
-                rundir.check_resumable(plain, prev)
+            if plain.get("restart"):  # trained again from scratch: never skipped
+                return JobCheck(None)
+            rundir.check_resumable(plain, prev)
+            return JobCheck(None, prev.finished(plain["max_iter"]))
+    except MissingData:
+        raise
     except (ConfigError, RunRefused) as err:
-        return str(err)
+        return JobCheck(str(err))
     except Exception as err:  # noqa: BLE001
-        return one_line(err)
-    return None
+        return JobCheck(one_line(err))
+    return JobCheck(None)
 
 
 def strict_booleans(cfg: DictConfig, overrides: list[str]) -> None:

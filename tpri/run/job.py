@@ -64,6 +64,7 @@ class Job:
             "torch_rng": torch.get_rng_state(),
             "config": trajectory_config(self.cfg),
             "direction": self.direction.state_dict(),  # DTP's reverse layer; {} otherwise
+            "task": self.task.state_dict(),  # PTB's in-order cursor; {} otherwise
         }
 
     def weights(self, **extra) -> dict:
@@ -78,6 +79,7 @@ class Job:
         self.generator.set_state(checkpoint.generator)
         torch.set_rng_state(checkpoint.torch_rng)
         self.direction.load_state_dict(checkpoint.direction or {})  # absent before tpri 0.1.0's DTP
+        self.task.load_state_dict(checkpoint.task or {})  # absent before PTB's in-order reading
 
     # --- evaluation ----------------------------------------------------------------------
     @torch.no_grad()

@@ -16,6 +16,7 @@ import logging
 import signal
 import sys
 import time
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -238,6 +239,24 @@ class Session:
     # --- the loop ------------------------------------------------------------------------
     def _train(self) -> dict:
         try:
+            return self._train_to_end()
+        except _Stop as stop:  # recorded `interrupted` with its checkpoint
+            self._hand_over(stop)
+
+    def _hand_over(self, stop: _Stop) -> typing.NoReturn:
+        """After the interruption is recorded: a signal goes to the handler installed before
+        ours (submitit's checkpoint-and-requeue, which ends the process) or ends the job as
+        Interrupted; a dead launcher ends it as JobFailed. Whatever they raise, the record
+        stays `interrupted`: the job resumes from its checkpoint."""
+        if self.signals.received:
+            self.signals.stop(
+                f"{self.rundir.path}: interrupted at iteration {self.record.iteration} "
+                f"({stop.reason}); rerun the same command to resume"
+            )
+        raise JobFailed(f"{self.rundir.path}: interrupted ({stop.reason})") from None
+
+    def _train_to_end(self) -> dict:
+        try:
             try:
                 with _bar(self.cfg["max_iter"], self.record.iteration) as bar:
                     self._loop(bar)
@@ -246,12 +265,7 @@ class Session:
                 return self._finish("diverged", str(err))
             except _Stop as stop:
                 self._finish("interrupted", stop.reason)
-                if self.signals.received:
-                    self.signals.stop(
-                        f"{self.rundir.path}: interrupted at iteration {self.record.iteration} "
-                        f"({stop.reason}); rerun the same command to resume"
-                    )
-                raise JobFailed(f"{self.rundir.path}: interrupted ({stop.reason})") from None
+                raise
             if self.record.rows[-1]["iteration"] != self.record.iteration:
                 self._evaluate()  # resumed past a smaller max_iter: the state it ends with
             return self._finish("completed", None)
@@ -261,7 +275,7 @@ class Session:
         except (MemoryError, torch.cuda.OutOfMemoryError) as err:
             self._finish_quietly("failed", f"out of memory: {err}")
             raise JobFailed(f"{self.rundir.path}: out of memory; shrink batch_size or model.hidden") from None
-        except (JobFailed, Interrupted):
+        except (JobFailed, Interrupted, _Stop):
             raise
         except BaseException as err:  # a bug: recorded, then raised
             self._finish_quietly("failed", f"{type(err).__name__}: {err}")

@@ -79,6 +79,7 @@ class Checkpoint:
     status: str | None = None  # once the job has ended: one of STATUSES, with its reason
     reason: str | None = None
     summary: dict | None = None  # the final summary, to rebuild summary.json from
+    task: dict | None = None  # the task's stream state (PTB's in-order cursor); {} or None: none
 
     @classmethod
     def from_state(cls, state) -> Checkpoint | None:
@@ -259,6 +260,12 @@ class RunDir:
             os.close(fd)
             if err.errno in (errno.EAGAIN, errno.EACCES):
                 raise RunDirError(self._busy()) from None
+            if err.errno in (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+                raise RunDirError(
+                    f"{lock}: cannot lock it ({os.strerror(err.errno)}): tpri needs flock on the "
+                    "output dir's filesystem (Lustre: mount with -o flock; NFS: a lock manager); "
+                    "choose an output dir on a filesystem that has it"
+                ) from None
             raise
         if not lock.exists() or os.stat(lock).st_ino != os.fstat(fd).st_ino:
             os.close(fd)  # the holder removed the file between our open and our lock
