@@ -6,6 +6,7 @@ options alone and without allocating anything: its options' schema and checks, i
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import NamedTuple
 
@@ -68,7 +69,8 @@ class Task:
         """Raise ConfigError (a ValueError) naming the first bad `dataset.KEY`: every value
         against `Options` (types, ranges, choices), then `check_rules`. Constructors call it
         with their arguments; the config check calls the same two steps."""
-        check_section("dataset.", options, cls.Options)
+        options = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in options.items()}
+        check_section("dataset.", options, cls.Options)  # a path may be a pathlib.Path
         cls.check_rules(options)
 
     @classmethod
