@@ -115,3 +115,27 @@ ls -a /mnt/runs
     errors = [line for line in proc.stderr.splitlines() if "error:" in line]
     assert len(errors) == 2 and all("cannot write here (No space left on device)" in e for e in errors)
     assert not any(name.endswith(".tmp") for name in lines)  # no temp file left behind
+
+
+def test_a_closed_stdout_prints_no_traceback_and_the_job_completes(tmp_path):
+    """`python train.py ... | head -1`: the reader goes after one line."""
+    import json
+    import os
+
+    from helpers import ROOT, TINY
+
+    out = tmp_path / "run"
+    command = [sys.executable, str(ROOT / "train.py"), *TINY, "max_iter=400", "eval_every=50"]
+    proc = subprocess.Popen(
+        [*command, f"hydra.run.dir={out}"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    proc.stdout.readline()
+    proc.stdout.close()  # as `head -1` does
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=600) == 0
+    assert err == ""
+    assert json.loads((out / "summary.json").read_text())["status"] == "completed"
