@@ -139,3 +139,18 @@ def test_a_closed_stdout_prints_no_traceback_and_the_job_completes(tmp_path):
     assert proc.wait(timeout=600) == 0
     assert err == ""
     assert json.loads((out / "summary.json").read_text())["status"] == "completed"
+
+
+@pytest.mark.parametrize("locale", ["C", "C.UTF-8"])
+def test_a_non_ascii_run_dir_works_under_any_locale(tmp_path, monkeypatch, locale):
+    import json
+
+    from helpers import TINY, train_cli
+
+    from tpri.app import quote_non_ascii
+
+    assert quote_non_ascii("lr=0.1,0.2") == "lr=0.1,0.2" and quote_non_ascii("a='ü'") == "a='ü'"
+    monkeypatch.setenv("LC_ALL", locale)
+    out = tmp_path / "résultats ü" / "run"
+    train_cli(*TINY, "max_iter=10", "eval_every=10", f"hydra.run.dir={out}")
+    assert json.loads((out / "summary.json").read_text())["status"] == "completed"

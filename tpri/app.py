@@ -215,7 +215,7 @@ def main() -> None:
     register_configs()
     mark_command(sys.argv)
     flags = [a for a in sys.argv[1:] if a in ("-m", "--multirun")]
-    sys.argv[1:] = flags + [a for a in sys.argv[1:] if a not in ("-m", "--multirun")]
+    sys.argv[1:] = flags + [quote_non_ascii(a) for a in sys.argv[1:] if a not in ("-m", "--multirun")]
     sys.argv[1:] = _check_command(sys.argv[1:])
     mark_launcher()
     FailedJobs.found, FailedJobs.sweep_dir = [], None
@@ -229,6 +229,16 @@ def main() -> None:
         print(f"{len(FailedJobs.found)} job(s) failed:", file=sys.stderr)
         print("\n".join(f"  {line}" for line in FailedJobs.found), file=sys.stderr)
         sys.exit(1)
+
+
+def quote_non_ascii(arg: str) -> str:
+    """`key=/data/ünï/run` -> `key='/data/ünï/run'`: Hydra's override grammar takes non-ASCII
+    characters (a path in any language, under any locale) only inside quotes. Values that
+    are already quoted, or that sweep, interpolate or nest (`,[]{}$'"`), are left as typed."""
+    key, sep, value = arg.partition("=")
+    if not sep or arg.startswith("-") or value.isascii() or any(c in value for c in ",[]{}()$'\"\\"):
+        return arg
+    return f"{key}='{value}'"
 
 
 def _quiet_if_stdout_closed() -> None:
