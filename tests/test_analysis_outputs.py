@@ -154,3 +154,19 @@ def test_a_non_ascii_run_dir_works_under_any_locale(tmp_path, monkeypatch, local
     out = tmp_path / "résultats ü" / "run"
     train_cli(*TINY, "max_iter=10", "eval_every=10", f"hydra.run.dir={out}")
     assert json.loads((out / "summary.json").read_text())["status"] == "completed"
+
+
+def test_make_figures_outside_the_venv_finds_its_python_or_says_what_to_do(tmp_path):
+    from helpers import ROOT
+
+    script = str(ROOT / "scripts" / "make_figures.sh")
+    bare = {"PATH": "/usr/bin:/bin", "PYTHON": str(tmp_path / "no-python")}
+    proc = subprocess.run(["bash", script, "smoke"], env=bare, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        f"{script}: no python with tpri installed; activate its venv (source .venv/bin/activate), "
+        "run 'make setup', or set PYTHON=/path/to/python"
+    ]
+    given = {"PATH": "/usr/bin:/bin", "PYTHON": sys.executable, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(["bash", script, "bogus"], env=given, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.startswith("usage: ")  # got past the python check
