@@ -170,3 +170,27 @@ def test_make_figures_outside_the_venv_finds_its_python_or_says_what_to_do(tmp_p
     given = {"PATH": "/usr/bin:/bin", "PYTHON": sys.executable, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(["bash", script, "bogus"], env=given, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.startswith("usage: ")  # got past the python check
+
+
+def test_without_a_home_directory_the_data_dir_says_what_to_set(tmp_path, monkeypatch, capsys):
+    """HOME unset and a user the passwd database does not know (os.path.expanduser's fallback)."""
+    import pwd
+
+    from tpri.app import main
+
+    def unknown(uid):
+        raise KeyError(uid)
+
+    monkeypatch.delenv("HOME", raising=False)
+    monkeypatch.delenv("TPRI_DATA", raising=False)
+    monkeypatch.setattr(pwd, "getpwuid", unknown)
+    monkeypatch.setattr(sys, "argv", ["train.py", "dataset=mnist", f"hydra.run.dir={tmp_path}/run"])
+    with pytest.raises(SystemExit) as code:
+        main()
+    assert code.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.endswith(
+        "dataset.data_dir=~/.cache/tpri/mnist: no home directory to expand '~' to (HOME is unset); "
+        "set TPRI_DATA=/path/to/data or dataset.data_dir=/path/to/data"
+    )
+    assert not (tmp_path / "run").exists() and not Path("~").exists()

@@ -24,6 +24,18 @@ FLOAT, INDEX = 4, 8  # bytes of a float32 value, of an int64 token id
 EVAL_CHUNK = 1000  # sequences per forward pass when a model is evaluated on a task's fixed sets
 
 
+def data_folder(data_dir: str) -> Path:
+    """`data_dir` with `~` expanded; FileNotFoundError (one line, what to set) when there is no
+    home directory to expand it to (HOME unset and a user without a passwd entry)."""
+    folder = os.path.expanduser(data_dir)
+    if folder.startswith("~"):
+        raise FileNotFoundError(
+            f"dataset.data_dir={data_dir}: no home directory to expand '~' to (HOME is unset); "
+            "set TPRI_DATA=/path/to/data or dataset.data_dir=/path/to/data"
+        )
+    return Path(folder)
+
+
 class Shape(NamedTuple):
     """What a dataset gives the model, from its options (for the memory estimate)."""
 
