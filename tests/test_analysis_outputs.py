@@ -194,3 +194,19 @@ def test_without_a_home_directory_the_data_dir_says_what_to_set(tmp_path, monkey
         "set TPRI_DATA=/path/to/data or dataset.data_dir=/path/to/data"
     )
     assert not (tmp_path / "run").exists() and not Path("~").exists()
+
+
+def test_a_users_metrics_csv_in_a_dir_without_a_tpri_run_is_not_overwritten(tmp_path):
+    from helpers import TINY, train_cli
+
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "metrics.csv").write_text("my,own\n1,2\n")
+    proc = train_cli(*TINY, "max_iter=10", "eval_every=10", f"hydra.run.dir={out}", check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"Invalid configuration: {out} holds files that are not a tpri run's (metrics.csv: "
+        "no .hydra/config.yaml, summary.json or checkpoint.pt); nothing was changed. Use another output dir"
+    ]
+    assert (out / "metrics.csv").read_text() == "my,own\n1,2\n"
+    assert not (out / "summary.json").exists() and not (out / ".hydra").exists()

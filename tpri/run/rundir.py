@@ -347,15 +347,29 @@ class RunDir:
         return aside
 
     def check_same_run(self, cfg: dict, prev: Previous) -> None:
-        """Refuse a config whose trajectory differs from the run already in the dir."""
+        """Refuse a config whose trajectory differs from the run already in the dir, and a dir
+        holding files named like a run's (metrics.csv, ...) with no trace of a tpri run (no
+        record, summary or checkpoint): they are someone else's, never overwritten."""
         theirs = prev.config
         if theirs is None:
+            self._check_foreign(prev)
             return
         changed = sorted(_diff_keys(trajectory_config(cfg), theirs))
         if changed:
             raise RunRefused(
                 f"{self.path} holds a run with a different config (keys {changed}); "
                 "nothing was changed. Use another output dir or the original config"
+            )
+
+    def _check_foreign(self, prev: Previous) -> None:
+        ours = prev.summary or prev.checkpoint or prev.record or prev.damaged_checkpoint
+        ours = ours or (self.path / SUMMARY).exists() or (self.path / RECORD / "config.yaml").exists()
+        clashing = [n for n in (METRICS, GRADIENTS, BEST) if (self.path / n).exists()]
+        if clashing and not ours:
+            raise RunRefused(
+                f"{self.path} holds files that are not a tpri run's ({', '.join(clashing)}: no "
+                f"{RECORD}/config.yaml, {SUMMARY} or {CHECKPOINT}); nothing was changed. "
+                "Use another output dir"
             )
 
     def check_resumable(self, cfg: dict, prev: Previous) -> None:
