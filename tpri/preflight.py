@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import os
 import typing
 from collections.abc import Callable
 from pathlib import Path
@@ -35,18 +36,40 @@ from tpri.config import ConfigError, accepted, check_config, check_resources, fi
 from tpri.run.rundir import RunDir, RunRefused
 from tpri.schema import GROUPS, Spec, register_configs
 
+REFUSED = "Refused: "  # starts the line of a job whose dir holds another run
 BASIC_SWEEPER = f"{BasicSweeper.__module__}.{BasicSweeper.__name__}"
+
+
+@dataclasses.dataclass
+class Plan:
+    """What a command would run, found while checking it (nothing is written)."""
+
+    errors: list[str] = dataclasses.field(default_factory=list)  # one line per invalid job
+    multirun: bool = False
+    output_dir: Path | None = None  # the run dir, or the sweep dir of a multirun
+    fresh: bool = False  # output_dir is the timestamped default (`${now:...}`): a new dir
+    jobs: list[list[str]] = dataclasses.field(default_factory=list)  # each job's overrides
+    swept: list[str] = dataclasses.field(default_factory=list)  # the keys that vary, in order
+    configs: list[dict] = dataclasses.field(default_factory=list)  # the valid jobs' configs
+    launcher: str = "basic"  # hydra/launcher choice
+    parallel: int = 1  # jobs at a time (joblib's n_jobs)
+    drawn: bool = False  # a sweeper that draws its jobs as it goes (Optuna): jobs unknown
 
 
 def preflight(
     overrides: list[str], multirun: bool, config_dir: str, config_name: str = "config"
 ) -> list[str]:
     """One line per invalid job of `train.py [-m] overrides` ([] when all are valid)."""
+    return plan_command(overrides, multirun, config_dir, config_name).errors
+
+
+def plan_command(overrides: list[str], multirun: bool, config_dir: str, config_name: str = "config") -> Plan:
+    """Compose and check every job of `train.py [-m] overrides`: the Plan, with its errors."""
     register_configs()
     try:
         null_groups(overrides)
     except ConfigError as err:
-        return [str(err)]
+        return Plan(errors=[str(err)])
     with _initialize(config_dir):
         hydra = GlobalHydra.instance().hydra
         try:
@@ -54,29 +77,55 @@ def preflight(
                 config_name, overrides, run_mode=RunMode.MULTIRUN, validate_sweep_overrides=False
             )
         except Exception as err:  # noqa: BLE001  (any composition error becomes one line)
-            return [one_line(err)]
-        multirun = multirun or base.hydra.mode == RunMode.MULTIRUN
-        if not multirun:
-            run_dir = _selected_path(base, "hydra.run.dir")
-            error = check_job(functools.partial(_single_run, hydra, config_name, base), overrides, run_dir)
-            return [error] if error else []
+            return Plan(errors=[one_line(err)])
+        plan = _plan_of(base, multirun or base.hydra.mode == RunMode.MULTIRUN)
+        if not plan.multirun:
+            error = check_job(
+                functools.partial(_single_run, hydra, config_name, base),
+                overrides,
+                plan.output_dir,
+                plan.configs,
+            )
+            plan.errors = [error] if error else []
+            plan.jobs = [list(overrides)]
+            return plan
         if base.hydra.sweeper.get("_target_") != BASIC_SWEEPER:
             # e.g. Optuna: trials are drawn while the study runs; the rest of the config is
             # checked now (the swept keys at their defaults), each trial when it runs
-            error = check_job(lambda _: base, overrides)
-            return [error] if error else []
+            plan.drawn = True
+            error = check_job(lambda _: base, overrides, None, plan.configs)
+            plan.errors = [error] if error else []
+            return plan
         composer = JobComposer(hydra, config_name, [o for o in overrides if _is_hydra(o)])
         jobs, swept = expand_sweep(base, [o for o in overrides if not _is_hydra(o)])
-        errors = []
-        sweep_dir = _selected_path(base, "hydra.sweep.dir")
+        plan.jobs = jobs
+        plan.swept = [k for k in dict.fromkeys(o.split("=", 1)[0] for job in jobs for o in job) if k in swept]
+        sweep_dir = plan.output_dir
         numbered = OmegaConf.to_container(base.hydra.sweep)["subdir"] == "${hydra.job.num}"
         for num, job in enumerate(jobs):
             job_dir = sweep_dir / str(num) if sweep_dir and numbered else None
-            error = check_job(composer.compose, job, job_dir)
+            error = check_job(composer.compose, job, job_dir, plan.configs)
             if error:
                 shown = " ".join(o for o in job if o.split("=", 1)[0] in swept)
-                errors.append(f"job {num} ({shown}): {error}")
-        return errors
+                plan.errors.append(f"job {num} ({shown}): {error}")
+        return plan
+
+
+def _plan_of(base: DictConfig, multirun: bool) -> Plan:
+    """The output dir and launcher of a composed command."""
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    raw = OmegaConf.to_container(base.hydra.sweep if multirun else base.hydra.run)["dir"]
+    launcher = base.hydra.runtime.choices.get("hydra/launcher") or "basic"
+    n_jobs = base.hydra.launcher.get("n_jobs") if "joblib" in launcher else 1
+    if isinstance(n_jobs, int) and n_jobs < 0:  # joblib: -1 is every CPU, -2 all but one, ...
+        n_jobs = max(1, (os.cpu_count() or 1) + 1 + n_jobs)
+    return Plan(
+        multirun=multirun,
+        output_dir=_selected_path(base, key),
+        fresh="${now:" in str(raw),
+        launcher=str(launcher),
+        parallel=n_jobs if isinstance(n_jobs, int) and n_jobs > 0 else 1,
+    )
 
 
 def _selected_path(cfg: DictConfig, key: str) -> Path | None:
@@ -166,10 +215,14 @@ def _single_run(hydra, config_name: str, base: DictConfig, overrides: list[str])
 
 
 def check_job(
-    compose: Callable[[list[str]], DictConfig], overrides: list[str], job_dir: Path | None = None
+    compose: Callable[[list[str]], DictConfig],
+    overrides: list[str],
+    job_dir: Path | None = None,
+    accepted_configs: list[dict] | None = None,
 ) -> str | None:
     """Compose one job (`compose(overrides)`) and check it, and that its dir (when known) holds
-    no other run; the one-line reason it cannot run, or None."""
+    no other run; the one-line reason it cannot run, or None (and its config is appended to
+    `accepted_configs` when given)."""
     try:
         plain = plain_config(compose(overrides))
         check_config(plain)
@@ -177,8 +230,12 @@ def check_job(
         if job_dir is not None and job_dir.is_dir():
             rundir = RunDir(job_dir)
             rundir.check_same_run(plain, rundir.read_previous())  # reads only
-    except (ConfigError, RunRefused) as err:
+        if accepted_configs is not None:
+            accepted_configs.append(plain)
+    except ConfigError as err:
         return str(err)
+    except RunRefused as err:
+        return f"{REFUSED}{err}"
     except Exception as err:  # noqa: BLE001
         return one_line(err)
     return None

@@ -42,7 +42,7 @@ from tpri.run.rundir import (
     RunDirError,
     trajectory_config,
 )
-from tpri.run.signals import Interrupted, SignalCatcher, launcher_gone
+from tpri.run.signals import Interrupted, SignalCatcher, in_worker, launcher_gone
 
 log = logging.getLogger("tpri")
 
@@ -215,7 +215,7 @@ class Session:
                 if self.signals.received:
                     self.signals.stop(
                         f"{self.rundir.path}: interrupted at iteration {self.record.iteration} "
-                        f"({stop.reason}); rerun the same command to resume"
+                        f"({stop.reason})"
                     )
                 raise JobFailed(f"{self.rundir.path}: interrupted ({stop.reason})") from None
             if self.record.rows[-1]["iteration"] != self.record.iteration:
@@ -258,7 +258,7 @@ class Session:
             bar.update(1)
             if done % cfg["eval_every"] == 0 or done == cfg["max_iter"]:
                 row = self._evaluate()
-                bar.set_postfix(loss=f"{row['train_loss']:.4g}", acc=f"{row['test_accuracy']:.3f}")
+                bar.set_postfix(train_loss=f"{row['train_loss']:.4g}", test_acc=f"{row['test_accuracy']:.3f}")
                 _check_loss_rule(record)
                 self._write_summary("running")
                 gone = launcher_gone()
@@ -407,8 +407,9 @@ def _check_loss_rule(record: Record) -> None:
 
 @contextlib.contextmanager
 def _bar(total: int, initial: int):
-    """A progress bar on a terminal, with log lines printed around it; nothing otherwise."""
-    interactive = sys.stderr.isatty()
+    """A progress bar on a terminal, with log lines printed around it; nothing otherwise, nor
+    in a launcher's worker (parallel jobs would redraw one line in turn)."""
+    interactive = sys.stderr.isatty() and not in_worker()
     with contextlib.ExitStack() as stack:
         if interactive:
             stack.enter_context(logging_redirect_tqdm(loggers=[logging.getLogger()]))
