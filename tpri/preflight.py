@@ -254,7 +254,21 @@ def strict_booleans(cfg: DictConfig, overrides: list[str]) -> None:
             raise ConfigError(f"{key}={show(value)} is invalid; expected true or false")
 
 
+LAUNCHERS_HINT = "pip install 'tpri[launchers]'"  # the Hydra plugins of the `launchers` extra
+PLUGINS = ("joblib", "submitit", "optuna")
+
+
 def one_line(err: BaseException) -> str:
+    """A composition error as one line naming the full key (see `_one_line`); a launcher or
+    sweeper of the `launchers` extra that is not installed names the pip command."""
+    line = _one_line(err)
+    plugin_group = "hydra/launcher" in line or "hydra/sweeper" in line
+    if plugin_group and any(name in line for name in PLUGINS):
+        line += f" (the joblib, submitit and Optuna plugins come with: {LAUNCHERS_HINT})"
+    return line
+
+
+def _one_line(err: BaseException) -> str:
     """A composition error as one line naming the full key: the OmegaConf cause when there is
     one (wrong type, unknown key, null where a value is required), else Hydra's message."""
     cause = err
