@@ -129,8 +129,12 @@ SWEEP_JOBS_ENV = "TPRI_SWEEP_JOBS"  # the number of jobs of the sweep, for its w
 
 
 def resume_command(directory: str | Path) -> str:
-    """The command that resumes a job dir or a sweep dir, as the user started tpri."""
-    return f"{program()} --resume {shlex.quote(str(directory))}"
+    """The command that resumes a job dir or a sweep dir, as the user started tpri (a dir
+    below the current one relative to it)."""
+    path = Path(directory)
+    if path.is_absolute() and path.is_relative_to(Path.cwd()):
+        path = path.relative_to(Path.cwd())
+    return f"{program()} --resume {shlex.quote(str(path))}"
 
 
 # --- the command line ------------------------------------------------------------------------
