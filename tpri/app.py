@@ -86,8 +86,8 @@ def run_job(cfg: dict, out: str, context: RunContext, sweep_dir: str | None) -> 
         return _fail(f"{context.tag}Invalid configuration: {err}", 2, sweep_dir)
     except RunRefused as err:
         return _fail(f"{context.tag}Refused: {err}", 2, sweep_dir)
-    except JobFailed as err:
-        return _fail(f"{context.tag}{err}{resume}", 1, sweep_dir)
+    except JobFailed as err:  # a sweep's summary names the command that resumes it
+        return _fail(f"{context.tag}{err}{'' if sweep_dir else resume}", 1, sweep_dir)
     except RunDirError as err:
         return _fail(f"{context.tag}{err}", 1, sweep_dir)
     except Interrupted as err:

@@ -226,6 +226,7 @@ def check_job(
     try:
         plain = plain_config(compose(overrides))
         check_config(plain)
+        check_bp_keys(plain, overrides)
         check_resources(plain)
         if job_dir is not None and job_dir.is_dir():
             rundir = RunDir(job_dir)
@@ -239,6 +240,33 @@ def check_job(
     except Exception as err:  # noqa: BLE001
         return one_line(err)
     return None
+
+
+BP_OPTIMIZERS = ("sgd", "adam")
+TP_ONLY_KEYS = ("reg", "lr_target")  # top-level keys that only target propagation reads
+BP_STEP_SIZES = "lr=1e-5 for sgd (the paper's BP on temporal order, Nesterov 0.9), lr=1e-3 for adam"
+
+
+def check_bp_keys(cfg: dict, overrides: list[str]) -> None:
+    """The command line of a BP job (optimizer=sgd or adam): a TP-only key (reg, lr_target)
+    would have no effect, so it is refused; choosing optimizer=sgd/adam there needs its step
+    size there too, as the default lr is TP's (0.1). Experiments (`experiment=*_bp`) and
+    sweeps set both in their configs."""
+    name = cfg["optimizer"]["name"]
+    if name not in BP_OPTIMIZERS:
+        return
+    keys = {o.lstrip("+~").split("=", 1)[0]: o for o in overrides}
+    for key in TP_ONLY_KEYS:
+        if key in keys:
+            raise ConfigError(
+                f"{keys[key]} has no effect with optimizer={name} (back-propagation reads lr and "
+                f"optimizer.*); drop it, or use optimizer=tp"
+            )
+    if "optimizer" in keys and "lr" not in keys and "optimizer.lr" not in keys:
+        raise ConfigError(
+            f"optimizer={name} needs its step size on the command line (the default lr={cfg['lr']} "
+            f"is TP's): e.g. {BP_STEP_SIZES}"
+        )
 
 
 def strict_booleans(cfg: DictConfig, overrides: list[str]) -> None:

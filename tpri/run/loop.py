@@ -272,7 +272,8 @@ class Session:
         try:
             return self.job.direction.backward(self.job.model, x, y, self.job.task.loss)
         except Diverged as err:
-            raise Diverged(f"iteration {it + 1}: {err}; {self._cause()}") from None
+            # `it` updates were applied: the closing line's iteration, named once
+            raise Diverged(f"the update from iteration {it}: {err}; {self._cause()}") from None
 
     def _cause(self) -> str:
         """Which knob most likely caused a divergence, from the state of the parameters."""
