@@ -33,7 +33,15 @@ OPTIMIZERS = {  # interpolations, as Hydra writes .hydra/config.yaml unresolved
     },
     "sgd": {"name": "sgd", "lr": "${lr}", "momentum": 0.9, "nesterov": True},
     "adam": {"name": "adam", "lr": "${lr}"},
-    "dtp": {"name": "dtp", "lr": "${lr}", "lr_target": "${lr_target}", "lr_reverse": 1e-3},
+    "dtp": {  # conf/optimizer/dtp.yaml's defaults: the authors' DTP on the synthetic tasks
+        "name": "dtp",
+        "variant": "authors",
+        "lr": "${lr}",
+        "lr_target": "${lr_target}",
+        "lr_reverse": 1e-3,
+        "momentum": 0.9,
+        "nesterov": True,
+    },
 }
 
 

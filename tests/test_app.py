@@ -99,6 +99,7 @@ def test_diagnostics_are_logged_when_asked(tmp_path):
     assert [r["iteration"] for r in rows] == ["0", "10", "20"]
     for row in rows[:2]:  # the update leaving iterations 0 and 10
         assert float(row["update_norm"]) > 0 and float(row["w_spectral_norm"]) > 0
+        assert float(row["direction_norm"]) > float(row["update_norm"])  # before lr (0.1)
         assert -1 <= float(row["cos_rnn.weight_hh_l0"]) <= 1
     assert rows[2]["update_norm"] == "nan"  # no update leaves the last iterate
     grads = read_metrics(tmp_path / "gradients.csv", drop=())

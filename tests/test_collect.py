@@ -131,7 +131,9 @@ def test_method_labels():
         label("sgd", **{"optimizer.nesterov": False, "optimizer.momentum": 0.5}) == "BP (SGD, momentum 0.5)"
     )
     assert label("adam") == "BP (Adam)"
-    assert label("dtp") == "DTP-PI"
+    assert label("dtp") == "DTP-PI (Nesterov 0.9)"  # the authors' DTP on the synthetic tasks
+    assert label("dtp", **{"optimizer.momentum": 0.0, "optimizer.nesterov": False}) == "DTP-PI"
+    assert label("dtp", **{"optimizer.variant": "separate"}) == "DTP-PI (separate, Nesterov 0.9)"
     assert label("tp", **{"optimizer.momentum": 0.9, "optimizer.nesterov": True}) == "TP (Nesterov 0.9)"
     assert (
         label("tp", **{"optimizer.targets": "difference", "optimizer.update": "local"})

@@ -147,9 +147,27 @@ def test_mnist_n_train_and_normalize(tmp_path):
     with pytest.raises(ValueError, match="n_train=13"):
         make_task("mnist", **options("mnist", data_dir=str(tmp_path), n_train=13))
     norm = make_task("mnist", **options("mnist", data_dir=str(tmp_path), normalize=True))
-    assert abs(norm.x_train.mean()) < 1e-4 and abs(norm.x_train.std() - 1) < 1e-4
-    mean, std = full.x_train.mean(), full.x_train.std()
-    assert torch.allclose(norm.x_test, (full.x_test - mean) / std, atol=1e-5)
+    # the authors' constants, not this file's statistics: a zero pixel becomes -0.1307 / 0.3081
+    assert torch.allclose(norm.x_train, (full.x_train - 0.1307) / 0.3081, atol=1e-6)
+    assert torch.allclose(norm.x_test, (full.x_test - 0.1307) / 0.3081, atol=1e-6)
+
+
+@pytest.mark.parametrize("name, mean, std", [("mnist", 0.1307, 0.3081), ("fashion_mnist", 0.2860, 0.3202)])
+def test_idx_normalize_uses_the_datasets_constants_and_keeps_the_permutation(tmp_path, name, mean, std):
+    arrays = write_idx_dataset(tmp_path)
+    opts = options(name, data_dir=str(tmp_path), normalize=True, permute=True, size_chunk=4)
+    task = make_task(name, **opts)
+    raw = torch.from_numpy(arrays["train-images-idx3-ubyte"]).float().reshape(12, 784) / 255
+    order = torch.randperm(784, generator=torch.Generator().manual_seed(0))
+    expected = ((raw - mean) / std)[:, order].reshape(12, 196, 4)
+    assert torch.allclose(task.x_train, expected, atol=1e-6)
+
+
+def test_digits_normalize():
+    raw = make_task("digits", **options("digits"))
+    norm = make_task("digits", **options("digits", normalize=True))
+    assert torch.allclose(norm.x_train, (raw.x_train - 0.3053) / 0.3761, atol=1e-6)
+    assert abs(norm.x_train.mean()) < 0.05 and abs(norm.x_train.std() - 1) < 0.05
 
 
 def test_mnist_missing_files(tmp_path):
@@ -230,6 +248,22 @@ def test_cifar_layouts(tmp_path):
         make_task(
             "cifar10", **options("cifar10", data_dir=str(tmp_path), grayscale=True, channels_as_steps=True)
         )
+
+
+def test_cifar_normalize_per_channel_in_every_layout(tmp_path):
+    images, _ = write_cifar(tmp_path)
+    planes = torch.from_numpy(images[:20]).float().reshape(20, 3, 1024) / 255
+    mean, std = torch.tensor([0.4914, 0.4822, 0.4465]), torch.tensor([0.247, 0.243, 0.261])
+    standard = (planes - mean[:, None]) / std[:, None]  # (20, 3, 1024)
+    opts = options("cifar10", data_dir=str(tmp_path), normalize=True)
+    steps = make_task("cifar10", **{**opts, "channels_as_steps": True})  # the paper's T = 3072
+    assert steps.x_train.shape == (20, 3072, 1)
+    assert torch.allclose(steps.x_train.flatten(1), standard.flatten(1), atol=1e-6)
+    rgb = make_task("cifar10", **opts)
+    assert torch.allclose(rgb.x_train, standard.transpose(1, 2), atol=1e-6)
+    grey = make_task("cifar10", **{**opts, "grayscale": True})
+    luma = 0.299 * standard[:, 0] + 0.587 * standard[:, 1] + 0.114 * standard[:, 2]
+    assert torch.allclose(grey.x_train.flatten(1), luma, atol=1e-5)
 
 
 def test_cifar_permute_and_n_train(tmp_path):

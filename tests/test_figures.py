@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from fakeruns import curve, gradients, write_bench, write_job, write_multirun
+from matplotlib.collections import PolyCollection
 from matplotlib.colors import to_hex
 
 from tpri import figures
@@ -38,38 +39,59 @@ def line_colors(fig) -> dict:
     """Legend label -> colour of the line handles of a figure's legends."""
     legends = list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend()]
     return {
-        h.get_label(): to_hex(h.get_color())
+        h.get_label().split(" — ")[0]: to_hex(h.get_color())
         for legend in legends
         for h in legend.legend_handles
         if hasattr(h, "get_color")
     }
 
 
-def test_convergence_header_axes_and_band(tmp_path):
-    write_multirun(
+def _seed_runs(tmp_path, seeds: int):
+    return write_multirun(
         tmp_path,
         [
             dict(
                 optimizer=opt,
                 overrides={"seed": s},
-                metrics=curve(loss=(1.4, 0.02 + 0.01 * s), accuracy=(0.25, 0.9 + 0.05 * s)),
+                metrics=curve(loss=(1.4, 0.02 + 0.01 * s), accuracy=(0.25, 0.9 + 0.02 * s)),
             )
             for opt in ("tp", "sgd")
-            for s in range(3)
+            for s in range(seeds)
         ],
     )
-    fig = figures.plot_convergence(collect(tmp_path))
+
+
+def test_convergence_with_three_seeds_draws_each_seed_and_the_median(tmp_path):
+    fig = figures.plot_convergence(collect(_seed_runs(tmp_path, 3)))
     header = figures.header_text(fig)
     assert "temporal order, RNN, T=60, d=100" in header
     assert "batch=20" in header and "iterations=1000" in header and "3 seeds" in header
+    assert "each method at a single setting, not tuned" in header
     loss_ax, acc_ax, loss_time_ax, acc_time_ax = fig.axes
     assert loss_ax.get_yscale() == "log"  # 1.4 -> 0.02: more than a decade
     assert acc_ax.get_ylim() == (0, 1) and acc_time_ax.get_ylim() == (0, 1)
     assert loss_time_ax.get_xlabel() == "training time (s)"
-    band_tops = [path.vertices[:, 1].max() for band in acc_ax.collections for path in band.get_paths()]
-    assert len(band_tops) == 2 and max(band_tops) <= 1.0  # mean 0.95 + std 0.05 clipped
-    assert "mean over seeds" in figure_text(fig) and "clipped to [0, 1]" in figure_text(fig)
+    assert not acc_ax.collections  # no band (PolyCollection) with 3 seeds
+    thin = [line for line in acc_ax.lines if line.get_linewidth() < 1]
+    thick = [line for line in acc_ax.lines if line.get_linewidth() > 2]
+    assert len(thin) == 6 and len(thick) == 2  # 3 seeds + their median, per method
+    tops = sorted(line.get_ydata()[-1] for line in thin[:3])
+    assert tops == pytest.approx([0.9, 0.92, 0.94])  # each seed as it ran
+    assert thick[0].get_ydata()[-1] == pytest.approx(0.92)  # the median
+    assert "thin lines: each of the 3 seeds; thick line: their median" in figure_text(fig)
     assert_written(figures.save(fig, tmp_path / "out", "convergence"))
+
+
+def test_convergence_with_more_seeds_draws_a_quantile_band_valid_on_a_log_axis(tmp_path):
+    fig = figures.plot_convergence(collect(_seed_runs(tmp_path, 5)))
+    loss_ax = fig.axes[0]
+    assert loss_ax.get_yscale() == "log"
+    bands = [c for c in loss_ax.collections if isinstance(c, PolyCollection)]
+    assert len(bands) == 2
+    low = min(path.vertices[:, 1].min() for band in bands for path in band.get_paths())
+    assert low >= 0.02  # the 25% quantile of the seeds, never below the lowest seed (a std can)
+    assert not [line for line in loss_ax.lines if line.get_linewidth() < 1]  # no seed lines
+    assert "band: 25–75% quantiles of the seeds" in figure_text(fig)
 
 
 def test_method_colours_are_the_same_in_every_figure(tmp_path):
@@ -78,7 +100,7 @@ def test_method_colours_are_the_same_in_every_figure(tmp_path):
     first = line_colors(figures.plot_convergence(collect(a)))
     second = line_colors(figures.plot_convergence(collect(b)))
     assert set(first) == {"TP", "BP (SGD, Nesterov 0.9)"}
-    assert set(second) == set(first) | {"BP (Adam)", "DTP-PI"}
+    assert set(second) == set(first) | {"BP (Adam)", "DTP-PI (Nesterov 0.9)"}
     for method, color in first.items():
         assert second[method] == color == to_hex(figures.method_style(method).color)
     assert len(set(second.values())) == 4  # distinct
@@ -95,7 +117,9 @@ def test_diverged_run_ends_with_a_marker_and_says_where(tmp_path):
     fig = figures.plot_convergence(collect(tmp_path))
     assert "BP (SGD, Nesterov 0.9): diverged at it 400" in figure_text(fig)
     marks = [line for line in fig.axes[0].lines if line.get_marker() == "X"]
-    assert len(marks) == 1 and list(marks[0].get_xdata()) == [200]  # last finite train loss
+    # at the iteration where it diverged, not at its last evaluation (200); at its last finite loss
+    assert len(marks) == 1 and list(marks[0].get_xdata()) == [400]
+    assert list(marks[0].get_ydata()) == pytest.approx([1.4 + 0.2 * (0.2 - 1.4)])
 
 
 def test_mixed_tasks_are_refused_with_the_filter_to_use(tmp_path):
@@ -205,6 +229,19 @@ def test_winner_table_by_hand(winner_sweep):
     assert table.loc[(49, 16), "winner"] == "TP" and np.isnan(table.loc[(49, 16), "margin"])
     assert table.loc[(49, 32), "winner"] == "BP"  # BP (Adam) counts as BP
     assert table.loc[(49, 32), "margin"] == pytest.approx(-0.1)
+    # each method's chosen setting, flagged at the edge of its grid {0.1, 1}
+    assert table.loc[(196, 16), "TP_chosen"] == "lr=1" and table.loc[(196, 16), "TP_at_edge"]
+    assert table.loc[(196, 16), "BP_chosen"] == "lr=0.1" and table.loc[(196, 16), "BP_at_edge"]
+    assert table.loc[(49, 32), "TP_chosen"] == "single setting, not tuned"
+
+
+def test_winner_ties_go_to_bp(tmp_path):
+    write_multirun(
+        tmp_path,
+        [mnist_job(tmp_path, 4, 16, o, 0.1, (1.4, 0.2), (0.25, 0.9)) for o in ("tp", "sgd")],
+    )
+    table = figures.winner_table(collect(tmp_path))
+    assert table["margin"].iloc[0] == 0 and table["winner"].iloc[0] == "BP"
 
 
 def test_winner_figure(winner_sweep, tmp_path):
@@ -212,7 +249,9 @@ def test_winner_figure(winner_sweep, tmp_path):
     assert len(table) == 3
     texts = [t.get_text() for t in fig.axes[0].texts]
     # the signed margin TP - BP, as the colour; a dagger counts diverged runs of the cell
-    assert sorted(texts) == ["BP\n−10.0", "BP\n−10.0\n†BP 1", "TP only\n†BP 1"]
+    assert sorted(texts) == ["BP\n−10.0", "BP\n−10.0\n†BP 1\nTP 1!\nBP 0.1!", "TP only\n†BP 1"]
+    assert "2 choices at the edge of their grid (marked !)" in figures.header_text(fig)
+    assert "TP wins only if strictly larger" in figures.header_text(fig)
     assert "percentage points" in figure_text(fig)
     assert "T ∈ {4, 49, 196}" not in figures.header_text(fig)
     assert "sequential MNIST" in figures.header_text(fig)
@@ -269,8 +308,14 @@ def test_gradients(gradient_runs, tmp_path):
     grads.loc[grads["step"] <= 2, "displacement_norm"] = 0.0  # underflow
     fig = figures.plot_gradients(grads, df[df["job_dir"].isin(grads["job_dir"])])
     assert len(fig.axes[0].collections) == 1 and len(fig.axes[1].collections) == 1
-    assert "grey cell: norm exactly 0 (underflow)" in figure_text(fig)
-    assert fig.axes[2].get_yscale() == "log"  # update norms 1 .. 1/401
+    assert "grey cell: norm exactly 0 (every entry of the vector is 0)" in figure_text(fig)
+    # both top panels read the TP run (it logged both), at the same iterations
+    assert all("TP run" in ax.get_title() for ax in fig.axes[:2])
+    tp = grads[grads["job_dir"] == "1"].pivot_table(index="step", columns="iteration", values="adjoint_norm")
+    drawn = fig.axes[0].collections[0].get_array()
+    np.testing.assert_allclose(np.ma.getdata(drawn).ravel(), tp.to_numpy().ravel())
+    assert "same TP run at the same 3 iterations" in figures.header_text(fig)
+    assert fig.axes[2].get_yscale() == "log"  # update norms 1 .. 1/401 (no direction_norm logged)
     assert_written(figures.save(fig, tmp_path / "out", "gradients"))
 
 
@@ -299,6 +344,34 @@ def test_length_scaling(tmp_path):
     marks = [line for line in fig.axes[0].lines if line.get_marker() == "X"]
     assert len(marks) == 1 and list(marks[0].get_xdata()) == [60]
     assert_written(figures.save(fig, tmp_path / "out", "length_scaling"))
+
+
+def test_length_scaling_findings_say_bp_solves_with_a_tuned_lr(tmp_path):
+    jobs = []
+    for length in (10, 20):
+        for seed in (0, 1):
+            for lr in (1e-5, 1e-3, 1e-1):
+                solves = lr == 1e-3 and (length == 10 or seed == 0)
+                jobs.append(
+                    dict(
+                        optimizer="sgd",
+                        overrides={"dataset.length": length, "seed": seed, "lr": lr},
+                        metrics=curve(accuracy=(0.25, 1.0 if solves else 0.3)),
+                        status="diverged" if lr == 1e-1 else "completed",
+                    )
+                )
+                jobs.append(dict(overrides={"dataset.length": length, "seed": seed, "lr": lr}))
+    write_multirun(tmp_path, jobs)
+    df = collect(tmp_path)
+    fig, table = figures.plot_length_scaling(df, threshold=0.99)
+    notes = findings.length_scaling(table)
+    bp = [n for n in notes if n.startswith("BP")]
+    assert bp[0] == (
+        "BP (SGD, Nesterov 0.9): solves T=10 in 2 of 2 seeds (lr=0.001), T=20 in 1 of 2 seeds (lr=0.001)"
+    )
+    assert bp[1] == "BP (SGD, Nesterov 0.9): 4 runs of settings not chosen diverged"
+    assert "selection per method and T: the setting with the largest share" in figures.header_text(fig)
+    assert any("tuned per T over lr ∈ {1e-05, 0.001, 0.1}" in t for t in figure_text(fig).splitlines())
 
 
 def test_tick_labels_use_one_format_per_axis():

@@ -211,8 +211,19 @@ def test_every_kind_through_its_script_then_the_report(sweep, tmp_path, capsys, 
     assert "step size γ_θ (lr)" in page and "$" not in page  # mathtext made plain
     # what the runs show, computed from them: lr=0.1 (smaller area) ends at train loss 0.01
     convergence = json.loads((out / "convergence.json").read_text())["findings"]
-    assert convergence[1].startswith("TP: final train_loss 0.01, 0.01 (seeds 0, 1, iteration 1000)")
-    assert "<li>TP: final train_loss 0.01, 0.01" in page
+    assert convergence[1].startswith(
+        "TP [lr=0.1, tuned over lr ∈ {0.1, 1}; at the edge of its grid (lr)]: train loss: "
+        "seed 0: 0.01 at it 1000 (best 0.01 at it 1000); seed 1: 0.01 at it 1000"
+    )
+    assert "<li>TP [lr=0.1, tuned over" in page
+    # every TP-vs-BP figure's sidecar names each method's chosen setting
+    chosen = json.loads((out / "convergence.json").read_text())["chosen"]
+    assert {r["method"]: r["chosen"] for r in chosen}["TP"] == "lr=0.1"
+    assert (out / "convergence_chosen.csv").exists()
+    for name in ("winner", "length_scaling"):
+        rows = json.loads((out / f"{name}.json").read_text())["chosen"]
+        assert rows and all(str(v) for r in rows for k, v in r.items() if k.endswith("chosen")), name
+    assert "TP_chosen" in pd.read_csv(out / "winner.csv")
 
 
 def test_report_without_figures(tmp_path, capsys):

@@ -125,18 +125,22 @@ def test_a_second_writer_is_refused_while_the_lock_is_held(finished, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_second_writer_is_refused_and_the_first_run_is_not_harmed(tmp_path):
+@pytest.mark.parametrize("lock_deleted", [False, True])
+def test_a_second_writer_is_refused_and_the_first_run_is_not_harmed(tmp_path, lock_deleted):
     out = tmp_path / "run"
     first = _start(out, "max_iter=1500", "eval_every=50", "checkpoint_every=500")
     _wait_for_iteration(out, 50, first)
+    if lock_deleted:  # by hand, e.g. after a SIGKILL left a stale one elsewhere
+        (out / "run.lock").unlink()
     second = train_cli(
         *TINY, "max_iter=1400", "eval_every=50", "checkpoint_every=500", f"hydra.run.dir={out}", check=False
     )
     assert second.returncode != 0
-    assert str(out) in second.stderr and str(first.pid) in second.stderr
+    assert str(out) in second.stderr and "in use by process" in second.stderr
+    assert lock_deleted or str(first.pid) in second.stderr
     assert "Traceback" not in second.stderr
-    first.communicate(timeout=300)
-    assert first.returncode == 0
+    _, stderr = first.communicate(timeout=300)
+    assert first.returncode == 0, stderr
     assert summary(out)["status"] == "completed" and summary(out)["iteration"] == 1500
     assert int(read_metrics(out / "metrics.csv")[-1]["iteration"]) == 1500
     assert not (out / "run.lock").exists()
@@ -145,7 +149,18 @@ def test_a_second_writer_is_refused_and_the_first_run_is_not_harmed(tmp_path):
 # --- signals --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGUSR2, 143)])
+STOPS = [
+    (signal.SIGTERM, 143),
+    (signal.SIGINT, 130),
+    (signal.SIGUSR2, 143),
+    (signal.SIGHUP, 129),  # terminal closed, ssh dropped
+    (signal.SIGQUIT, 131),  # Ctrl-\\
+    (signal.SIGUSR1, 138),  # SLURM --signal=USR1@...
+    (signal.SIGXCPU, 152),  # CPU-time limit (ulimit -t, some schedulers)
+]
+
+
+@pytest.mark.parametrize("sig, code", STOPS)
 def test_a_signal_checkpoints_and_records_interrupted(tmp_path, sig, code):
     out = tmp_path / "run"
     proc = _start(out, "max_iter=100000", "eval_every=50", "checkpoint_every=0")
@@ -155,10 +170,12 @@ def test_a_signal_checkpoints_and_records_interrupted(tmp_path, sig, code):
     assert proc.returncode == code
     assert "Traceback" not in stderr and "interrupted at iteration" in stderr
     state = summary(out)
-    checkpoint = torch.load(out / "checkpoint.pt", weights_only=False)
+    checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
     assert state["status"] == "interrupted" and state["iteration"] >= 100
     assert checkpoint["iteration"] == state["iteration"]
     assert signal.Signals(sig).name in state["reason"]
+    assert not (out / "run.lock").exists()  # released: a rerun resumes at once
+    assert len(stderr.strip().splitlines()) == 1, stderr
 
 
 @pytest.mark.slow
@@ -247,6 +264,17 @@ def test_stale_temp_files_are_removed_on_the_next_run(cfg, tmp_path):
     assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
 
 
+def test_only_temp_files_of_writers_that_are_gone_are_removed(cfg, tmp_path):
+    run(cfg, tmp_path)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    gone = tmp_path / f".metrics.csv.{int(dead.stdout)}-abcd1234.tmp"
+    live = tmp_path / f".summary.json.{os.getppid()}-abcd1234.tmp"  # a live writer's
+    for path in (gone, live):
+        path.write_bytes(b"half")
+    assert io.remove_stale_temps(tmp_path, ["metrics.csv", "summary.json"]) == [gone]
+    assert live.exists()
+
+
 # --- I/O faults -----------------------------------------------------------------------------
 
 
@@ -266,7 +294,7 @@ def test_a_full_disk_at_the_last_checkpoint_records_failed_keeps_earlier_files(c
         run(cfg, tmp_path)
     state = summary(tmp_path)
     assert (state["status"], state["iteration"]) == ("failed", 40) and "No space" in state["reason"]
-    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["iteration"] == 20
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["iteration"] == 20
     assert [int(r["iteration"]) for r in read_metrics(tmp_path / "metrics.csv")] == [0, 20, 40]
     assert not list(tmp_path.glob(".*.tmp"))
     monkeypatch.setattr(io, "save_torch", real)
@@ -376,12 +404,12 @@ def test_a_running_worker_stops_when_its_launcher_dies(tmp_path):
 
 def test_best_and_last_weights_load_back(cfg, tmp_path):
     result = run({**cfg, "max_iter": 60}, tmp_path)
-    best = torch.load(tmp_path / "best.pt", weights_only=False)
+    best = torch.load(tmp_path / "best.pt", weights_only=True)
     assert best["iteration"] == result["best"]["iteration"]
     assert best["metrics"]["test_accuracy"] == result["best"]["test_accuracy"]
     x = torch.zeros(2, 20, 6)
     last = load_model(tmp_path, which="last")
-    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["model"]
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["model"]
     assert all(torch.equal(v, state[k]) for k, v in last.state_dict().items())
     assert load_model(tmp_path, which="best")(x).shape == (2, 4)
     with pytest.raises(ValueError, match="'best', 'last'"):
@@ -438,14 +466,14 @@ def test_a_refused_rerun_does_not_move_a_damaged_checkpoint_or_remove_temp_files
     (tmp_path / ".checkpoint.pt.abcd1234.tmp").write_bytes(b"half")
     before = snapshot(tmp_path)
     with pytest.raises(RunRefused):
-        run({**cfg, "lr": 0.2}, tmp_path)
+        run({**cfg, "lr": 0.2, "optimizer": {**cfg["optimizer"], "lr": 0.2}}, tmp_path)
     assert snapshot(tmp_path) == before
 
 
 def test_rows_and_best_weights_of_a_killed_later_stretch_are_dropped(cfg, tmp_path):
     result = run(cfg, tmp_path)  # completed at 40
     first_rows = (tmp_path / "metrics.csv").read_text()
-    best_iteration = torch.load(tmp_path / "best.pt", weights_only=False)["iteration"]
+    best_iteration = torch.load(tmp_path / "best.pt", weights_only=True)["iteration"]
     # a longer rerun killed before its next checkpoint left rows, a best.pt and a summary
     rows = first_rows + "60,1.0,0.1,1.0,0.1,1.0\n"
     (tmp_path / "metrics.csv").write_text(rows)
@@ -454,13 +482,13 @@ def test_rows_and_best_weights_of_a_killed_later_stretch_are_dropped(cfg, tmp_pa
     skipped = run(cfg, tmp_path)
     assert (skipped["status"], skipped["iteration"]) == ("completed", 40)
     assert (tmp_path / "metrics.csv").read_text() == first_rows
-    assert torch.load(tmp_path / "best.pt", weights_only=False)["iteration"] == best_iteration
+    assert torch.load(tmp_path / "best.pt", weights_only=True)["iteration"] == best_iteration
     assert summary(tmp_path)["iteration"] == 40
 
 
 def test_a_checkpoint_that_does_not_fit_the_model_is_moved_aside_and_the_job_restarts(cfg, tmp_path):
     run({**cfg, "max_iter": 20}, tmp_path)
-    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     state["model"] = {k: torch.zeros(3) for k in state["model"]}
     del state["status"]
     torch.save(state, tmp_path / "checkpoint.pt")

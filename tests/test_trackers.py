@@ -2,8 +2,13 @@
 is read back with its own reader (TensorBoard's EventAccumulator, MlflowClient, the wandb Run)."""
 
 import multiprocessing
+import os
 import shutil
+import subprocess
 import sys
+import tempfile
+import time
+from pathlib import Path
 
 import pytest
 from helpers import compose_config
@@ -161,7 +166,7 @@ def test_mlflow_closes_on_every_status(in_a_copy_of_the_store):
     expected = {"completed": "FINISHED", "diverged": "FINISHED", "failed": "FAILED", "interrupted": "KILLED"}
     for status in expected:
         (tracker,) = make_trackers(
-            {"mlflow": {"experiment_name": "statuses"}}, in_a_copy_of_the_store, status
+            {"mlflow": {"experiment_name": "statuses"}}, in_a_copy_of_the_store / status, status
         )
         tracker.close(status)
     _, runs = _mlflow_runs("sqlite:///outputs/mlflow.db", "statuses")
@@ -179,6 +184,7 @@ def test_mlflow_creates_the_folder_of_a_new_default_store(tmp_path, monkeypatch)
 def test_wandb_runs_offline_in_the_run_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_SILENT", "true")
     (tracker,) = make_trackers({"wandb": {}}, tmp_path, "run")
+    tracker = tracker.tracker  # the wandb tracker inside its guard
     assert tracker.run.offline and tracker.run.name == "run"
     tracker.log_params(CONFIG)
     for row in ROWS:
@@ -188,3 +194,143 @@ def test_wandb_runs_offline_in_the_run_dir(tmp_path, monkeypatch):
     tracker.close("completed")
     (offline,) = (tmp_path / "wandb").glob("offline-run-*")
     assert list(offline.glob("run-*.wandb"))
+
+
+# ---- a tracker never takes training down -----------------------------------------------------------
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _damaged_store(tmp_path, kind: str) -> str:
+    if kind == "directory":
+        (tmp_path / "store.db").mkdir()
+        return f"sqlite:///{tmp_path}/store.db"
+    if kind == "corrupt":
+        (tmp_path / "store.db").write_bytes(b"not a database\n" * 100)
+        return f"sqlite:///{tmp_path}/store.db"
+    if kind == "folder store":
+        return str(tmp_path / "mlruns")
+    return f"http://127.0.0.1:{_free_port()}"  # a server URI with nothing listening
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("directory", "store.db is a directory; expected a SQLite file"),
+        ("corrupt", "store.db is not a SQLite database"),
+        ("folder store", "a folder store is not supported; expected sqlite:///PATH.db"),
+        ("nothing listening", "logger.mlflow: cannot start: API request to http://127.0.0.1:"),
+    ],
+)
+def test_an_mlflow_store_that_cannot_be_used_is_one_config_line(tmp_path, kind, message):
+    uri = _damaged_store(tmp_path, kind)
+    before = time.monotonic()
+    with pytest.raises(ConfigError) as err:
+        make_trackers({"tensorboard": {}, "mlflow": {"tracking_uri": uri}}, tmp_path / "run", "run")
+    assert message in str(err.value) and "\n" not in str(err.value)
+    assert time.monotonic() - before < 60  # MLflow's own retries take minutes
+
+
+def test_a_deleted_experiment_and_a_list_tag_are_config_errors(in_a_copy_of_the_store):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri="sqlite:///outputs/mlflow.db")
+    client.delete_experiment(client.create_experiment("gone"))
+    with pytest.raises(ConfigError, match="experiment_name=gone: the experiment was deleted from sqlite"):
+        make_trackers({"mlflow": {"experiment_name": "gone"}}, in_a_copy_of_the_store / "run", "run")
+    with pytest.raises(ConfigError, match=r"tags=\{'a': \[1, 2\]\} is invalid; expected a mapping of tag"):
+        make_trackers({"mlflow": {"tags": {"a": [1, 2]}}}, in_a_copy_of_the_store / "run", "run")
+
+
+def test_a_resumed_job_continues_its_mlflow_run(in_a_copy_of_the_store):
+    run_dir = in_a_copy_of_the_store / "run"
+    (first,) = make_trackers({"mlflow": {"experiment_name": "resume"}}, run_dir, "job")
+    first.log_params({**CONFIG, "max_iter": 10})
+    first.log_metrics(ROWS[0], step=0)  # then the process is killed: the run stays RUNNING
+    (second,) = make_trackers({"mlflow": {"experiment_name": "resume"}}, run_dir, "job")
+    assert second.tracker.run_id == first.tracker.run_id
+    second.log_params({**CONFIG, "max_iter": 20})  # a longer max_iter on resume
+    second.log_metrics(ROWS[1], step=10)
+    second.close("completed")
+    assert not second.dropped
+    client, (run,) = _mlflow_runs("sqlite:///outputs/mlflow.db", "resume")
+    assert run.info.status == "FINISHED"
+    assert run.data.params["max_iter"] == "10" and run.data.tags["resumed.max_iter"] == "20"
+    history = client.get_metric_history(run.info.run_id, "test_accuracy")
+    assert sorted((m.step, m.value) for m in history) == [(0, 0.25), (10, 0.75)]
+
+
+def test_jobs_sharing_a_tensorboard_save_dir_get_one_folder_each(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    shared = {"tensorboard": {"save_dir": str(tmp_path / "tb")}}
+    for job in ("0", "1"):
+        (tracker,) = make_trackers(shared, tmp_path / "sweep" / job, f"sweep/{job}")
+        _record([tracker], rows=ROWS[int(job) :])
+    for job, steps in (("0", [0, 10]), ("1", [10])):
+        events = EventAccumulator(str(tmp_path / "tb" / "sweep" / job))
+        events.Reload()
+        assert [e.step for e in events.Scalars("train_loss")] == steps
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv")
+def test_a_tensorboard_folder_made_read_only_mid_run_drops_the_tracker_in_one_line():
+    """Run as an unprivileged user (root writes anywhere): the folder and its event file become
+    read-only between two evaluations."""
+    tmp_path = Path(tempfile.mkdtemp(prefix="tpri-nobody-"))  # pytest's own tmp is root's only
+    tmp_path.chmod(0o777)
+    script = (
+        "import logging, os, sys, pathlib\n"
+        "logging.basicConfig(format='%(message)s')\n"
+        "from tpri.trackers import make_trackers\n"
+        "run = pathlib.Path(sys.argv[1])\n"
+        "(t,) = make_trackers({'tensorboard': {}}, run, 'run')\n"
+        "t.log_metrics({'loss': 1.0}, 0)\n"
+        "for p in (run / 'tensorboard').iterdir(): p.chmod(0o444)\n"
+        "(run / 'tensorboard').chmod(0o555)\n"
+        "t.log_metrics({'loss': 0.5}, 1); t.log_metrics({'loss': 0.2}, 2)\n"
+        "t.close('completed')\n"
+        "print('dropped' if t.dropped else 'kept')\n"
+    )
+    proc = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", script]
+        + [str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HOME": str(tmp_path), "PYTHONPATH": str(Path(__file__).parents[1])},
+        timeout=120,
+    )
+    shutil.rmtree(tmp_path)
+    assert proc.returncode == 0 and proc.stdout == "dropped\n", proc.stderr
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith("logger.tensorboard: dropped after a failure (") and "Permission denied" in line
+
+
+@pytest.mark.slow
+def test_an_mlflow_store_locked_mid_run_drops_the_tracker_and_its_run_is_still_closed(store, tmp_path):
+    """A SQLite store held by another process's write transaction for 40 s (MLflow gives up
+    after about 20 s): one line, the tracker dropped, its run FINISHED once the lock is gone."""
+    import sqlite3
+
+    db = tmp_path / "mlflow.db"
+    shutil.copy(store[0], db)
+    (tracker,) = make_trackers({"mlflow": {"tracking_uri": f"sqlite:///{db}"}}, tmp_path / "run", "x")
+    tracker.log_metrics(ROWS[0], step=0)
+    locker = sqlite3.connect(db, isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    tracker.log_metrics(ROWS[1], step=10)
+    assert tracker.dropped
+    time.sleep(max(0.0, 40 - 20))
+    locker.execute("COMMIT")
+    locker.close()
+    tracker.close("completed")
+    client, runs = _mlflow_runs(f"sqlite:///{db}")
+    (run,) = [r for r in runs if r.info.run_id == tracker.tracker.run_id]
+    assert run.info.status == "FINISHED"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "test_accuracy")] == [0]

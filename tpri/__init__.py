@@ -11,16 +11,22 @@ Library use (no Hydra needed)::
     opt.zero_grad(); loss = tp.backward(model, x, y, task.loss); opt.step()
 """
 
+from importlib import metadata
+
 from tpri import data
 from tpri.dtp import DTP
 from tpri.gru import GRU, GRUInverse
 from tpri.inverse import Diverged, RNNInverse
+from tpri.io import UnreadableFile
 from tpri.models import RNN
 from tpri.run import load_model
 from tpri.text_model import TextRNN
 from tpri.tp import Backprop, TargetProp
 
-__version__ = "0.1.0"
+try:  # the one version string is pyproject.toml's, read from the installed package's metadata
+    __version__ = metadata.version("tpri")
+except metadata.PackageNotFoundError:  # a checkout on PYTHONPATH that was never installed
+    __version__ = "unknown"
 
 __all__ = [
     "RNN",
@@ -34,5 +40,6 @@ __all__ = [
     "GRUInverse",
     "data",
     "load_model",
+    "UnreadableFile",
     "__version__",
 ]

@@ -5,12 +5,13 @@ job of a sweep stops the command before any job starts, one line per bad job.
 
 Exit codes: 0 done (completed, diverged or skipped), 1 a job failed or its directory could
 not be used (in a multirun: some jobs did, listed at the end; the others ran), 2 a bad
-configuration or a refused rerun, 130 / 143 interrupted (SIGINT / SIGTERM, SIGUSR2) after a
-checkpoint: rerunning resumes.
+configuration or a refused rerun, 128 + the signal's number when a signal stopped it after a
+checkpoint (143 for SIGUSR2): rerunning resumes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -91,7 +92,8 @@ def run_job(cfg: dict, out: str, context: RunContext, sweep_dir: str | None) -> 
     except RunDirError as err:
         return _fail(f"{context.tag}{err}", 1, sweep_dir)
     except Interrupted as err:
-        print(f"{context.tag}{err}{resume}", file=sys.stderr)
+        with contextlib.suppress(OSError):  # SIGHUP: the terminal may be gone
+            print(f"{context.tag}{err}{resume}", file=sys.stderr)
         sys.exit(err.exit_code)
     finally:
         _busy.clear()

@@ -9,6 +9,7 @@ from torch import nn
 from tpri.dtp import DTP
 from tpri.gru import GRU
 from tpri.models import RNN
+from tpri.spec import ConfigError, show
 from tpri.text_model import TextRNN
 from tpri.tp import Backprop, TargetProp
 
@@ -33,11 +34,27 @@ def make_model(name: str, input_size: int, output_size: int, **options) -> nn.Mo
 
 def make_direction(name: str, **options):
     """The update direction (Backprop, TargetProp, ...) of optimizer config `name`; the step
-    options (STEP_KEYS) are ignored here."""
+    options (STEP_KEYS) are ignored here, except those the direction names in STEP_OPTIONS."""
     if name not in DIRECTIONS:
         raise _unknown("optimizer.name", name, DIRECTIONS)
-    rest = {k: v for k, v in options.items() if k not in STEP_KEYS}
-    return DIRECTIONS[name](**rest)
+    cls = DIRECTIONS[name]
+    shared = getattr(cls, "STEP_OPTIONS", ())  # step options the direction also reads (DTP)
+    rest = {k: v for k, v in options.items() if k not in STEP_KEYS or k in shared}
+    return cls(**rest)
+
+
+def check_step(options: dict) -> None:
+    """ConfigError when the step options of an optimizer section do not fit together: Adam
+    has no momentum, Nesterov needs momentum."""
+    momentum, nesterov = options.get("momentum", 0.0), options.get("nesterov", False)
+    if options.get("step", "sgd") == "adam" and (momentum or nesterov):
+        key, value = ("momentum", momentum) if momentum else ("nesterov", nesterov)
+        raise ConfigError(
+            f"optimizer.{key}={show(value)} does not apply to optimizer.step=adam (Adam has no "
+            f"momentum); set optimizer.momentum=0 and optimizer.nesterov=false, or optimizer.step=sgd"
+        )
+    if nesterov and momentum == 0:
+        raise ConfigError("optimizer.nesterov=true needs optimizer.momentum > 0 (got optimizer.momentum=0)")
 
 
 def make_optimizer(
@@ -47,11 +64,10 @@ def make_optimizer(
     Nesterov) or Adam."""
     if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0:
         raise ValueError(f"lr must be a number > 0, got {lr!r}")
+    check_step(dict(step=step, momentum=momentum, nesterov=nesterov))
     if step == "sgd":
         if not 0 <= momentum < 1:
             raise ValueError(f"optimizer.momentum must be in [0, 1), got {momentum!r}")
-        if nesterov and momentum == 0:
-            raise ValueError("optimizer.nesterov=true needs optimizer.momentum > 0")
         return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov)
     if step == "adam":
         return torch.optim.Adam(params, lr=lr)

@@ -4,8 +4,8 @@ The sweep is ~2T small kernels (T = 784 for sequential MNIST): launched one by o
 a GPU iteration would be bound by launch overhead. A CUDA graph records them once and replays
 them in one launch. The graph reads and writes fixed buffers, so each call copies its inputs in
 (A^T, dl/dh_T and, for per-step losses, dl/dh) and the inverse writes its slopes straight into
-the graph's E buffer, where the sweep turns them into the displacements (see
-`tpri.tp.linearized_sweep`; the caller finishes with `RNNInverse.mul_slope_`).
+the graph's E buffer, where the sweep turns them into the displacements (`linearized_sweep`,
+defined here and run eagerly by `tpri.tp` too; the caller finishes with `RNNInverse.mul_slope_`).
 
 Policy: on CPU tensors, or when capture fails, `run` returns None and the caller sweeps eagerly
 (same function, same numbers). A shape is captured the second time in a row it is seen, and one
@@ -20,6 +20,41 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+
+def linearized_sweep(
+    E: Tensor,
+    grad_last: Tensor,
+    At: Tensor,
+    tanh: bool,
+    grad_steps: Tensor | None,
+    lr_target: float,
+    buffer: Tensor,
+) -> Tensor:
+    """The linearized rule for a tanh / identity RNN in one (T, B, d) buffer E:
+
+        e_T = -lr_target g_T,   e_{k-1} = (e_k / a'_k) @ A^T  (- lr_target g_{k-1})
+
+    tanh: E comes in holding the slopes s_k = 1 / a'_k and leaves holding f_k = e_k * s_k (each
+    e_k multiplies its slope in place as soon as it is known, and f_k is what the next step
+    reads), so the sweep needs no buffer beyond E; `RNNInverse.mul_slope_` turns f back into e.
+    identity: E leaves holding e. Two kernels per step into preallocated memory (nothing is
+    allocated, so a CUDA graph can record it). At (d, d), grad_steps (B, T, d) or None,
+    buffer (B, d) scratch."""
+    steps = E.unbind(0)
+    T = len(steps)
+    current = torch.mul(grad_last, -lr_target, out=buffer)  # e_T
+    for k in range(T - 1, -1, -1):  # current holds e_k (step k, 0-based)
+        if tanh:
+            steps[k].mul_(current)  # f_k = s_k * e_k
+        elif current is not steps[k]:
+            steps[k].copy_(current)
+        if k == 0:
+            break
+        current = torch.mm(steps[k], At, out=buffer if tanh else steps[k - 1])  # e_{k-1}
+        if grad_steps is not None:
+            current.add_(grad_steps[:, k - 1], alpha=-lr_target)
+    return E
 
 
 @dataclass(frozen=True)
@@ -40,8 +75,6 @@ class _Graph:
     """The fixed buffers of one key and the graph recorded on them."""
 
     def __init__(self, key: SweepKey):
-        from tpri.tp import linearized_sweep  # tp imports this module
-
         kw = dict(dtype=key.dtype, device=key.device)
         self.key = key
         self.E = torch.zeros(key.T, key.B, key.d, **kw)

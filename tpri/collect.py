@@ -25,6 +25,7 @@ import pandas as pd
 import yaml
 from omegaconf import OmegaConf
 
+from tpri.data import TASKS
 from tpri.run.rundir import GONE, find_job_dirs, observed_status
 
 ID_COLUMNS = [
@@ -39,6 +40,7 @@ ID_COLUMNS = [
     "stop_iteration",
     "its_per_sec",
     "wall_time",
+    "machine",
 ]
 UNFINISHED = (None, "running", "interrupted")
 METRICS = [
@@ -49,6 +51,7 @@ METRICS = [
     "test_loss",
     "test_accuracy",
     "test_perplexity",
+    "direction_norm",
     "update_norm",
     "w_spectral_norm",
 ]
@@ -56,8 +59,6 @@ GROUPS = ["dataset", "model", "optimizer"]
 # columns that summarize() and the figures add: neither configuration nor raw metrics
 DERIVED = ["last_iteration", "T", "family", "solved", "diverged", "task"]
 DERIVED_PREFIXES = ("cos_", "auc_", "final_", "best_")
-# number of pixels of the image datasets read in chunks of `dataset.size_chunk` pixels
-PIXELS = {"mnist": 784, "fashion_mnist": 784, "digits": 64}
 
 
 class Unreadable(Exception):
@@ -138,6 +139,36 @@ def read_choices(job: Path, config: dict) -> dict:
     return {group: choices.get(group, config.get(f"{group}.name")) for group in GROUPS}
 
 
+def _workers(job: Path, cores) -> int | None:
+    """How many jobs the launcher ran at once (`hydra.launcher.n_jobs`; -1: one per core)."""
+    path = job / ".hydra" / "hydra.yaml"
+    try:
+        n_jobs = int(_load_yaml(path)["hydra"]["launcher"]["n_jobs"])
+    except Exception:
+        return None
+    return (cores or None) if n_jobs < 0 else n_jobs
+
+
+def machine_text(job: Path, summary: dict) -> str | None:
+    """'Intel Xeon, 2 cores, 1 thread per job, 2 jobs at once, load 4.4 at start' from the
+    run's provenance and launcher (what its training times depend on), None if unrecorded."""
+    prov = summary.get("provenance") or {}
+    info, device = prov.get("machine") or {}, prov.get("device") or {}
+    if not info and not device:
+        return None
+    parts = [str(info.get("cpu") or device.get("name") or "?")]
+    if info.get("cores"):
+        parts.append(f"{info['cores']} cores")
+    if device.get("threads"):
+        parts.append(f"{device['threads']} thread{'s' if device['threads'] != 1 else ''} per job")
+    workers = _workers(job, info.get("cores"))
+    if workers:
+        parts.append(f"{workers} jobs at once")
+    if info.get("load_1min") is not None:
+        parts.append(f"load {info['load_1min']:g} at start")
+    return ", ".join(parts)
+
+
 def read_summary(job: Path) -> dict:
     """The job's `summary.json`; unfinished (absent, running) or unparsable ones are Unreadable."""
     path = job / "summary.json"
@@ -196,8 +227,8 @@ def method_label(config: dict) -> str:
     if name not in ("tp", "dtp"):
         return name.upper()
     keys = [("targets", "linearized"), ("update", "graph"), ("step", "sgd")]
-    if name == "dtp":
-        keys = keys[1:]
+    if name == "dtp":  # the authors' DTP by default; tpri's variant named
+        keys = [("variant", "authors"), *keys[1:]]
     words = [str(config.get(f"optimizer.{k}", default)) for k, default in keys]
     words = [w for w, (_, default) in zip(words, keys) if w != default]
     words = [{"adam": "Adam"}.get(w, w) for w in words]
@@ -224,6 +255,7 @@ def read_job(job: Path, root: Path) -> pd.DataFrame:
         "stop_iteration": summary.get("iteration"),
         "its_per_sec": summary.get("its_per_sec"),
         "wall_time": summary.get("wall_time"),
+        "machine": machine_text(job, summary),
         **config,
     }
     if metrics.empty:
@@ -399,13 +431,24 @@ def family(df: pd.DataFrame) -> pd.Series:
 
 
 def sequence_length(df: pd.DataFrame) -> pd.Series:
-    """T per row: pixels / `dataset.size_chunk` for image datasets, else `dataset.length`."""
+    """T per row, as the dataset's Task class computes it from the row's `dataset.*` options
+    (pixels / `dataset.size_chunk` for images, else `dataset.length`); NaN when unknown."""
     name = df["dataset.name"] if "dataset.name" in df else df["dataset"]
-    length = df["dataset.length"] if "dataset.length" in df else pd.Series(np.nan, df.index)
-    if "dataset.size_chunk" in df:
-        pixels = name.map(PIXELS)
-        length = length.where(pixels.isna(), pixels / df["dataset.size_chunk"])
-    return length
+    columns = [c for c in df.columns if c.startswith("dataset.") and c != "dataset.name"]
+    options = df[columns].astype(object).where(df[columns].notna(), None)
+    keys = pd.Series(list(zip(name, *(options[c] for c in columns))), index=df.index)
+    lengths = {key: _steps(key[0], dict(zip(columns, key[1:]))) for key in set(keys)}
+    return keys.map(lengths).astype(float)
+
+
+def _steps(name, row: dict) -> float:
+    """T of one dataset configuration (`row`: its dataset.* options), NaN when unknown."""
+    options = {key.removeprefix("dataset."): value for key, value in row.items() if value is not None}
+    task = TASKS.get(name)
+    try:
+        return float(task.steps(options)) if task else float(options.get("length", math.nan))
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return math.nan
 
 
 def area_under_curve(df: pd.DataFrame, metric: str, x: str = "iteration") -> pd.Series:

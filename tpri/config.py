@@ -10,137 +10,84 @@ Neither needs Hydra, so the library path `tpri.run.run(cfg_dict, dir)` uses them
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
-import typing
+from collections.abc import Mapping
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from tpri.build import DIRECTIONS, MODELS, check_step
+from tpri.data import TASKS
 from tpri.resources import estimate_memory, peak
-from tpri.schema import GROUPS, OPTIONAL_KEYS, UNSET_OPTIONAL, Config, Spec
+from tpri.schema import GROUPS, OPTIONAL_KEYS, UNSET_OPTIONAL, Config
+from tpri.spec import ConfigError, accepted, check_section, check_value, field_kind, show
+
+__all__ = [  # the checks of one value live in tpri.spec; re-exported for the callers here
+    "ConfigError",
+    "accepted",
+    "check_config",
+    "check_resources",
+    "check_section",
+    "check_overrides",
+    "check_value",
+    "field_kind",
+    "plain_config",
+    "show",
+]
 
 
 def plain_config(cfg) -> dict:
-    """A composed config (DictConfig, or a dict already) as a plain, resolved dict without
-    Hydra's node; a missing value raises. The schema's optional keys left unset (logger,
-    tuned_lr: null) are left out, as in conf/, so they never count as a change on resume."""
+    """A composed config as a plain, resolved dict without Hydra's node: a DictConfig, or a
+    mapping such as `python train.py --cfg job` prints (its `${lr}`-style interpolations are
+    resolved; numpy scalars become Python numbers). A missing value or an interpolation that
+    cannot be resolved raises ConfigError naming the key; anything but a mapping, TypeError.
+    The schema's optional keys left unset (logger, tuned_lr: null) are left out, as in conf/,
+    so they never count as a change on resume."""
     if isinstance(cfg, DictConfig):
-        keys = [k for k in cfg if k != "hydra" and not (k in UNSET_OPTIONAL and cfg[k] is None)]
-        cfg = OmegaConf.to_container(OmegaConf.masked_copy(cfg, keys), resolve=True, throw_on_missing=True)
-    return {k: v for k, v in dict(cfg).items() if k != "hydra"}
-
-
-class ConfigError(ValueError):
-    """A configuration value is missing, of the wrong type or out of range."""
-
-
-# --- one value against its schema field ----------------------------------------------------
-
-
-def field_kind(annotation) -> tuple[type, bool]:
-    """(base type, nullable) of a field annotation such as int or Optional[int]."""
-    args = typing.get_args(annotation)
-    if type(None) in args:
-        return next(a for a in args if a is not type(None)), True
-    return annotation, False
-
-
-def _bound_text(spec: Spec) -> str:
-    parts = [
-        f"{op} {_num(v)}"
-        for op, v in ((">=", spec.ge), (">", spec.gt), ("<=", spec.le), ("<", spec.lt))
-        if v is not None
-    ]
-    if len(parts) == 2:  # an interval: "in [0, 1)"
-        low = "[" if spec.ge is not None else "("
-        high = "]" if spec.le is not None else ")"
-        lo, hi = (spec.ge if spec.ge is not None else spec.gt), (spec.le if spec.le is not None else spec.lt)
-        return f" in {low}{_num(lo)}, {_num(hi)}{high}"
-    return f" {parts[0]}" if parts else ""
-
-
-def _num(v: float) -> str:
-    return str(v) if isinstance(v, int) else f"{v:g}"
-
-
-def accepted(kind: type, nullable: bool, spec: Spec) -> str:
-    """What a field accepts, in words."""
-    if spec.choices:
-        text = f"one of {list(spec.choices)}"
-    elif kind is bool:
-        text = "true or false"
-    elif kind is int:
-        text = "an integer" + _bound_text(spec)
-    elif kind is float:
-        text = "a finite number" + _bound_text(spec) + " (float32)"
-    elif kind is str:
-        text = "a non-empty string"
+        keys = [k for k in cfg if k != "hydra"]
+        cfg = _resolved(OmegaConf.masked_copy(cfg, keys))
+    elif isinstance(cfg, Mapping):
+        cfg = python_values({k: v for k, v in cfg.items() if k != "hydra"})
+        if _has_interpolation(cfg):
+            cfg = _resolved(cfg)
     else:
-        text = "any value"
-    return text + (" or null" if nullable else "")
+        raise TypeError(
+            f"cfg must be a mapping of config keys to values (a dict, or the DictConfig "
+            f"Hydra composes; `python train.py --cfg job` prints one), got {type(cfg).__name__}"
+        )
+    return {k: v for k, v in cfg.items() if k != "hydra" and not (k in UNSET_OPTIONAL and v is None)}
 
 
-FLOAT32_MAX = 3.4028234663852886e38
+def _resolved(cfg) -> dict:
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        node = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
+        return OmegaConf.to_container(node, resolve=True, throw_on_missing=True)
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None) or "config"
+        message = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ConfigError(f"{key}: {message}") from None
 
 
-def _as_float32(value: float) -> float:
-    """The value training sees (1e-320 becomes 0.0)."""
-    return float(np.float32(value))
+def _has_interpolation(value) -> bool:
+    if isinstance(value, dict):
+        return any(_has_interpolation(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_interpolation(v) for v in value)
+    return isinstance(value, str) and "${" in value
 
 
-def _type_ok(kind: type, value) -> bool:
-    if kind is bool:
-        return isinstance(value, bool)
-    if kind is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind is float:  # training runs in float32: the value must survive the conversion
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        return number and math.isfinite(value) and abs(value) <= FLOAT32_MAX
-    if kind is str:
-        return isinstance(value, str) and value != ""
-    return True
-
-
-def _in_range(spec: Spec, v) -> bool:
-    return (
-        (spec.ge is None or v >= spec.ge)
-        and (spec.gt is None or v > spec.gt)
-        and (spec.le is None or v <= spec.le)
-        and (spec.lt is None or v < spec.lt)
-    )
-
-
-def check_value(key: str, value, annotation, spec: Spec) -> None:
-    """Raise ConfigError unless `value` fits its schema field: the type `annotation`
-    (int, float, bool, str, Optional[...]) and `spec` (range, choices)."""
-    kind, nullable = field_kind(annotation)
-    if value is None and nullable:
-        return
-    ok = _type_ok(kind, value) and (not spec.choices or value in spec.choices)
-    if ok and kind in (int, float):
-        ok = _in_range(spec, value) and (kind is int or _in_range(spec, _as_float32(value)))
-    if not ok:
-        raise ConfigError(f"{key}={show(value)} is invalid; expected {accepted(kind, nullable, spec)}")
-
-
-def check_section(prefix: str, section: dict, schema: type, optional=()) -> None:
-    """Check every key of `section` against the dataclass `schema`: unknown keys, missing
-    keys, then each value."""
-    fields = {f.name: f for f in dataclasses.fields(schema)}
-    hints = typing.get_type_hints(schema)
-    for key in section:
-        if key not in fields:
-            raise ConfigError(f"{prefix}{key}: unknown key; accepted: {sorted(fields)}")
-    for name, field in fields.items():
-        if name in GROUPS and schema is Config:
-            continue
-        spec = field.metadata.get("spec", Spec())
-        if name not in section:
-            if name in optional:
-                continue
-            raise ConfigError(f"{prefix}{name}: missing; expected {accepted(*field_kind(hints[name]), spec)}")
-        check_value(prefix + name, section[name], hints[name], spec)
+def python_values(value):
+    """`value` with numpy scalars as the Python numbers they hold (recursively through dicts,
+    lists and tuples); everything else as it is."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Mapping):
+        return {k: python_values(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [python_values(v) for v in value]
+    return value
 
 
 # --- the whole config -----------------------------------------------------------------------
@@ -160,7 +107,7 @@ def check_config(cfg: dict) -> None:
         name = section.get("name")
         if name not in options:
             raise ConfigError(f"{group}.name={name!r} is invalid; expected one of {sorted(options)}")
-    check_section("", {k: v for k, v in cfg.items() if k not in GROUPS}, Config, OPTIONAL_KEYS)
+    check_section("", {k: v for k, v in cfg.items() if k not in GROUPS}, Config, OPTIONAL_KEYS, skip=GROUPS)
     if cfg.get("logger") is not None and not isinstance(cfg["logger"], dict):
         raise ConfigError(
             f"logger={cfg['logger']!r} is invalid; expected null or a mapping {{tracker: options}}"
@@ -171,127 +118,109 @@ def check_config(cfg: dict) -> None:
         rule(cfg)
 
 
-def show(value) -> str:
-    """A value as the command line writes it: null, true, 0.1, 'abc'."""
-    if value is None or isinstance(value, bool):
-        return {None: "null", True: "true", False: "false"}[value]
-    return repr(value)
-
-
 # --- options that only make sense together ------------------------------------------------
 
 
+def _owner_rule(check, *args) -> None:
+    """Run a rule its owner (a Task, a model, a direction, the optimizer builder) defines,
+    as a ConfigError."""
+    try:
+        check(*args)
+    except ConfigError:
+        raise
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
 def _optimizer_step(cfg: dict) -> None:
-    opt = cfg["optimizer"]
-    momentum, nesterov = opt.get("momentum", 0.0), opt.get("nesterov", False)
-    if opt["step"] == "adam" and (momentum or nesterov):
-        key, value = ("momentum", momentum) if momentum else ("nesterov", nesterov)
-        raise ConfigError(
-            f"optimizer.{key}={show(value)} does not apply to optimizer.step=adam (Adam has no "
-            f"momentum); set optimizer.momentum=0 and optimizer.nesterov=false, or optimizer.step=sgd"
-        )
-    if nesterov and momentum == 0:
-        raise ConfigError("optimizer.nesterov=true needs optimizer.momentum > 0 (got optimizer.momentum=0)")
+    _owner_rule(check_step, cfg["optimizer"])
 
 
-def _text_pairs(cfg: dict) -> None:
+def _inputs(cfg: dict) -> None:
+    """A model reading token ids needs a dataset of token ids, and the other way round."""
     dataset, model = cfg["dataset"]["name"], cfg["model"]["name"]
-    if model == "rnn_text" and dataset != "ptb":
-        raise ConfigError(
-            f"model=rnn_text reads token ids: it needs a text dataset (dataset=ptb), got dataset={dataset}"
-        )
-    if dataset == "ptb" and model != "rnn_text":
-        raise ConfigError(
-            f"dataset=ptb gives token ids and a target at every step: it needs "
-            f"model=rnn_text, got model={model}"
-        )
-
-
-def _target_propagation(cfg: dict) -> None:
-    optimizer, model = cfg["optimizer"]["name"], cfg["model"]
-    if optimizer not in ("tp", "dtp"):
+    if TASKS[dataset].token_inputs == MODELS[model].token_inputs:
         return
-    if model.get("activation") == "relu":
+    texts = [name for name, task in TASKS.items() if task.token_inputs]
+    text_models = [name for name, cls in MODELS.items() if cls.token_inputs]
+    if MODELS[model].token_inputs:
         raise ConfigError(
-            f"model.activation='relu' is BP-only: optimizer={optimizer} inverts the "
-            "activation; accepted: ['tanh', 'identity']"
+            f"model={model} reads token ids: it needs a text dataset "
+            f"(dataset={' or '.join(texts)}), got dataset={dataset}"
         )
-    if optimizer == "tp" and model["name"] == "gru" and cfg["optimizer"]["targets"] != "linearized":
-        raise ConfigError(
-            f"optimizer.targets={cfg['optimizer']['targets']!r} is not available for "
-            "model=gru; accepted: ['linearized']"
-        )
-    if optimizer == "dtp" and model["name"] == "rnn_text":
-        raise ConfigError(
-            "optimizer=dtp trains sequence-to-label models (model=rnn or gru); "
-            "use optimizer=tp for model=rnn_text"
-        )
+    raise ConfigError(
+        f"dataset={dataset} gives token ids and a target at every step: it needs "
+        f"model={' or '.join(text_models)}, got model={model}"
+    )
 
 
-def _windows_fit(length: int, windows) -> bool:
-    return all(math.ceil(hi * length) > math.ceil(lo * length) for lo, hi in windows)
+def _direction(cfg: dict) -> None:
+    model, optimizer = cfg["model"], cfg["optimizer"]
+    _owner_rule(DIRECTIONS[optimizer["name"]].check_model, MODELS[model["name"]], model, optimizer)
 
 
-# the marker windows of the synthetic tasks (tpri.data.synthetic), as fractions of T
-TEMPORAL_ORDER_WINDOWS = ((0.1, 0.2), (0.5, 0.6), (0.6, 0.7))
-ADDING_WINDOWS = ((0.0, 0.1), (0.1, 0.5))
-DIGITS_IMAGES, DIGITS_CLASSES = 1797, 10
+def _dataset(cfg: dict) -> None:
+    _owner_rule(TASKS[cfg["dataset"]["name"]].check_rules, cfg["dataset"])
 
 
-def _dataset_shape(cfg: dict) -> None:
-    data = cfg["dataset"]
-    name = data["name"]
-    if name in ("temporal_order", "adding"):
-        windows = (
-            TEMPORAL_ORDER_WINDOWS[: 2 if data.get("bits") == 1 else 3]
-            if name == "temporal_order"
-            else ADDING_WINDOWS
-        )
-        shortest = next(t for t in range(1, 1000) if _windows_fit(t, windows))
-        if data["length"] < shortest or not _windows_fit(data["length"], windows):
+def _top_level_values(cfg: dict) -> None:
+    """A key of the optimizer group that is also a top-level key (lr, reg, lr_target: conf/
+    optimizer/*.yaml set them to `${lr}` etc.) takes the top-level value, which the record,
+    the collected tables and the figures show: set directly to another value it is refused."""
+    top = {f.name for f in dataclasses.fields(Config)} - set(GROUPS)
+    for key, value in cfg["optimizer"].items():
+        if key in top and key in cfg and value != cfg[key]:
             raise ConfigError(
-                f"dataset.length={data['length']} is too short for the marker "
-                f"windows of {name}; expected an integer >= {shortest}"
+                f"optimizer.{key}={show(value)} differs from the top-level {key}={show(cfg[key])} "
+                f"it follows (optimizer.{key}: ${{{key}}}); set {key}={show(value)} instead"
             )
-    steps = _pixel_steps(data)
-    if steps and steps % data["size_chunk"]:
-        divisors = [d for d in range(1, steps + 1) if steps % d == 0]
+
+
+def _tuned_lr(cfg: dict) -> None:
+    """tuned_lr only acts through a key that takes its value (experiment=winner_tp sets
+    lr_target: ${tuned_lr}, winner_bp lr: ${tuned_lr}); set while no key used it, jobs that
+    differ only in tuned_lr would train identically and be recorded as different."""
+    tuned = cfg.get("tuned_lr")
+    if tuned is None:
+        return
+    used = [cfg["lr"], cfg["optimizer"].get("lr_target", cfg["lr"])]
+    if tuned not in used:
         raise ConfigError(
-            f"dataset.size_chunk={data['size_chunk']} must divide the {steps} "
-            f"steps of a sequence; accepted: {divisors}"
+            f"tuned_lr={show(tuned)} has no effect here: no key takes its value (the experiments "
+            "winner_tp and winner_bp set lr_target or lr to ${tuned_lr}); remove tuned_lr or "
+            "choose one of those experiments"
         )
-    if name == "digits":
-        n_test = math.ceil(data["test_fraction"] * DIGITS_IMAGES)
-        if min(n_test, DIGITS_IMAGES - n_test) < DIGITS_CLASSES:
+
+
+def check_overrides(cfg: dict, overrides: list[str]) -> None:
+    """Refuse a top-level key given on the command line that the chosen optimizer does not
+    read (reg or lr_target with a BP optimizer): the job would train as without it while
+    its record says otherwise. `cfg` is checked by check_config."""
+    optimizer = cfg["optimizer"]["name"]
+    for override in overrides:
+        key, _, value = override.partition("=")
+        key = key.lstrip("+~")
+        readers = _readers(key)
+        if readers and optimizer not in readers:
             raise ConfigError(
-                f"dataset.test_fraction={data['test_fraction']} leaves fewer than "
-                f"{DIGITS_CLASSES} of the {DIGITS_IMAGES} images on one side of the "
-                "split; expected a number in [0.006, 0.994]"
+                f"{key}={value} has no effect with optimizer={optimizer} (only optimizer="
+                f"{' or '.join(readers)} reads it); remove it or choose one of those optimizers"
             )
-    if name == "cifar10" and data["grayscale"] and data["channels_as_steps"]:
-        raise ConfigError(
-            "dataset.grayscale=true and dataset.channels_as_steps=true exclude "
-            "each other; set one of them to false"
-        )
-    if name == "ptb":
-        for key in ("n_tokens", "n_test_tokens"):
-            if data[key] is not None and data[key] < data["length"] + 1:
-                raise ConfigError(
-                    f"dataset.{key}={data[key]} is too small for one sequence of "
-                    f"dataset.length={data['length']}; expected null or an "
-                    f"integer >= {data['length'] + 1}"
-                )
 
 
-def _pixel_steps(data: dict) -> int:
-    """The steps of an image read one pixel (or value) at a time; 0 for other datasets."""
-    name = data["name"]
-    if name == "cifar10":
-        return 3072 if data["channels_as_steps"] else 1024
-    return {"digits": 64, "mnist": 784, "fashion_mnist": 784}.get(name, 0)
+def _readers(key: str) -> list[str]:
+    """The optimizer options that take the top-level `key` (one whose group option has a
+    field of that name); [] for a key every option or none reads."""
+    if key not in {f.name for f in dataclasses.fields(Config)}:
+        return []
+    options = GROUPS["optimizer"]
+    readers = sorted(
+        n for n, schema in options.items() if key in {f.name for f in dataclasses.fields(schema)}
+    )
+    return readers if 0 < len(readers) < len(options) else []
 
 
-RULES = (_optimizer_step, _text_pairs, _target_propagation, _dataset_shape)
+RULES = (_optimizer_step, _inputs, _direction, _dataset, _top_level_values, _tuned_lr)
 
 
 # --- resources ------------------------------------------------------------------------------

@@ -1,4 +1,9 @@
-"""Diagnostics logged at evaluation time: how TP's direction relates to back-propagation."""
+"""Diagnostics logged at evaluation time: how TP's direction relates to back-propagation.
+
+Every norm logged here is computed in float64 after dividing each vector by its largest entry,
+so that no square underflows: a float32 displacement of 1e-30 has the norm 1e-30, not 0, and a
+norm is 0 only when every entry is exactly 0.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,36 @@ def recurrent_weight(model: nn.Module) -> Tensor:
         if name.endswith("weight_hh_l0"):
             return param
     raise ValueError("the model has no recurrent weight named '*weight_hh_l0'")
+
+
+def exact_norm(values: Tensor, dim=-1) -> Tensor:
+    """The 2-norm of `values` over `dim` in float64, scaled so that no square underflows or
+    overflows: ||v|| = m ||v / m|| with m = max |v_i| (0 exactly when v is 0)."""
+    values = values.detach().to(torch.float64)
+    scale = values.abs().amax(dim=dim, keepdim=True)
+    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
+    return (values / safe).norm(dim=dim) * scale.squeeze(dim)
+
+
+def step_norms(values: Tensor) -> list[float]:
+    """Per time step t, the mean over the batch of ||values[b, t, :]|| (exact_norm), for
+    values of shape (B, T, d): T floats."""
+    return exact_norm(values, dim=-1).mean(0).tolist()
+
+
+def recurrent_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The parameters of the recurrence (W, U, biases: `model.rnn`), not the readout."""
+    core = getattr(model, "rnn", None)
+    return list(core.parameters()) if isinstance(core, nn.Module) else list(model.parameters())
+
+
+def direction_norm(model: nn.Module) -> float:
+    """The norm of the update direction before the step (before lr and momentum): the sum over
+    the recurrence's tensors of ||p.grad||, as the paper plots it (NaN before any direction)."""
+    grads = [p.grad for p in recurrent_parameters(model) if p.grad is not None]
+    if not grads:
+        return float("nan")
+    return float(sum(exact_norm(g.flatten(), dim=0) for g in grads))
 
 
 def bp_adjoints(model: nn.Module, x: Tensor, y: Tensor, loss_fn) -> Tensor:

@@ -81,6 +81,11 @@ class GRU(nn.Module):
     """
 
     per_step_loss = False  # the loss reads h_T only
+    token_inputs = False
+    label = "GRU"
+    # memory facts (tpri.resources, as tpri.models.RNN's): three gates' weights; the gate
+    # activations a step keeps with BP, the port gains with TP; the gates at evaluation
+    GATES, BP_FLOATS, TP_FLOATS, EVAL_FLOATS = 3, 12, 20, 4
 
     def __init__(self, input_size: int, hidden: int, output_size: int):
         super().__init__()
@@ -134,11 +139,16 @@ class GRU(nn.Module):
         """predict(states(x)) through nn.GRU's h_n, so BP's backward skips the output sequence."""
         return self.readout(self.rnn(x)[1][-1])
 
-    def check_tp(self, targets: str) -> None:
+    def check_tp(self, targets: str | None) -> None:
         """Only the linearized rule exists for the GRU."""
-        if targets != "linearized":
+        self.check_tp_options({}, targets)
+
+    @classmethod
+    def check_tp_options(cls, options: dict, targets: str | None) -> None:
+        """ValueError for a TP target rule other than the linearized one (DTP: None, fine)."""
+        if targets is not None and targets != "linearized":
             raise ValueError(
-                f"targets={targets!r} is not available for the GRU (its layer inverse "
+                f"optimizer.targets={targets!r} is not available for the GRU (its layer inverse "
                 f"has no closed form, docs/gru-tp.md); accepted: ['linearized']"
             )
 

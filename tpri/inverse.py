@@ -64,7 +64,7 @@ class RNNInverse:
         self.x, self.h = x.transpose(0, 1), hs.transpose(0, 1)  # (T, B, n), (T, B, d)
         self.h_steps = self.h.unbind(0)  # per-step views, indexed in the sweep's hot loop
         self.At = regularized_pinv_t(W, reg)  # (d, d): A^T
-        self._buffer = torch.empty_like(self.h_steps[0])  # (B, d) scratch for the sweep
+        self.scratch = torch.empty_like(self.h_steps[0])  # (B, d) scratch for the sweep
         self._slope_inv = self._h_inv = None
 
     # --- the activation and its inverse --------------------------------------------------
@@ -122,7 +122,7 @@ class RNNInverse:
         slope_inv = self.slope_inv()
         if slope_inv is None:  # identity: a' = 1
             return self.apply(e, out)
-        return self.apply(torch.mul(e, slope_inv[k], out=self._buffer), out)
+        return self.apply(torch.mul(e, slope_inv[k], out=self.scratch), out)
 
     def difference(self, e: Tensor, k: int, out: Tensor | None = None) -> Tensor:
         """psi^{-1}(h_k + e) - psi^{-1}(h_k) (U x_t + b cancels)."""

@@ -13,12 +13,14 @@ import json
 import os
 import re
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-TEMP_SUFFIX = ".tmp"  # temp files are `.<name>.<random>.tmp` beside their destination
-_TEMP = re.compile(r"\.[A-Za-z0-9_]{8}\.tmp")  # what follows `.<name>` (mkstemp's 8 characters)
+TEMP_SUFFIX = ".tmp"  # temp files are `.<name>.<pid>-<random>.tmp` beside their destination
+# what follows `.<name>`: the writer's PID (absent in files of tpri <= 0.1.0), mkstemp's 8 characters
+_TEMP = re.compile(r"\.(?:(\d+)-)?[A-Za-z0-9_]{8}\.tmp")
 
 
 def _umask() -> int:
@@ -31,7 +33,7 @@ def write_atomic(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
     """Write `path` through `write(file)`; on any failure the old file (if any) is untouched
     and no temp file is left. `write` may raise to reject the content (e.g. a bad checksum)."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}-", suffix=TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -58,25 +60,104 @@ def save_json(obj, path: str | Path) -> None:
 
 
 def save_torch(obj, path: str | Path) -> None:
-    """torch.save, atomically. Serialized in memory first: torch's zip writer reports a full
-    disk as a RuntimeError, a plain write as the OSError it is."""
+    """torch.save of tensors and plain data (see `torch_data`), atomically, so that
+    `load_torch` reads it back without unpickling any object. Serialized in memory first:
+    torch's zip writer reports a full disk as a RuntimeError, a plain write as the OSError it is."""
     import io as stdio
 
     import torch
 
     buffer = stdio.BytesIO()
-    torch.save(obj, buffer)
+    torch.save(torch_data(obj), buffer)
     save_bytes(buffer.getvalue(), path)
 
 
+def torch_data(obj, where: str = "") -> object:
+    """`obj` with only what `torch.load(weights_only=True)` reads: tensors, dicts, lists,
+    tuples, str, int, float, bool, None (a str subclass such as torch's version string becomes
+    a str, a numpy scalar its Python number); anything else raises TypeError naming where."""
+    from collections import OrderedDict
+
+    import numpy as np
+    import torch
+
+    if obj is None or isinstance(obj, torch.Tensor) or type(obj) in (bool, int, float, str):
+        return obj
+    if isinstance(obj, np.generic) and isinstance(obj.item(), (bool, int, float)):
+        return obj.item()
+    for plain in (bool, str, int, float):  # subclasses: np.float64, torch's TorchVersion
+        if isinstance(obj, plain):
+            return plain(obj)
+    if isinstance(obj, dict):
+        items = {k: torch_data(v, f"{where}.{k}") for k, v in obj.items()}
+        return OrderedDict(items) if isinstance(obj, OrderedDict) else items
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(torch_data(v, f"{where}[{i}]") for i, v in enumerate(obj))
+    raise TypeError(f"{where or 'value'}: a {type(obj).__name__} cannot be saved as plain data")
+
+
+class UnreadableFile(ValueError):
+    """A torch file that is missing, damaged or holds more than tensors and plain data."""
+
+
+def load_torch(path: str | Path, map_location="cpu") -> object:
+    """Read a file written by `save_torch`: tensors and plain data only (weights_only=True),
+    so a pickle that would run code is refused without running it. Any failure raises
+    UnreadableFile naming the file and what is wrong, in one line."""
+    import pickle
+    import zipfile
+
+    import torch
+
+    path = Path(path)
+    # torch's version string, a str subclass, as the checkpoints of tpri <= 0.1.0 hold it
+    known = [torch.torch_version.TorchVersion]
+    try:
+        with torch.serialization.safe_globals(known), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4": the error says it
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise UnreadableFile(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise UnreadableFile(f"{path}: is a directory, not a torch file") from None
+    except OSError as err:
+        raise UnreadableFile(f"{path}: cannot read ({err.strerror or err})") from None
+    except pickle.UnpicklingError as err:
+        unsafe = re.search(r"GLOBAL ([\w.]+)", str(err))
+        reason = "not a torch file"
+        if unsafe:
+            reason = f"holds objects other than tensors and plain data (a {unsafe[1]})"
+        raise UnreadableFile(f"{path}: {reason}; not loaded") from None
+    except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile, KeyError, AttributeError) as err:
+        line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise UnreadableFile(f"{path}: damaged or not a torch file ({type(err).__name__}: {line})") from None
+
+
 def remove_stale_temps(folder: str | Path, names) -> list[Path]:
-    """Delete the temp files that a killed writer of `folder/<name>` (name in `names`) left;
-    only call this while no other process writes there (e.g. under the run-directory lock).
+    """Delete the temp files that a killed writer of `folder/<name>` (name in `names`) left:
+    those whose writer's PID is no live process (a live one may be mid-write: left alone).
     Other files, dotted or not, are left alone. Returns what was removed."""
     removed = []
     for name in names:
         for p in Path(folder).glob(f".{glob.escape(name)}.*{TEMP_SUFFIX}"):
-            if _TEMP.fullmatch(p.name[len(name) + 1 :]) and p.is_file() and not p.is_symlink():
-                p.unlink(missing_ok=True)
-                removed.append(p)
+            match = _TEMP.fullmatch(p.name[len(name) + 1 :])
+            if not match or not p.is_file() or p.is_symlink():
+                continue
+            if match[1] is not None and _alive(int(match[1])):
+                continue
+            p.unlink(missing_ok=True)
+            removed.append(p)
     return removed
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this PID runs on this machine (ours included)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True

@@ -12,10 +12,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from tpri.inverse import CHUNK_ELEMENTS, RNNInverse
+from tpri.inverse import CHUNK_ELEMENTS, RNNInverse, previous_states
 
 ACTIVATIONS = ("tanh", "identity", "relu")
 INVERTIBLE = ("tanh", "identity")  # activations TP can invert exactly
+
+
+def autograd_local_backward(model: nn.Module, inputs: Tensor, h: Tensor, E: Tensor) -> None:
+    """Local-update gradient of J by autograd through `model.cell`, batched over all steps."""
+    model.cell(previous_states(h), inputs).backward(-E)  # dJ/dh_t = -e_t
 
 
 @torch.no_grad()
@@ -44,6 +49,12 @@ class RNN(nn.Module):
     """
 
     per_step_loss = False  # the loss reads h_T only
+    token_inputs = False  # inputs are float vectors (B, T, n)
+    label = "RNN"  # how figures name it
+    # memory facts (tpri.resources): weight blocks of the recurrence; floats of width d a
+    # training step keeps per sequence and step with BP (states, pre-activations, adjoints,
+    # workspace) and in addition with TP (targets, displacements, slopes); at evaluation
+    GATES, BP_FLOATS, TP_FLOATS, EVAL_FLOATS = 1, 5, 6, 1
 
     def __init__(self, input_size: int, hidden: int, output_size: int, activation: str = "tanh"):
         super().__init__()
@@ -66,6 +77,11 @@ class RNN(nn.Module):
             orthogonal_(weight)
         for bias in (self.rnn.bias_ih_l0, self.rnn.bias_hh_l0, self.readout.bias):
             nn.init.zeros_(bias)
+
+    @property
+    def input_weight(self) -> Tensor:
+        """U, the input weight of the recurrence (d, n) (shared by the authors' DTP reverse layer)."""
+        return self.rnn.weight_ih_l0
 
     @property
     def bias(self) -> Tensor:
@@ -173,12 +189,19 @@ class RNN(nn.Module):
             return self.predict(self.states(x))
         return self.readout(self.rnn(x)[1][-1])  # h_n (1, B, d) -> (B, d)
 
-    def check_tp(self, targets: str = "linearized") -> None:
+    def check_tp(self, targets: str | None = "linearized") -> None:
         """TP inverts the activation: only tanh and identity RNNs qualify (every rule)."""
-        if self.activation not in INVERTIBLE:
+        self.check_tp_options({"activation": self.activation}, targets)
+
+    @classmethod
+    def check_tp_options(cls, options: dict, targets: str | None) -> None:
+        """ValueError unless TP (target rule `targets`; None: DTP, no rule of the model) can
+        train this model with these options (the model's config section)."""
+        activation = options.get("activation", "tanh")
+        if activation not in INVERTIBLE:
             raise ValueError(
-                f"TP needs an invertible activation; model.activation="
-                f"{self.activation!r} is BP-only (accepted for TP: {list(INVERTIBLE)})"
+                f"model.activation={activation!r} is BP-only: TP and DTP invert the "
+                f"activation; accepted: {list(INVERTIBLE)}"
             )
 
     def regularized_inverse(self, x: Tensor, hs: Tensor, reg: float) -> RNNInverse:

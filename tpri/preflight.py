@@ -32,7 +32,16 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
-from tpri.config import ConfigError, accepted, check_config, check_resources, field_kind, plain_config, show
+from tpri.config import (
+    ConfigError,
+    accepted,
+    check_config,
+    check_overrides,
+    check_resources,
+    field_kind,
+    plain_config,
+    show,
+)
 from tpri.run.rundir import RunDir, RunRefused
 from tpri.schema import GROUPS, Spec, register_configs
 
@@ -226,6 +235,7 @@ def check_job(
     try:
         plain = plain_config(compose(overrides))
         check_config(plain)
+        check_overrides(plain, overrides)
         check_bp_keys(plain, overrides)
         check_resources(plain)
         if job_dir is not None and job_dir.is_dir():
@@ -243,26 +253,16 @@ def check_job(
 
 
 BP_OPTIMIZERS = ("sgd", "adam")
-TP_ONLY_KEYS = ("reg", "lr_target")  # top-level keys that only target propagation reads
 BP_STEP_SIZES = "lr=1e-5 for sgd (the paper's BP on temporal order, Nesterov 0.9), lr=1e-3 for adam"
 
 
 def check_bp_keys(cfg: dict, overrides: list[str]) -> None:
-    """The command line of a BP job (optimizer=sgd or adam): a TP-only key (reg, lr_target)
-    would have no effect, so it is refused; choosing optimizer=sgd/adam there needs its step
-    size there too, as the default lr is TP's (0.1). Experiments (`experiment=*_bp`) and
-    sweeps set both in their configs."""
+    """Choosing optimizer=sgd or adam on the command line needs its step size there too: the
+    default lr is TP's (0.1). Experiments (`experiment=*_bp`) and sweeps set it in their
+    configs. (TP-only keys given with a BP optimizer: `tpri.config.check_overrides`.)"""
     name = cfg["optimizer"]["name"]
-    if name not in BP_OPTIMIZERS:
-        return
-    keys = {o.lstrip("+~").split("=", 1)[0]: o for o in overrides}
-    for key in TP_ONLY_KEYS:
-        if key in keys:
-            raise ConfigError(
-                f"{keys[key]} has no effect with optimizer={name} (back-propagation reads lr and "
-                f"optimizer.*); drop it, or use optimizer=tp"
-            )
-    if "optimizer" in keys and "lr" not in keys and "optimizer.lr" not in keys:
+    keys = {o.lstrip("+~").split("=", 1)[0] for o in overrides}
+    if name in BP_OPTIMIZERS and "optimizer" in keys and not keys & {"lr", "optimizer.lr"}:
         raise ConfigError(
             f"optimizer={name} needs its step size on the command line (the default lr={cfg['lr']} "
             f"is TP's): e.g. {BP_STEP_SIZES}"

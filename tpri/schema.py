@@ -1,5 +1,6 @@
 """The typed schema of every config option: one dataclass per config group option, each field
-typed and carrying the range or choices it accepts (`spec`).
+typed and carrying the range or choices it accepts (`spec`). A dataset's dataclass lives with
+its Task (`tpri.data`, `Task.Options`); the models' and optimizers' are here.
 
 Hydra validates the YAML files of `conf/` against these dataclasses (the "schema + YAML"
 pattern: each YAML file starts with `defaults: [/schema/<group>/<option>@_here_]`), so
@@ -9,112 +10,19 @@ library path, no Hydra) and adds ranges, finiteness and combinations. The YAML f
 commented defaults; fields without a default here must be given by a YAML file.
 """
 
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, Optional
 
 from omegaconf import MISSING
 
-SEED_MAX = 2**32 - 1  # the widest range every consumer of a seed accepts (scikit-learn)
+from tpri.build import STEPS
+from tpri.data import TASKS
+from tpri.models import ACTIVATIONS
+from tpri.spec import Spec, seed, size, spec  # noqa: F401 (Spec: re-exported)
+from tpri.tp import TARGETS, UPDATES
 
-
-@dataclass(frozen=True)
-class Spec:
-    """What a field accepts beyond its type: bounds (open or closed), choices, a seed."""
-
-    ge: float | None = None  # value >= ge
-    gt: float | None = None  # value > gt
-    le: float | None = None
-    lt: float | None = None
-    choices: tuple = ()
-
-
-def spec(default: Any = MISSING, **accepted) -> Any:
-    """A dataclass field with what it accepts in its metadata (read by check_config)."""
-    return field(default=default, metadata={"spec": Spec(**accepted)})
-
-
-def _seed() -> Any:
-    return spec(ge=0, le=SEED_MAX)
-
-
-def _size() -> Any:
-    return spec(ge=1)
-
-
-ACTIVATIONS = ("tanh", "identity", "relu")
-STEPS = ("sgd", "adam")
-TARGETS = ("linearized", "difference", "inverse")
-UPDATES = ("graph", "local")
 DEVICES = ("auto", "cpu", "cuda")
-
-
-# --- dataset/ -------------------------------------------------------------------------------
-
-
-@dataclass
-class TemporalOrder:
-    name: str = spec(choices=("temporal_order",))
-    length: int = _size()
-    bits: int = spec(choices=(1, 3))
-    variable_length: bool = MISSING
-    test_size: int = _size()
-    eval_size: int = _size()
-    test_seed: int = _seed()
-
-
-@dataclass
-class Adding:
-    name: str = spec(choices=("adding",))
-    length: int = _size()
-    variable_length: bool = MISSING
-    test_size: int = _size()
-    eval_size: int = _size()
-    test_seed: int = _seed()
-
-
-@dataclass
-class Digits:
-    name: str = spec(choices=("digits",))
-    size_chunk: int = _size()
-    test_fraction: float = spec(gt=0, lt=1)
-    split_seed: int = _seed()
-    permute: bool = MISSING
-    permute_seed: int = _seed()
-
-
-@dataclass
-class _PixelImages:
-    """What every pixel-by-pixel image dataset takes."""
-
-    data_dir: str = MISSING
-    download: bool = MISSING
-    permute: bool = MISSING
-    permute_seed: int = _seed()
-    size_chunk: int = _size()
-    normalize: bool = MISSING
-    n_train: Optional[int] = spec(ge=1)
-
-
-@dataclass
-class IdxImages(_PixelImages):  # mnist, fashion_mnist
-    name: str = spec(choices=("mnist", "fashion_mnist"))
-
-
-@dataclass
-class Cifar10(_PixelImages):
-    name: str = spec(choices=("cifar10",))
-    grayscale: bool = MISSING
-    channels_as_steps: bool = MISSING
-
-
-@dataclass
-class PTB:
-    name: str = spec(choices=("ptb",))
-    data_dir: str = MISSING
-    download: bool = MISSING
-    length: int = _size()
-    n_tokens: Optional[int] = spec(ge=2)
-    n_test_tokens: Optional[int] = spec(ge=2)
 
 
 # --- model/ ---------------------------------------------------------------------------------
@@ -123,21 +31,21 @@ class PTB:
 @dataclass
 class RNN:
     name: str = spec(choices=("rnn",))
-    hidden: int = _size()
+    hidden: int = size()
     activation: str = spec(choices=ACTIVATIONS)
 
 
 @dataclass
 class GRU:
     name: str = spec(choices=("gru",))
-    hidden: int = _size()
+    hidden: int = size()
 
 
 @dataclass
 class TextRNN:
     name: str = spec(choices=("rnn_text",))
-    hidden: int = _size()
-    embedding_dim: int = _size()
+    hidden: int = size()
+    embedding_dim: int = size()
     freeze_embedding: bool = MISSING
     activation: str = spec(choices=ACTIVATIONS)
 
@@ -185,6 +93,7 @@ class TP:
 @dataclass
 class DTP:
     name: str = spec(choices=("dtp",))
+    variant: str = spec(choices=("authors", "separate"))
     lr_target: float = spec(ge=0)
     lr_reverse: float = spec(ge=0)
     noise: float = spec(ge=0)
@@ -203,41 +112,49 @@ class Config:
     dataset: Any = MISSING  # config groups: their own schema applies
     model: Any = MISSING
     optimizer: Any = MISSING
-    seed: int = _seed()
+    seed: int = seed()
     lr: float = _lr()
     reg: float = spec(ge=0)
     lr_target: float = spec(ge=0)
-    max_iter: int = _size()
-    batch_size: int = _size()
-    eval_every: int = _size()
+    max_iter: int = size()
+    batch_size: int = size()
+    eval_every: int = size()
     checkpoint_every: int = spec(ge=0)
     device: str = spec(choices=DEVICES)
     threads: int = spec(ge=0)
     log_gradients: bool = MISSING
     log_cosine: bool = MISSING
-    # a run whose recurrent weight's spectral norm exceeds this ends as diverged
-    diverge_weight_norm: float = spec(1.0e3, gt=0)
+    # divergence (tpri/run/divergence.py): the paper's loss rule checked every N iterations
+    # (0: at every evaluation); tpri's extra rule |W|_F > diverge_weight_norm (null: off)
+    diverge_check_every: int = spec(0, ge=0)
+    diverge_weight_norm: Optional[float] = spec(1.0e3, gt=0)
     # experiment tracking: null or {tracker name: its options} (checked by the tracking layer)
     logger: Any = None
     # the step size a paper-figure sweep tunes (experiment winner_tp / winner_bp)
     tuned_lr: Optional[float] = spec(None, gt=0)
 
 
-GROUPS: dict[str, dict[str, type]] = {
-    "dataset": {
-        "temporal_order": TemporalOrder,
-        "adding": Adding,
-        "digits": Digits,
-        "mnist": IdxImages,
-        "fashion_mnist": IdxImages,
-        "cifar10": Cifar10,
-        "ptb": PTB,
-    },
+class DatasetOptions(Mapping):
+    """Dataset name -> its options dataclass, read live from the registry `tpri.data.TASKS`
+    (each Task class owns its schema, `Task.Options`)."""
+
+    def __getitem__(self, name: str) -> type:
+        return TASKS[name].Options
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(TASKS)
+
+    def __len__(self) -> int:
+        return len(TASKS)
+
+
+GROUPS: dict[str, Mapping[str, type]] = {
+    "dataset": DatasetOptions(),
     "model": {"rnn": RNN, "gru": GRU, "rnn_text": TextRNN},
     "optimizer": {"sgd": SGD, "adam": Adam, "tp": TP, "dtp": DTP},
 }
 # top-level keys that need not be given (their schema default applies)
-OPTIONAL_KEYS = ("diverge_weight_norm", "logger", "tuned_lr")
+OPTIONAL_KEYS = ("diverge_check_every", "diverge_weight_norm", "logger", "tuned_lr")
 UNSET_OPTIONAL = ("logger", "tuned_lr")  # null means "not set": left out of a job's config
 
 

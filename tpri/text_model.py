@@ -11,8 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from tpri.inverse import RNNInverse
-from tpri.models import RNN
-from tpri.tp import autograd_local_backward
+from tpri.models import RNN, autograd_local_backward
 
 
 class TextRNN(RNN):
@@ -34,6 +33,8 @@ class TextRNN(RNN):
     """
 
     per_step_loss = True  # every step's prediction enters the loss
+    token_inputs = True  # inputs are token ids (B, T)
+    label = "RNN language model"
 
     def __init__(
         self,

@@ -13,14 +13,16 @@ from typing import Protocol
 import torch
 from torch import Tensor, nn
 
-from tpri.capture import CapturedSweep
-from tpri.inverse import Diverged, RNNInverse, previous_states
+from tpri.capture import CapturedSweep, linearized_sweep
+from tpri.inverse import Diverged, RNNInverse
+from tpri.models import autograd_local_backward
 
 TARGETS = ("linearized", "difference", "inverse")
 UPDATES = ("graph", "local")
 
 
-def _check_number(key: str, value, low: float, strict: bool) -> float:
+def check_number(key: str, value, low: float, strict: bool) -> float:
+    """`value` as a float; ValueError naming `key` unless it is a number > low (strict) or >= low."""
     bad = not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value)
     if bad or (value <= low if strict else value < low):
         raise ValueError(f"{key} must be a number {'>' if strict else '>='} {low}, got {value!r}")
@@ -34,6 +36,11 @@ class Direction(Protocol):
 
     def check(self, model: nn.Module) -> None:
         """Raise ValueError when the direction cannot train `model`."""
+
+    @classmethod
+    def check_model(cls, model_class: type, model_options: dict, options: dict) -> None:
+        """Raise ValueError when the direction with `options` (its config section) cannot train
+        a `model_class` with `model_options`: the rule `check` applies, from the options alone."""
 
     def backward(self, model: nn.Module, inputs: Tensor, labels: Tensor, loss_fn) -> Tensor:
         """Accumulate the direction into p.grad; return the batch loss."""
@@ -59,7 +66,13 @@ class Backprop(Stateless):
 
     displacements = None
 
+    inverts = False  # uses layer inverses (their d x d factors count in memory)
+
     def check(self, model: nn.Module) -> None:
+        """BP trains any differentiable model."""
+
+    @classmethod
+    def check_model(cls, model_class: type, model_options: dict, options: dict) -> None:
         """BP trains any differentiable model."""
 
     def backward(self, model: nn.Module, inputs: Tensor, labels: Tensor, loss_fn) -> Tensor:
@@ -91,9 +104,11 @@ class TargetProp(Stateless):
     Raises `tpri.Diverged` on a failed factorisation or non-finite targets.
     """
 
+    inverts = True  # uses layer inverses (their d x d factors count in memory)
+
     def __init__(self, lr_target: float, reg: float, targets: str = "linearized", update: str = "graph"):
-        self.lr_target = _check_number("lr_target", lr_target, 0.0, strict=False)
-        self.reg = _check_number("reg", reg, 0.0, strict=False)
+        self.lr_target = check_number("lr_target", lr_target, 0.0, strict=False)
+        self.reg = check_number("reg", reg, 0.0, strict=False)
         if targets not in TARGETS:
             raise ValueError(f"targets: unknown rule {targets!r}; accepted: {list(TARGETS)}")
         if update not in UPDATES:
@@ -131,15 +146,21 @@ class TargetProp(Stateless):
             E = self.propagate(inverse, grad_last, grad_steps)  # (T, B, d)
             del inverse, grad_steps  # the sweep's factors go before the update's memory comes
             E = E.transpose(0, 1)  # (B, T, d), a view
+        scale = self.surrogate_scale(inputs.shape[0])
+        D = E if scale == 1.0 else E * scale  # the displacements J's gradient reads
         if self.update == "local":
-            _local_backward(model, inputs, h, E)
+            _local_backward(model, inputs, h, D)
         elif by_hand:
-            model.graph_backward(inputs, h, E)
+            model.graph_backward(inputs, h, D)
         else:
-            hs.backward(E.neg_())  # dJ/dh_t = h_t - v_t = -e_t, negated in place and back
-            E.neg_()
+            hs.backward(D.neg_())  # dJ/dh_t = h_t - v_t = -e_t, negated in place and back
+            D.neg_()
         self.displacements = E
         return loss
+
+    def surrogate_scale(self, batch: int) -> float:
+        """The factor of J (TP: 1, J sums over the batch, as the paper's code)."""
+        return 1.0
 
     def _closed_form(self, model: nn.Module, inputs: Tensor) -> bool:
         """Whether the update skips autograd's graph of the forward: always in local mode; in
@@ -159,6 +180,12 @@ class TargetProp(Stateless):
         if hasattr(model, "check_tp"):
             model.check_tp(self.targets)
 
+    @classmethod
+    def check_model(cls, model_class: type, model_options: dict, options: dict) -> None:
+        """The rule of `check` from the config sections: the model's `check_tp_options`."""
+        if hasattr(model_class, "check_tp_options"):
+            model_class.check_tp_options(model_options, options.get("targets", "linearized"))
+
     def propagate(self, inverse, grad_last: Tensor, grad_steps: Tensor | None = None) -> Tensor:
         """Target sweep: the displacements e_t = v_t - h_t for t = T..1, shape (T, B, d).
 
@@ -173,7 +200,7 @@ class TargetProp(Stateless):
             if E is None:
                 E = grad_last.new_empty(inverse.h.shape)
                 tanh = inverse.slope_inv_into(E) is not None  # E starts as the slopes 1 / a'
-                linearized_sweep(E, grad_last, inverse.At, tanh, grad_steps, self.lr_target, inverse._buffer)
+                linearized_sweep(E, grad_last, inverse.At, tanh, grad_steps, self.lr_target, inverse.scratch)
             inverse.mul_slope_(E)  # tanh: E held e_t / a'_t, now e_t
         else:
             E = self._generic_sweep(inverse, grad_last, grad_steps)
@@ -195,41 +222,6 @@ class TargetProp(Stateless):
         return E
 
 
-def linearized_sweep(
-    E: Tensor,
-    grad_last: Tensor,
-    At: Tensor,
-    tanh: bool,
-    grad_steps: Tensor | None,
-    lr_target: float,
-    buffer: Tensor,
-) -> Tensor:
-    """The linearized rule for a tanh / identity RNN in one (T, B, d) buffer E:
-
-        e_T = -lr_target g_T,   e_{k-1} = (e_k / a'_k) @ A^T  (- lr_target g_{k-1})
-
-    tanh: E comes in holding the slopes s_k = 1 / a'_k and leaves holding f_k = e_k * s_k (each
-    e_k multiplies its slope in place as soon as it is known, and f_k is what the next step
-    reads), so the sweep needs no buffer beyond E; `RNNInverse.mul_slope_` turns f back into e.
-    identity: E leaves holding e. Two kernels per step into preallocated memory (nothing is
-    allocated, so a CUDA graph can record it). At (d, d), grad_steps (B, T, d) or None,
-    buffer (B, d) scratch."""
-    steps = E.unbind(0)
-    T = len(steps)
-    current = torch.mul(grad_last, -lr_target, out=buffer)  # e_T
-    for k in range(T - 1, -1, -1):  # current holds e_k (step k, 0-based)
-        if tanh:
-            steps[k].mul_(current)  # f_k = s_k * e_k
-        elif current is not steps[k]:
-            steps[k].copy_(current)
-        if k == 0:
-            break
-        current = torch.mm(steps[k], At, out=buffer if tanh else steps[k - 1])  # e_{k-1}
-        if grad_steps is not None:
-            current.add_(grad_steps[:, k - 1], alpha=-lr_target)
-    return E
-
-
 def _local_backward(model: nn.Module, inputs: Tensor, h: Tensor, E: Tensor) -> None:
     """Gradient of J with every h_{t-1} held at its forward value: the model's closed form
     (`model.local_backward`) when it has one, else autograd through one step batched over t."""
@@ -237,11 +229,6 @@ def _local_backward(model: nn.Module, inputs: Tensor, h: Tensor, E: Tensor) -> N
         model.local_backward(inputs, h, E)
     else:
         autograd_local_backward(model, inputs, h, E)
-
-
-def autograd_local_backward(model: nn.Module, inputs: Tensor, h: Tensor, E: Tensor) -> None:
-    """Local-update gradient of J by autograd through `model.cell`, batched over all steps."""
-    model.cell(previous_states(h), inputs).backward(-E)  # dJ/dh_t = -e_t
 
 
 def _readout_backward(model: nn.Module, h: Tensor, labels: Tensor, loss_fn):

@@ -1,16 +1,38 @@
 """The task interface shared by every dataset: training batches, a fixed held-out test set,
-a fixed sample of training data for measuring the train loss, the loss and the accuracy."""
+a fixed sample of training data for measuring the train loss, the loss and the accuracy; and
+the facts about a dataset that the rest of the project asks its Task class for, from the
+options alone and without allocating anything: its options' schema and checks, its shape
+(`Shape`), its sequence length, how figures name it."""
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from tpri.spec import check_section
+
 OBJECTIVES = ("classification", "regression", "language_model")
 
 # The paper's accuracy rule for the adding problem: a prediction is right when |error| < 0.04.
 REGRESSION_TOLERANCE = 0.04
+FLOAT, INDEX = 4, 8  # bytes of a float32 value, of an int64 token id
+EVAL_CHUNK = 1000  # sequences per forward pass when a model is evaluated on a task's fixed sets
+
+
+class Shape(NamedTuple):
+    """What a dataset gives the model, from its options (for the memory estimate)."""
+
+    n_train: int  # sequences held in memory for training (0: generated per batch)
+    n_test: int  # sequences of the fixed test set
+    n_eval: int  # sequences of the fixed training sample for the train loss
+    length: int  # T, steps per sequence (the longest with variable length)
+    inputs: int  # n, values per step (1 for token ids)
+    outputs: int  # K, classes or outputs
+    per_step: bool  # an output at every step (language model)
+    bytes_per_input: int  # bytes of one input value in memory, generation copies included
 
 
 class Task:
@@ -27,6 +49,41 @@ class Task:
     output_size: int
     length: int  # T, the number of recurrent steps
     objective: str = "classification"  # one of OBJECTIVES
+
+    # --- facts about the dataset, read from the class (nothing allocated) ------------------
+    Options: type  # the dataclass of its options: the schema of conf/dataset/<name>.yaml
+    label: str = ""  # how figures name it ("sequential MNIST"); the name when empty
+    token_inputs: bool = False  # inputs are token ids (B, T) for a text model to embed
+    reads_files: bool = False  # reads data files (options data_dir and download)
+
+    @classmethod
+    def check_options(cls, options: dict) -> None:
+        """Raise ConfigError (a ValueError) naming the first bad `dataset.KEY`: every value
+        against `Options` (types, ranges, choices), then `check_rules`. Constructors call it
+        with their arguments; the config check calls the same two steps."""
+        check_section("dataset.", options, cls.Options)
+        cls.check_rules(options)
+
+    @classmethod
+    def check_rules(cls, options: dict) -> None:
+        """Raise ConfigError when options that each fit the schema do not fit together or
+        cannot give a sequence (a marker window, a chunk size); options checked by the schema."""
+
+    @classmethod
+    def shape(cls, options: dict) -> Shape:
+        """What the dataset of these (checked) options gives the model, without building it."""
+        raise NotImplementedError
+
+    @classmethod
+    def steps(cls, options: dict) -> int:
+        """T, the steps per sequence, from the options (KeyError when one it needs is absent)."""
+        return options["length"]
+
+    @classmethod
+    def variant(cls, options: dict) -> tuple[list[str], list[str]]:
+        """(words, slug parts) that tell this variant of the dataset apart in figures, beyond
+        its label and `permute` (e.g. ["(3 bits)"], ["bits3"]); options may be partial."""
+        return [], []
 
     def sample(self, batch_size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """A training batch drawn with `generator` (same generator state, same batch), on the

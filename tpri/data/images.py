@@ -4,7 +4,8 @@ MNIST and Fashion-MNIST (IDX files), CIFAR-10 (python pickle batches).
 An image of P pixel positions with C values each becomes a sequence of T = P / size_chunk
 steps of size_chunk * C values, in raster order (optionally reordered by a fixed seeded
 permutation, as in permuted MNIST). Pixels are float32 in [0, 1] unless `normalize`
-standardises them with the training mean and std. Raw files are decoded once per process and
+standardises each channel with the dataset's mean and std of STANDARDIZATION (the authors'
+constants: what their loader applies by default). Raw files are decoded once per process and
 kept in memory; tasks are built with whole-tensor operations.
 """
 
@@ -12,22 +13,37 @@ from __future__ import annotations
 
 import functools
 import gzip
+import math
 import os
 import pickle
 import struct
 import zlib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import numpy as np
 import torch
+from omegaconf import MISSING
 from torch import Tensor
 
-from tpri.data.base import TensorTask
+from tpri.data.base import FLOAT, Shape, TensorTask
 from tpri.data.download import DataFileError, check_md5, extract_files, fetch, missing_files_error
+from tpri.spec import ConfigError, seed, size, spec
 
 N_CLASSES = 10
+
+# Per-channel (mean, std) of each dataset's training pixels in [0, 1], the constants the
+# authors' loader standardises with when normalize=True (its default; their MNIST convergence,
+# heatmap and sensitivity runs pass normalize=False): MNIST, Fashion-MNIST, CIFAR-10 (R, G, B);
+# digits (not the authors'): the mean and std of all 1797 images scaled to [0, 1].
+STANDARDIZATION = {
+    "digits": ((0.3053,), (0.3761,)),
+    "mnist": ((0.1307,), (0.3081,)),
+    "fashion_mnist": ((0.2860,), (0.3202,)),
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.247, 0.243, 0.261)),
+}
 
 # --- sequences from images ----------------------------------------------------------------
 
@@ -37,19 +53,33 @@ def fixed_permutation(n: int, seed: int) -> Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
 
 
+def check_chunk(steps: int, size_chunk: int) -> None:
+    """ConfigError unless `size_chunk` divides the `steps` of a sequence."""
+    if size_chunk < 1 or steps % size_chunk:
+        divisors = [d for d in range(1, steps + 1) if steps % d == 0]
+        raise ConfigError(
+            f"dataset.size_chunk={size_chunk} must divide the {steps} steps of a "
+            f"sequence; accepted values: {divisors}"
+        )
+
+
 def to_sequences(pixels: Tensor, size_chunk: int, perm: Tensor | None = None) -> Tensor:
     """Pixels (N, P, C), reordered along P by `perm`, to sequences (N, P / size_chunk,
     size_chunk * C): each step holds size_chunk consecutive pixels, all their values."""
     n, p, c = pixels.shape
-    if size_chunk < 1 or p % size_chunk:
-        accepted = [d for d in range(1, p + 1) if p % d == 0]
-        raise ValueError(
-            f"dataset.size_chunk={size_chunk} must divide the {p} steps of a "
-            f"sequence; accepted values: {accepted}"
-        )
+    check_chunk(p, size_chunk)
     if perm is not None:
         pixels = pixels[:, perm]
     return pixels.reshape(n, p // size_chunk, size_chunk * c)
+
+
+def standardize(name: str, pixels: Tensor) -> Tensor:
+    """Pixels (N, P, C) in [0, 1] standardised channel by channel with the (mean, std) of
+    dataset `name` in STANDARDIZATION: (x - mean_c) / std_c."""
+    mean, std = (torch.tensor(v, dtype=pixels.dtype) for v in STANDARDIZATION[name])
+    if pixels.shape[-1] != len(mean):
+        raise ValueError(f"{name}: {pixels.shape[-1]} channels, standardization has {len(mean)}")
+    return (pixels - mean) / std
 
 
 def take_first(n_train: int | None, images: np.ndarray, labels: np.ndarray, name: str):
@@ -64,30 +94,79 @@ def take_first(n_train: int | None, images: np.ndarray, labels: np.ndarray, name
     return images[:n_train], labels[:n_train]
 
 
-def image_task(
-    name: str,
-    train: tuple[Tensor, Tensor],
-    test: tuple[Tensor, Tensor],
-    *,
-    size_chunk: int,
-    permute: bool,
-    permute_seed: int,
-    normalize: bool = False,
-) -> TensorTask:
-    """A classification task from pixels (N, P, C) in [0, 1] and labels (N,)."""
-    (x_train, y_train), (x_test, y_test) = train, test
-    if normalize:
-        mean, std = x_train.mean(), x_train.std()
-        x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
-    perm = fixed_permutation(x_train.shape[1], permute_seed) if permute else None
-    return TensorTask(
-        name,
-        to_sequences(x_train, size_chunk, perm),
-        y_train,
-        to_sequences(x_test, size_chunk, perm),
-        y_test,
-        output_size=N_CLASSES,
-    )
+@dataclass
+class PixelOptions:
+    """What every image dataset read pixel by pixel takes."""
+
+    permute: bool = MISSING
+    permute_seed: int = seed()
+    size_chunk: int = size()
+    normalize: bool = MISSING
+
+
+@dataclass
+class FileImageOptions(PixelOptions):
+    """What every image dataset read from files takes."""
+
+    data_dir: str = MISSING
+    download: bool = MISSING
+    n_train: Optional[int] = spec(ge=1)
+
+
+class ImageTask(TensorTask):
+    """Classification of images read pixel by pixel (N, P, C), labels (N,): the shared facts
+    of the image datasets (their pixel layout and sizes) and the construction (permutation,
+    chunking) from the decoded, possibly standardised, pixels.
+
+    Subclasses set `pixels` (P), `channels` (C) and `images` (the training and test images
+    of the full dataset), and build the pixels in `__init__`.
+    """
+
+    pixels: int
+    channels: int = 1
+    images: tuple[int, int]
+
+    def __init__(
+        self,
+        train: tuple[Tensor, Tensor],
+        test: tuple[Tensor, Tensor],
+        *,
+        size_chunk: int,
+        permute: bool,
+        permute_seed: int,
+    ):
+        (x_train, y_train), (x_test, y_test) = train, test
+        perm = fixed_permutation(x_train.shape[1], permute_seed) if permute else None
+        super().__init__(
+            self.name,
+            to_sequences(x_train, size_chunk, perm),
+            y_train,
+            to_sequences(x_test, size_chunk, perm),
+            y_test,
+            output_size=N_CLASSES,
+        )
+
+    @classmethod
+    def layout(cls, options: dict) -> tuple[int, int]:
+        """(P, C): the pixel positions read in order and the values each holds."""
+        return cls.pixels, cls.channels
+
+    @classmethod
+    def check_rules(cls, options):
+        check_chunk(cls.layout(options)[0], options["size_chunk"])
+
+    @classmethod
+    def steps(cls, options):
+        return cls.layout(options)[0] // options["size_chunk"]
+
+    @classmethod
+    def shape(cls, options):
+        n_train, n_test = cls.images
+        if options.get("n_train") is not None:
+            n_train = min(n_train, options["n_train"])
+        (pixels, channels), chunk = cls.layout(options), options["size_chunk"]
+        steps, inputs = pixels // chunk, chunk * channels
+        return Shape(n_train, n_test, min(1000, n_train), steps, inputs, N_CLASSES, False, FLOAT)
 
 
 def _labels(y: np.ndarray) -> Tensor:
@@ -125,32 +204,66 @@ def _load_digits() -> tuple[np.ndarray, np.ndarray]:
     return bunch.data, bunch.target  # (1797, 64) in 0..16, (1797,)
 
 
-def digits(
-    size_chunk: int = 1,
-    test_fraction: float = 0.25,
-    split_seed: int = 0,
-    permute: bool = False,
-    permute_seed: int = 0,
-) -> TensorTask:
-    """scikit-learn's 1797 bundled 8x8 digits, pixel by pixel: T = 64 / size_chunk, pixels
-    scaled to [0, 1], a stratified train/test split fixed by `split_seed`. Offline and fast:
-    the default real-data task of the tests."""
-    from sklearn.model_selection import train_test_split
+@dataclass
+class DigitsOptions(PixelOptions):
+    """conf/dataset/digits.yaml."""
 
-    x, y = _load_digits()
-    train_idx, test_idx = train_test_split(
-        np.arange(len(y)), test_size=test_fraction, random_state=split_seed, stratify=y
-    )
-    pixels = torch.as_tensor(x, dtype=torch.float32).unsqueeze(-1) / 16.0  # (1797, 64, 1)
-    labels = _labels(y)
-    return image_task(
-        "digits",
-        (pixels[train_idx], labels[train_idx]),
-        (pixels[test_idx], labels[test_idx]),
-        size_chunk=size_chunk,
-        permute=permute,
-        permute_seed=permute_seed,
-    )
+    name: str = spec(choices=("digits",))
+    test_fraction: float = spec(gt=0, lt=1)
+    split_seed: int = seed()
+
+
+DIGITS_IMAGES = 1797  # scikit-learn's bundled 8x8 digits
+
+
+class Digits(ImageTask):
+    """scikit-learn's 1797 bundled 8x8 digits, pixel by pixel: T = 64 / size_chunk, pixels
+    scaled to [0, 1] (standardised with STANDARDIZATION when `normalize`), a stratified
+    train/test split fixed by `split_seed`. Offline and fast: the default real-data task of the
+    tests and the offline stand-in for MNIST."""
+
+    name = "digits"
+    label = "digits 8x8 as a stand-in for MNIST"
+    Options = DigitsOptions
+    pixels = 64
+    images = (1348, 449)  # the default split (test_fraction 0.25)
+
+    def __init__(
+        self,
+        size_chunk: int = 1,
+        test_fraction: float = 0.25,
+        split_seed: int = 0,
+        permute: bool = False,
+        permute_seed: int = 0,
+        normalize: bool = False,
+    ):
+        from sklearn.model_selection import train_test_split
+
+        order = dict(size_chunk=size_chunk, permute=permute, permute_seed=permute_seed)
+        split = dict(test_fraction=test_fraction, split_seed=split_seed)
+        self.check_options(dict(name=self.name, **split, **order, normalize=normalize))
+        x, y = _load_digits()
+        train_idx, test_idx = train_test_split(
+            np.arange(len(y)), test_size=test_fraction, random_state=split_seed, stratify=y
+        )
+        pixels = torch.as_tensor(x, dtype=torch.float32).unsqueeze(-1) / 16.0  # (1797, 64, 1)
+        if normalize:
+            pixels = standardize(self.name, pixels)
+        labels = _labels(y)
+        train, test = (pixels[train_idx], labels[train_idx]), (pixels[test_idx], labels[test_idx])
+        super().__init__(train, test, **order)
+
+    @classmethod
+    def check_rules(cls, options):
+        """The stratified split needs every class on both sides."""
+        super().check_rules(options)
+        n_test = math.ceil(options["test_fraction"] * DIGITS_IMAGES)
+        if min(n_test, DIGITS_IMAGES - n_test) < N_CLASSES:
+            raise ConfigError(
+                f"dataset.test_fraction={options['test_fraction']} leaves fewer than "
+                f"{N_CLASSES} of the {DIGITS_IMAGES} images on one side of the "
+                "split; expected a number in [0.006, 0.994]"
+            )
 
 
 # --- MNIST and Fashion-MNIST (IDX files) ------------------------------------------------
@@ -264,40 +377,55 @@ def _idx_paths(name: str, folder: Path, download: bool) -> list[Path]:
     return [found[base] for base in IDX_FILES]
 
 
-def idx_task(
-    name: str,
-    data_dir: str,
-    download: bool = False,
-    permute: bool = False,
-    permute_seed: int = 0,
-    size_chunk: int = 1,
-    normalize: bool = False,
-    n_train: int | None = None,
-) -> TensorTask:
+@dataclass
+class IdxOptions(FileImageOptions):
+    """conf/dataset/mnist.yaml, fashion_mnist.yaml."""
+
+    name: str = spec(choices=tuple(IDX_SOURCES))
+
+
+class IdxImages(ImageTask):
     """A 28x28 grey-level dataset in the MNIST IDX format, pixel by pixel (T = 784 /
-    size_chunk), from `data_dir` (a user path; downloaded there when `download`)."""
-    folder = Path(os.path.expanduser(data_dir))
-    x_train, y_train, x_test, y_test = decode_once(_decode_idx, _idx_paths(name, folder, download))
-    x_train, y_train = take_first(n_train, x_train, y_train, name)
-    return image_task(
-        name,
-        (_flat(x_train), _labels(y_train)),
-        (_flat(x_test), _labels(y_test)),
-        size_chunk=size_chunk,
-        permute=permute,
-        permute_seed=permute_seed,
-        normalize=normalize,
-    )
+    size_chunk), from `data_dir` (a user path; downloaded there when `download`); `normalize`
+    standardises with the dataset's mean and std in STANDARDIZATION."""
+
+    Options = IdxOptions
+    reads_files = True
+    pixels = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
+    images = (60_000, 10_000)
+
+    def __init__(
+        self,
+        data_dir: str,
+        download: bool = False,
+        permute: bool = False,
+        permute_seed: int = 0,
+        size_chunk: int = 1,
+        normalize: bool = False,
+        n_train: int | None = None,
+    ):
+        order = dict(size_chunk=size_chunk, permute=permute, permute_seed=permute_seed)
+        files = dict(data_dir=data_dir, download=download, n_train=n_train)
+        self.check_options(dict(name=self.name, **files, **order, normalize=normalize))
+        folder = Path(os.path.expanduser(data_dir))
+        x_train, y_train, x_test, y_test = decode_once(_decode_idx, _idx_paths(self.name, folder, download))
+        x_train, y_train = take_first(n_train, x_train, y_train, self.name)
+        pixels = (lambda x: standardize(self.name, _flat(x))) if normalize else _flat
+        super().__init__((pixels(x_train), _labels(y_train)), (pixels(x_test), _labels(y_test)), **order)
 
 
-def mnist(data_dir: str, **options) -> TensorTask:
-    """MNIST pixel by pixel (permuted MNIST with permute=true); options as :func:`idx_task`."""
-    return idx_task("mnist", data_dir, **options)
+class MNIST(IdxImages):
+    """MNIST pixel by pixel (permuted MNIST with permute=true); options as :class:`IdxImages`."""
+
+    name = "mnist"
+    label = "sequential MNIST"
 
 
-def fashion_mnist(data_dir: str, **options) -> TensorTask:
-    """Fashion-MNIST pixel by pixel; options as :func:`idx_task`."""
-    return idx_task("fashion_mnist", data_dir, **options)
+class FashionMNIST(IdxImages):
+    """Fashion-MNIST pixel by pixel; options as :class:`IdxImages`."""
+
+    name = "fashion_mnist"
+    label = "Fashion-MNIST"
 
 
 # --- CIFAR-10 (python pickle batches) ------------------------------------------------------
@@ -367,27 +495,28 @@ def _cifar_paths(folder: Path, download: bool) -> list[Path]:
     return paths
 
 
-def _cifar_pixels(x: np.ndarray, grayscale: bool, channels_as_steps: bool) -> Tensor:
+def _cifar_pixels(x: np.ndarray, grayscale: bool, channels_as_steps: bool, normalize: bool) -> Tensor:
     """Rows (N, 3072) to pixels (N, P, C): (N, 3072, 1) channel planes one value at a time,
-    (N, 1024, 1) grey levels, or (N, 1024, 3) red-green-blue pixels."""
-    x = _unit(x)
+    (N, 1024, 1) grey levels, or (N, 1024, 3) red-green-blue pixels; with `normalize` each
+    channel is standardised first (grey levels: the luma of the standardised channels)."""
+    x = _unit(x).reshape(len(x), 3, -1).transpose(1, 2)  # (N, 1024, 3)
+    if normalize:
+        x = standardize("cifar10", x)
     if channels_as_steps:
-        return x.unsqueeze(-1)
-    x = x.reshape(len(x), 3, -1).transpose(1, 2).contiguous()  # (N, 1024, 3)
-    return x @ torch.tensor(LUMA).unsqueeze(-1) if grayscale else x
+        return x.transpose(1, 2).reshape(len(x), -1, 1)  # the red, green then blue plane
+    return x @ torch.tensor(LUMA).unsqueeze(-1) if grayscale else x.contiguous()
 
 
-def cifar10(
-    data_dir: str,
-    download: bool = False,
-    grayscale: bool = False,
-    channels_as_steps: bool = False,
-    permute: bool = False,
-    permute_seed: int = 0,
-    size_chunk: int = 1,
-    normalize: bool = False,
-    n_train: int | None = None,
-) -> TensorTask:
+@dataclass
+class Cifar10Options(FileImageOptions):
+    """conf/dataset/cifar10.yaml."""
+
+    name: str = spec(choices=("cifar10",))
+    grayscale: bool = MISSING
+    channels_as_steps: bool = MISSING
+
+
+class CIFAR10(ImageTask):
     """CIFAR-10 pixel by pixel from `data_dir`/cifar-10-batches-py (downloaded and extracted
     there when `download`). Three layouts:
 
@@ -399,20 +528,62 @@ def cifar10(
       (T = 3072 / size_chunk).
 
     `permute` reorders the steps (pixels, or values with channels_as_steps) by a fixed seeded
-    permutation; `normalize` standardises with the scalar train mean and std.
+    permutation; `normalize` standardises each of R, G, B with the authors' constants
+    (STANDARDIZATION), before the layout is made.
     """
-    if grayscale and channels_as_steps:
-        raise ValueError("cifar10: dataset.grayscale and dataset.channels_as_steps exclude each other")
-    folder = Path(os.path.expanduser(data_dir))
-    x_train, y_train, x_test, y_test = decode_once(_decode_cifar, _cifar_paths(folder, download))
-    x_train, y_train = take_first(n_train, x_train, y_train, "cifar10")
-    pixels = functools.partial(_cifar_pixels, grayscale=grayscale, channels_as_steps=channels_as_steps)
-    return image_task(
-        "cifar10",
-        (pixels(x_train), _labels(y_train)),
-        (pixels(x_test), _labels(y_test)),
-        size_chunk=size_chunk,
-        permute=permute,
-        permute_seed=permute_seed,
-        normalize=normalize,
-    )
+
+    name = "cifar10"
+    label = "CIFAR-10"
+    Options = Cifar10Options
+    reads_files = True
+    pixels, channels = 1024, 3
+    images = (50_000, 10_000)
+
+    def __init__(
+        self,
+        data_dir: str,
+        download: bool = False,
+        grayscale: bool = False,
+        channels_as_steps: bool = False,
+        permute: bool = False,
+        permute_seed: int = 0,
+        size_chunk: int = 1,
+        normalize: bool = False,
+        n_train: int | None = None,
+    ):
+        order = dict(size_chunk=size_chunk, permute=permute, permute_seed=permute_seed)
+        layout = dict(grayscale=grayscale, channels_as_steps=channels_as_steps)
+        files = dict(data_dir=data_dir, download=download, n_train=n_train)
+        self.check_options(dict(name=self.name, **files, **layout, **order, normalize=normalize))
+        folder = Path(os.path.expanduser(data_dir))
+        x_train, y_train, x_test, y_test = decode_once(_decode_cifar, _cifar_paths(folder, download))
+        x_train, y_train = take_first(n_train, x_train, y_train, self.name)
+        pixels = functools.partial(_cifar_pixels, **layout, normalize=normalize)
+        super().__init__((pixels(x_train), _labels(y_train)), (pixels(x_test), _labels(y_test)), **order)
+
+    @classmethod
+    def check_rules(cls, options):
+        if options["grayscale"] and options["channels_as_steps"]:
+            raise ConfigError(
+                "dataset.grayscale=true and dataset.channels_as_steps=true exclude "
+                "each other; set one of them to false"
+            )
+        super().check_rules(options)
+
+    @classmethod
+    def layout(cls, options):
+        if options["channels_as_steps"]:
+            return cls.pixels * cls.channels, 1
+        return cls.pixels, 1 if options["grayscale"] else cls.channels
+
+    @classmethod
+    def variant(cls, options):
+        if str(options.get("grayscale", False)).lower() in ("true", "1", "1.0"):
+            return ["(grey levels)"], []
+        if str(options.get("channels_as_steps", False)).lower() in ("true", "1", "1.0"):
+            return ["(colour planes as steps)"], []
+        return [], []
+
+
+# the names of the classes as functions (tpri.data.mnist(data_dir=...))
+digits, mnist, fashion_mnist, cifar10 = Digits, MNIST, FashionMNIST, CIFAR10

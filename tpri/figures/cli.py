@@ -38,6 +38,8 @@ from tpri.figures import curves, findings, grids, scaling
 from tpri.figures.report import findings_markdown, sidecar, write_index
 from tpri.figures.style import header_text, save
 from tpri.figures.tasks import split_tasks, with_task
+from tpri.figures.tuning import choices_table
+from tpri.io import save_text
 
 KINDS = ["convergence", "heatmap", "winner", "sensitivity", "gradients", "length_scaling", "compute"]
 
@@ -52,6 +54,7 @@ class Output:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     printed: list[str] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)
+    chosen: pd.DataFrame | None = None  # each compared method's chosen setting (NAME_chosen.csv)
 
 
 # ----------------------------------------------------------------------------- arguments
@@ -169,6 +172,7 @@ def convergence(args) -> list[Output]:
             curves.plot_convergence(runs, args.metrics),
             runs,
             findings=findings.convergence(runs, args.metrics),
+            chosen=choices_table(curves.tuned(runs, by=["method"])[1]),
         )
         for name, runs in _per_task(df, "convergence")
     ]
@@ -203,7 +207,12 @@ def winner(args) -> list[Output]:
         fig, table = grids.plot_winner(runs, tuple(args.methods))
         notes = findings.winner(table, args.methods)
         printed = [table.to_string(index=False)]
-        outputs.append(Output(name, fig, runs, tables={name: table}, printed=printed, findings=notes))
+        chosen = table[
+            ["T", "model.hidden", *[f"{m}_{c}" for m in args.methods for c in ("chosen", "at_edge")]]
+        ]
+        outputs.append(
+            Output(name, fig, runs, tables={name: table}, printed=printed, findings=notes, chosen=chosen)
+        )
     return outputs
 
 
@@ -233,7 +242,9 @@ def gradients(args) -> list[Output]:
         grads = read_gradients(runs, root, [j for j in args.job or [] if j in set(runs["job_dir"])] or None)
         logged = runs[runs["job_dir"].isin(grads["job_dir"])]
         fig = curves.plot_gradients(grads, logged)
-        outputs.append(Output(name, fig, logged, findings=findings.gradients(grads, logged)))
+        notes = findings.gradients(grads, logged)
+        chosen = choices_table(curves.tuned(logged, by=["method"])[1])
+        outputs.append(Output(name, fig, logged, findings=notes, chosen=chosen))
     return outputs
 
 
@@ -246,7 +257,8 @@ def length_scaling(args) -> list[Output]:
         fig, table = scaling.plot_length_scaling(runs, args.threshold, args.use)
         printed = [table.to_string(index=False)]
         notes = findings.length_scaling(table)
-        outputs.append(Output(name, fig, runs, printed=printed, findings=notes))
+        chosen = table[["method", "T", "chosen", "at_edge", "diverged_other_settings"]]
+        outputs.append(Output(name, fig, runs, printed=printed, findings=notes, chosen=chosen))
     return outputs
 
 
@@ -281,10 +293,14 @@ def _write(outputs: list[Output], kind: str, out_dir: Path, command: str) -> lis
     written = []
     for output in outputs:
         png, pdf = save(output.fig, out_dir, output.name)
-        side = sidecar(png, kind, command, header_text(output.fig), output.jobs, output.findings)
+        chosen = None if output.chosen is None else output.chosen.to_dict("records")
+        side = sidecar(png, kind, command, header_text(output.fig), output.jobs, output.findings, chosen)
         written += [png, pdf, side]
+        if output.chosen is not None:
+            save_text(output.chosen.to_csv(index=False), out_dir / f"{output.name}_chosen.csv")
+            written.append(out_dir / f"{output.name}_chosen.csv")
         for name, table in output.tables.items():
-            table.to_csv(out_dir / f"{name}.csv", index=False)
+            save_text(table.to_csv(index=False), out_dir / f"{name}.csv")
             written.append(out_dir / f"{name}.csv")
     return written
 

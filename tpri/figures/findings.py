@@ -10,8 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tpri.collect import family, summarize
-from tpri.figures.curves import diverged_at, tuned
+from tpri.collect import summarize
+from tpri.figures.curves import GRADIENT_PANELS, direction_column, diverged_at, gradient_source, tuned
+from tpri.figures.style import readable
+from tpri.figures.tuning import UNTUNED, choice_of, edge_note
 
 
 def _num(value: float) -> str:
@@ -39,30 +41,53 @@ def _range(values) -> str:
     return _num(low) if np.isclose(low, high) else f"{_num(low)}–{_num(high)}"
 
 
-def _metric_sentence(method: str, runs: pd.DataFrame, metric: str) -> str:
-    """'TP: test accuracy at iteration 1000: 1 and 0.99 (seeds 0, 1); best 1 at 900, 1000.'"""
-    jobs = summarize(runs, [metric]).sort_values("seed")
-    best_at = []
-    for job, rows in runs.groupby("job_dir", sort=False):
-        rows = rows.dropna(subset=[metric])
-        if len(rows):
-            pick = rows[metric].idxmax() if "accuracy" in metric else rows[metric].idxmin()
-            best_at.append((job, int(rows.loc[pick, "iteration"])))
-    best_at = dict(best_at)
-    seeds = ", ".join(f"{s:g}" for s in jobs["seed"])
-    last = int(jobs["last_iteration"].max())
-    finals = ", ".join(_num(v) for v in jobs[f"final_{metric}"])
-    bests = ", ".join(
-        f"{_num(v)} at it {best_at.get(j, '?')}" for v, j in zip(jobs[f"best_{metric}"], jobs["job_dir"])
+def _seed_part(rows: pd.DataFrame, metric: str, status: str, stop) -> str:
+    """'seed 0: 0.04 at it 1000 (best 0.03 at it 800)' or 'seed 1: diverged at it 0'."""
+    seed = f"seed {_v(rows['seed'].iloc[0])}"
+    finite = rows.dropna(subset=[metric])
+    finite = finite[np.isfinite(finite[metric].astype(float))]
+    if status == "diverged":
+        text = f"{seed}: diverged at it {_it(stop)}"
+        if len(finite) and int(finite["iteration"].iloc[-1]) > 0:
+            last = finite.iloc[-1]
+            text += f" (last finite {_num(last[metric])} at it {_it(last['iteration'])})"
+        return text
+    if finite.empty:
+        return f"{seed}: no finite value"
+    last = finite.iloc[-1]
+    pick = finite[metric].idxmax() if "accuracy" in metric else finite[metric].idxmin()
+    best = finite.loc[pick]
+    return (
+        f"{seed}: {_num(last[metric])} at it {_it(last['iteration'])} "
+        f"(best {_num(best[metric])} at it {_it(best['iteration'])})"
     )
-    text = f"{method}: final {metric} {finals} (seeds {seeds}, iteration {last}); best {bests}"
-    stops = diverged_at(runs)
-    return text + (f"; diverged at it {', '.join(map(str, sorted(stops)))}" if stops else "")
+
+
+def _metric_sentence(method: str, runs: pd.DataFrame, metric: str, choice=None) -> str:
+    """'TP, lr=0.1 (tuned over ...): train loss: seed 0: 0.04 at it 1000 (best ...); seed 1: ...'."""
+    jobs = runs.drop_duplicates("job_dir").sort_values("seed")
+    stops = dict(zip(jobs["job_dir"], jobs.get("stop_iteration", pd.Series(np.nan, jobs.index))))
+    parts = [
+        _seed_part(runs[runs["job_dir"] == job], metric, status, stops[job])
+        for job, status in zip(jobs["job_dir"], jobs["status"])
+    ]
+    setting = f" [{choice.text()}]" if choice is not None else ""
+    return f"{method}{setting}: {readable(metric)}: {'; '.join(parts)}"
 
 
 def convergence(df: pd.DataFrame, metrics=("train_loss", "test_accuracy")) -> list[str]:
-    curves = tuned(df, by=["method"])
-    return [_metric_sentence(m, runs, metric) for metric in metrics for m, runs in curves.groupby("method")]
+    curves, choices = tuned(df, by=["method"])
+    out = [
+        _metric_sentence(m, runs, metric, choice_of(choices, method=m))
+        for metric in metrics
+        for m, runs in curves.groupby("method")
+    ]
+    for choice in choices:
+        if choice.diverged_other:
+            method, n = choice.group["method"], choice.diverged_other
+            out.append(f"{method}: {n} runs of its other settings diverged")
+    edge = edge_note(choices)
+    return [*out, edge] if edge else out
 
 
 def sensitivity(df: pd.DataFrame, key: str, metric: str) -> list[str]:
@@ -104,6 +129,18 @@ def winner(table: pd.DataFrame, methods) -> list[str]:
     if len(margins):
         out.append(f"{first} − {second} margin from {_num(margins.min())} to {_num(margins.max())} points")
     for method in methods:
+        edge = table.get(f"{method}_at_edge")
+        if edge is not None and edge.astype(bool).any():
+            cells = table[edge.astype(bool)]
+            where = ", ".join(
+                f"T={t:g} d={d:g} ({c})"
+                for t, d, c in zip(cells["T"], cells["model.hidden"], cells[f"{method}_chosen"])
+            )
+            out.append(
+                f"{method}'s choice at the edge of its grid in {len(cells)} of {len(table)} cells "
+                f"(widen the grid): {where}"
+            )
+    for method in methods:
         column = f"diverged_{method}"
         if column in table and table[column].sum():
             cells = table[table[column] > 0]
@@ -114,37 +151,54 @@ def winner(table: pd.DataFrame, methods) -> list[str]:
 
 def gradients(grads: pd.DataFrame, metrics: pd.DataFrame) -> list[str]:
     out = []
+    source = gradient_source(grads)
     steps = grads["step"].max()
-    for column, owner in (("adjoint_norm", "BP"), ("displacement_norm", "TP")):
-        rows = grads[grads[column].notna() & (family(grads) == owner)] if column in grads else grads.iloc[:0]
+    for column, _ in GRADIENT_PANELS:
+        rows = source[source[column].notna()] if column in source else source.iloc[:0]
         if rows.empty:
             continue
         by_step = rows.groupby("step")[column].mean()
         zero = by_step[by_step <= 0].index
+        name = f"{rows['method'].iloc[0]} run's {readable(column)}"
         top, bottom = _num(by_step.loc[steps]), _num(by_step.iloc[0])
-        text = f"{owner} {column} (mean over iterations): {top} at t={steps:g}, {bottom} at t=1"
+        text = f"{name} (mean over iterations): {top} at t={steps:g}, {bottom} at t=1"
+        positive = by_step[by_step > 0]
+        if len(positive):
+            text += f"; smallest non-zero {_num(positive.min())} at t={positive.idxmin():g}"
         if len(zero):
             text += f"; exactly 0 at {len(zero)} steps (t ≤ {zero.max():g})"
         out.append(text)
-    for column in ("update_norm", "w_spectral_norm"):
+    for column in (direction_column(metrics), "w_spectral_norm"):
         if column not in metrics:
             continue
         for method, runs in metrics.groupby("method"):
             values = runs.dropna(subset=[column]).sort_values("iteration")[column]
             if len(values):
                 out.append(
-                    f"{method} {column}: {_range(values)} "
+                    f"{method} {readable(column)}: {_range(values)} "
                     f"(first {_num(values.iloc[0])}, last {_num(values.iloc[-1])})"
                 )
     return out
 
 
 def length_scaling(table: pd.DataFrame) -> list[str]:
-    return [
-        f"{method}: share solving "
-        + ", ".join(f"T={t:g}: {s:.2g} of {n}" for t, s, n in zip(r["T"], r["share"], r["seeds"]))
-        for method, r in table.groupby("method")
-    ]
+    """'BP: solves T=10 in 2 of 2 seeds (lr=0.01), T=20 in 0 of 2 seeds (lr=1e-05, at the edge
+    of its grid)', per method: the chosen setting's share, as counts."""
+    out = []
+    for method, rows in table.groupby("method"):
+        parts = []
+        for _, r in rows.iterrows():
+            chosen = (
+                ""
+                if r["chosen"] == UNTUNED
+                else f" ({r['chosen']}{', at the edge of its grid' if r['at_edge'] else ''})"
+            )
+            parts.append(f"T={r['T']:g} in {int(r['solved'])} of {int(r['seeds'])} seeds{chosen}")
+        out.append(f"{method}: solves " + ", ".join(parts))
+        other = int(rows["diverged_other_settings"].sum())
+        if other:
+            out.append(f"{method}: {other} runs of settings not chosen diverged")
+    return out
 
 
 def compute(bench: pd.DataFrame) -> list[str]:

@@ -10,9 +10,10 @@ import pandas as pd
 from matplotlib.colors import LogNorm, Normalize
 from matplotlib.patches import Patch, Rectangle
 
-from tpri.collect import DataError, best_configs, family, sequence_length, summarize
+from tpri.collect import DataError, family, sequence_length, summarize
 from tpri.figures.style import label, new_figure, set_header, spans_decades, styled, tick_labels
 from tpri.figures.tasks import header_lines, refuse_mixed, warn_pooled, with_task
+from tpri.figures.tuning import UNTUNED, choice_of, grid_text, select, tuned_keys
 
 DIVERGED = "#B2182B"
 
@@ -121,9 +122,11 @@ def _hatch(i: int, j: int) -> Rectangle:
 def winner_table(df: pd.DataFrame, methods=("TP", "BP")) -> pd.DataFrame:
     """Per sequence length T and width d: the score of each method family, the area under the
     test-accuracy curve (mean over seeds) of its configuration with the smallest area under
-    the train-loss curve, diverged runs excluded; the winner (larger score; the only one
-    with a score), the margin (first minus second, NaN if one has no score) and the number of
-    diverged runs of each family (`diverged_<family>`)."""
+    the train-loss curve, diverged runs excluded; the winner (the first only when its score is
+    strictly larger, ties to the second; the only one with a score), the margin (first minus
+    second, NaN if one has no score), each family's chosen setting (`<family>_chosen`) and
+    whether it sits at an edge of its grid (`<family>_at_edge`), and the number of diverged
+    runs of each family (`diverged_<family>`)."""
     jobs = summarize(df)
     jobs = jobs.assign(T=sequence_length(jobs), family=family(jobs))
     jobs = jobs[jobs["family"].isin(methods)]
@@ -139,18 +142,48 @@ def winner_table(df: pd.DataFrame, methods=("TP", "BP")) -> pd.DataFrame:
     )
     counts.columns = [f"diverged_{m}" for m in counts.columns]
     ok = jobs[jobs["status"].eq("completed") & np.isfinite(jobs["auc_train_loss"].astype(float))]
+    chosen = [f"{m}_{c}" for m in methods for c in ("chosen", "at_edge")]
     if ok.empty:
-        return pd.DataFrame(columns=[*cell, *methods, "margin", "winner", *counts.columns])
-    best = best_configs(ok, by=[*cell, "family"])
+        return pd.DataFrame(columns=[*cell, *methods, "margin", "winner", *chosen, *counts.columns])
+    best, choices = select(jobs, by=[*cell, "family"])  # grids include the diverged settings
+    best = best[best["job_dir"].isin(ok["job_dir"])]
     table = best.pivot_table(
         index=cell, columns="family", values="auc_test_accuracy", aggfunc="mean"
     ).reindex(columns=list(methods))
     first, second = methods
     table["margin"] = table[first] - table[second]
-    table["winner"] = np.where(table[first].fillna(-np.inf) >= table[second].fillna(-np.inf), first, second)
+    # the first wins only when strictly larger: ties go to the second (as the authors' script)
+    table["winner"] = np.where(table[first].fillna(-np.inf) > table[second].fillna(-np.inf), first, second)
+    for m in methods:
+        for index in table.index:
+            choice = choice_of(choices, **dict(zip(cell, index)), family=m)
+            table.loc[index, f"{m}_chosen"] = choice.setting() or UNTUNED if choice else ""
+            table.loc[index, f"{m}_at_edge"] = bool(choice and choice.edge)
     table = table.join(counts).fillna({c: 0 for c in counts.columns}).astype({c: int for c in counts.columns})
     table.columns.name = None
     return table.reset_index()
+
+
+def _pick(method: str, row: pd.Series) -> str:
+    """'TP 0.01' (the chosen value) with '!' when at the edge of its grid."""
+    value = str(row[f"{method}_chosen"]).split("=")[-1]
+    return f"{method} {value}{'!' if row.get(f'{method}_at_edge') else ''}"
+
+
+def _grids(df: pd.DataFrame, methods) -> str:
+    """'TP tuned over tuned_lr ∈ {...}; BP ...' or 'BP: single setting, not tuned' per method:
+    the keys that vary within a cell."""
+    jobs = df.drop_duplicates("job_dir")
+    jobs = jobs.assign(family=family(jobs), T=sequence_length(jobs))
+    parts = []
+    for m in methods:
+        grid: dict = {}
+        for _, runs in jobs[jobs["family"] == m].groupby(["T", "model.hidden"]):
+            for key in tuned_keys(runs, ["T", "model.hidden", "family"]):
+                grid.setdefault(key, set()).update(runs[key].dropna().unique())
+        text = "; ".join(f"{k} ∈ {{{grid_text(sorted(v))}}}" for k, v in grid.items())
+        parts.append(f"{m} tuned over {text}" if text else f"{m}: {UNTUNED}")
+    return "; ".join(parts)
 
 
 @styled
@@ -183,7 +216,8 @@ def plot_winner(df: pd.DataFrame, methods=("TP", "BP")):
         grid[j, i] = signed
         note = f"{row['winner']} only" if margin != margin else f"{row['winner']}\n{margin:+.1f}"
         daggers = [f"†{m} {int(row[f'diverged_{m}'])}" for m in methods if row.get(f"diverged_{m}", 0)]
-        text = "\n".join([note, *daggers]).replace("-", "−")
+        picks = [_pick(m, row) for m in methods if row.get(f"{m}_chosen") not in ("", UNTUNED, None)]
+        text = "\n".join([note.replace("-", "−"), *daggers, *picks])
         color = "white" if abs(signed) > bound / 2 else "black"
         ax.text(i, j, text, ha="center", va="center", fontsize=7, color=color)
     ax.imshow(np.ma.masked_invalid(grid), origin="lower", aspect="auto", cmap="RdBu", vmin=-bound, vmax=bound)
@@ -208,6 +242,11 @@ def plot_winner(df: pd.DataFrame, methods=("TP", "BP")):
                 edgecolor="none",
                 label="†X n: n runs of X diverged in this cell (excluded from tuning)",
             ),
+            Patch(
+                facecolor="none",
+                edgecolor="none",
+                label="X v: X's chosen value of the tuned key; '!' at the edge of its grid (widen it)",
+            ),
         ],
         loc="outside lower center",
         ncols=1,
@@ -215,9 +254,16 @@ def plot_winner(df: pd.DataFrame, methods=("TP", "BP")):
         handlelength=0,
     )
     jobs = df.drop_duplicates("job_dir").assign(family=family)
-    title = (
-        f"Winner {first} vs {second} over {label('T')} × {label('model.hidden')}, "
-        "each tuned by its train-loss area"
+    title = f"Winner {first} vs {second} over {label('T')} × {label('model.hidden')}"
+    last = int(df["iteration"].max())
+    rule = (
+        f"selection per cell and method: smallest area under the train-loss curve (iterations 0..{last}, "
+        f"mean over seeds); score: area under the test-accuracy curve; {first} wins only if strictly larger"
     )
-    set_header(fig, title, header_lines(jobs, by=["T", "model.hidden", "family"]))
+    grids = _grids(df, methods)
+    edges = int(sum(table[f"{m}_at_edge"].sum() for m in methods))
+    lines = [*header_lines(jobs, by=["T", "model.hidden", "family"]), rule, grids]
+    if edges:
+        lines.append(f"{edges} choices at the edge of their grid (marked !)")
+    set_header(fig, title, lines)
     return fig, table

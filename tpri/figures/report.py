@@ -10,12 +10,13 @@ from __future__ import annotations
 import datetime
 import html
 import json
-import re
 from pathlib import Path
 
 import pandas as pd
 
 from tpri.collect import DataError
+from tpri.figures.style import plain
+from tpri.io import save_text
 
 MARK = "tpri-figure"  # key of the sidecar files, to tell them from other json files
 CAPTIONS = {
@@ -30,37 +31,14 @@ CAPTIONS = {
     "sensitivity": "The metric against iterations for each value of one hyperparameter, one "
     "panel per method; mean over seeds with a ± std band; X: diverged.",
     "gradients": "Per time step and iteration, the norm of BP's adjoints and of TP's target "
-    "displacements (grey: exactly 0), then the update norm and the spectral norm "
-    "of the recurrent weights W.",
+    "displacements, both from the same TP run at the same iterations (norms in float64, grey: "
+    "exactly 0), then the norm of each method's direction before the step (sum over the RNN's "
+    "tensors of the gradient norm, before lr and momentum) and the spectral norm of W.",
     "length_scaling": "Share of seeds that reach the accuracy threshold against the sequence "
     "length, each method at its best setting per length.",
     "compute": "Median time per training iteration against T and the width, and the peak "
     "memory against T when the benchmark recorded it.",
 }
-
-
-MATHTEXT = {
-    r"\gamma_\theta": "γ_θ",
-    r"\gamma_h": "γ_h",
-    r"\Vert": "‖",
-    r"\partial": "∂",
-    r"\ell": "ℓ",
-    r"\times": "×",
-    "{": "",
-    "}": "",
-}
-
-
-def plain(text: str) -> str:
-    """Figure text without matplotlib's mathtext markup: '$\\gamma_h$' -> 'γ_h'."""
-
-    def unmath(match: re.Match) -> str:
-        inner = match.group(1)
-        for markup, symbol in MATHTEXT.items():
-            inner = inner.replace(markup, symbol)
-        return inner
-
-    return re.sub(r"\$([^$]*)\$", unmath, text)
 
 
 def run_table(jobs: pd.DataFrame) -> list[dict]:
@@ -82,7 +60,13 @@ def run_table(jobs: pd.DataFrame) -> list[dict]:
 
 
 def sidecar(
-    png: Path, kind: str, command: str, header: str, jobs: pd.DataFrame | None, findings: list[str]
+    png: Path,
+    kind: str,
+    command: str,
+    header: str,
+    jobs: pd.DataFrame | None,
+    findings: list[str],
+    chosen: list[dict] | None = None,
 ) -> Path:
     """Write `NAME.json` beside `png` with what `write_index` shows; returns its path."""
     info = {
@@ -96,9 +80,10 @@ def sidecar(
         "runs": 0 if jobs is None else int(jobs["job_dir"].nunique()),
         "table": [] if jobs is None else run_table(jobs.drop_duplicates("job_dir")),
         "findings": findings,
+        "chosen": chosen,  # each compared method's chosen setting (None: not a comparison)
     }
     path = png.with_suffix(".json")
-    path.write_text(json.dumps(info, indent=1))
+    save_text(json.dumps(info, indent=1), path)
     return path
 
 
@@ -173,7 +158,7 @@ def write_index(root: str | Path, out: str | Path | None = None) -> Path:
         f"<p>{len(figures)} figures below <code>{html.escape(str(root))}</code>, page written "
         f"{stamp}. Click a figure for its PDF.</p><ul>{links}</ul>{body}</body></html>"
     )
-    out.write_text(page)
+    save_text(page, out)
     return out
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-from tpri.collect import DataError, UsageError, best_configs, numeric, sequence_length, summarize
+from tpri.collect import DataError, UsageError, numeric, sequence_length, summarize
 from tpri.figures.style import (
     DIVERGED_MARK,
     label,
@@ -22,6 +22,7 @@ from tpri.figures.style import (
     tick_labels,
 )
 from tpri.figures.tasks import header_lines, refuse_mixed, with_task
+from tpri.figures.tuning import UNTUNED, grid_text, select, tuned_keys
 
 BENCH_METHODS = {"bp": "BP", "tp_graph": "TP", "tp_local": "TP (local)", "plain_rnn": "plain RNN"}
 BENCH_COLUMNS = ["T", "hidden", "batch", "method", "median_ms"]
@@ -29,31 +30,43 @@ BENCH_COLUMNS = ["T", "hidden", "batch", "method", "median_ms"]
 
 def solved_table(df: pd.DataFrame, threshold: float = 0.99, use: str = "best") -> pd.DataFrame:
     """Per method and sequence length T: the share of seeds whose `use` ("best" or "final")
-    test accuracy reaches `threshold`, for the configuration with the largest share, with the
-    number of seeds and of diverged runs of that configuration."""
+    test accuracy reaches `threshold`, for the configuration with the largest share (ties: the
+    first in the order of the tuned keys), with the number of seeds solving and run, the
+    diverged runs of that configuration, its setting (`chosen`, `at_edge`) and the diverged
+    runs of the other settings."""
     jobs = summarize(df, ["test_accuracy"])
     jobs = jobs.assign(
         T=sequence_length(jobs),
         diverged=jobs["status"].eq("diverged"),
         solved=jobs[f"{use}_test_accuracy"].astype(float) >= threshold,
     )
-    best = best_configs(jobs, by=["method", "T"], score="solved", higher=True)
-    return (
+    best, choices = select(jobs, by=["method", "T"], score="solved", higher=True)
+    table = (
         best.groupby(["method", "T"])
         .agg(
             share=("solved", "mean"),
+            solved=("solved", "sum"),
             seeds=("solved", "count"),
             diverged=("diverged", "sum"),
         )
         .reset_index()
     )
+    table["solved"] = table["solved"].astype(int)
+    picks = {(c.group["method"], c.group["T"]): c for c in choices}
+    table["chosen"] = [picks[(m, t)].setting() or UNTUNED for m, t in zip(table["method"], table["T"])]
+    table["at_edge"] = [bool(picks[(m, t)].edge) for m, t in zip(table["method"], table["T"])]
+    table["diverged_other_settings"] = [
+        picks[(m, t)].diverged_other for m, t in zip(table["method"], table["T"])
+    ]
+    return table
 
 
 @styled
 def plot_length_scaling(df: pd.DataFrame, threshold: float = 0.99, use: str = "best"):
     """Share of seeds solving the task against the sequence length T, one line per method
-    (see `solved_table`); an X marks lengths where runs diverged. One task (T may vary).
-    Returns the figure and the table."""
+    (see `solved_table`), each point labelled with the chosen setting ('!' at the edge of its
+    grid); an X marks lengths where runs of the chosen setting diverged. One task (T may
+    vary). Returns the figure and the table."""
     if df.empty:
         raise DataError("no runs to plot length scaling")
     df = with_task(df) if "task" not in df else df
@@ -61,9 +74,23 @@ def plot_length_scaling(df: pd.DataFrame, threshold: float = 0.99, use: str = "b
     table = solved_table(df, threshold, use)
     fig, axes = new_figure(width=5.5)
     ax = axes[0, 0]
+    tuned = {}
     for method, rows in table.groupby("method"):
         style = method_style(method)
-        ax.plot(rows["T"], rows["share"], **style.line(), label=method)
+        runs = df[df["method"] == method]
+        tuned[method] = _grid_of(runs)
+        ax.plot(rows["T"], rows["share"], **style.line(), label=f"{method} — {tuned[method]}")
+        for t, share, chosen, edge in zip(rows["T"], rows["share"], rows["chosen"], rows["at_edge"]):
+            if chosen != UNTUNED:
+                value = chosen.split("=")[-1] + ("!" if edge else "")
+                ax.annotate(
+                    value,
+                    (t, share),
+                    xytext=(3, -10),
+                    textcoords="offset points",
+                    fontsize=6,
+                    color=style.color,
+                )
         bad = rows[rows["diverged"] > 0]
         if len(bad):
             ax.plot(
@@ -71,7 +98,7 @@ def plot_length_scaling(df: pd.DataFrame, threshold: float = 0.99, use: str = "b
                 bad["share"],
                 color=style.color,
                 **DIVERGED_MARK,
-                label=f"{method}: runs diverged at this T",
+                label=f"{method}: runs of the chosen setting diverged at this T",
             )
     ax.set(
         xlabel=label("T"),
@@ -79,14 +106,32 @@ def plot_length_scaling(df: pd.DataFrame, threshold: float = 0.99, use: str = "b
         ylabel=f"share of seeds solving\n({use} test accuracy ≥ {threshold:g})",
     )
     ax.set_xticks(sorted(table["T"].unique()))
-    ax.legend(fontsize=7)
-    jobs = df.drop_duplicates("job_dir")
-    set_header(
-        fig,
-        "Length scaling: share of seeds that solve the task, each method at its best setting per T",
-        header_lines(jobs, by=["method", "T"]),
+    ax.legend(
+        fontsize=7, title="next to a point: the chosen value; '!': at the edge of its grid", title_fontsize=6
     )
+    jobs = df.drop_duplicates("job_dir")
+    lines = header_lines(jobs, by=["method", "T"])
+    if any(t != UNTUNED for t in tuned.values()):
+        lines.append(
+            f"selection per method and T: the setting with the largest share of seeds whose {use} test "
+            f"accuracy over the evaluations reaches {threshold:g} (test set; ties: the smallest value)"
+        )
+    edges = int(table["at_edge"].sum())
+    if edges:
+        lines.append(f"{edges} choices at the edge of their grid (marked !)")
+    set_header(fig, "Length scaling: share of seeds that solve the task against T", lines)
     return fig, table
+
+
+def _grid_of(runs: pd.DataFrame) -> str:
+    """'tuned per T over lr ∈ {...}' or 'single setting, not tuned' (keys varying within a T)."""
+    grid: dict = {}
+    for _, group in runs.drop_duplicates("job_dir").groupby("T"):
+        for key in tuned_keys(group, ["method", "T"]):
+            grid.setdefault(key, set()).update(group[key].dropna().unique())
+    if not grid:
+        return UNTUNED
+    return "tuned per T over " + "; ".join(f"{k} ∈ {{{grid_text(sorted(v))}}}" for k, v in grid.items())
 
 
 def check_bench(bench: pd.DataFrame, source: str = "benchmark csv") -> pd.DataFrame:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,8 +48,38 @@ LABELS = {
     "test_accuracy": "test accuracy",
     "test_perplexity": "test perplexity",
     "update_norm": r"update norm $\Vert W_{k+1} - W_k\Vert_F$",
+    "direction_norm": "direction norm Σ‖grad‖ of the RNN\n(before lr and momentum)",
     "w_spectral_norm": r"spectral norm $\Vert W\Vert_2$",
 }
+
+
+MATHTEXT = {
+    r"\gamma_\theta": "γ_θ",
+    r"\gamma_h": "γ_h",
+    r"\Vert": "‖",
+    r"\partial": "∂",
+    r"\ell": "ℓ",
+    r"\times": "×",
+    "{": "",
+    "}": "",
+}
+
+
+def plain(text: str) -> str:
+    """Figure text without matplotlib's mathtext markup: '$\\gamma_h$' -> 'γ_h'."""
+
+    def unmath(match: re.Match) -> str:
+        inner = match.group(1)
+        for markup, symbol in MATHTEXT.items():
+            inner = inner.replace(markup, symbol)
+        return inner
+
+    return re.sub(r"\$([^$]*)\$", unmath, text)
+
+
+def readable(key: str) -> str:
+    """A column's label as plain text on one line (findings, captions): 'train loss'."""
+    return " ".join(plain(label(key)).split())
 
 
 @dataclass(frozen=True)
@@ -82,6 +113,7 @@ METHOD_STYLES = {
     "BP (SGD)": Style("#E69F00", "--", "v"),
     "BP (Adam)": Style("#CC79A7", ":", "P"),
     "DTP-PI": Style("#000000", ":", "X"),
+    "DTP-PI (Nesterov 0.9)": Style("#000000", ":", "X"),  # the authors' DTP on the synthetic tasks
     "plain RNN": Style("#777777", "--", "*"),
 }
 _SPARE = [

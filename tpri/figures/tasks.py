@@ -13,18 +13,9 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from tpri.build import MODELS
 from tpri.collect import UsageError, sequence_length, swept_keys
-
-DATASETS = {
-    "temporal_order": "temporal order",
-    "adding": "adding",
-    "mnist": "sequential MNIST",
-    "digits": "digits 8x8 as a stand-in for MNIST",
-    "fashion_mnist": "Fashion-MNIST",
-    "cifar10": "CIFAR-10",
-    "ptb": "Penn Treebank",
-}
-MODELS = {"rnn": "RNN", "gru": "GRU", "rnn_text": "RNN language model"}
+from tpri.data import TASKS
 
 
 def _get(row: pd.Series, key: str, default=None):
@@ -36,21 +27,23 @@ def _truthy(value) -> bool:
     return str(value).lower() in ("true", "1", "1.0")
 
 
+def _variant(row: pd.Series, name: str) -> tuple[list[str], list[str]]:
+    """The dataset's own (words, slug parts) for this row's options (its Task class's)."""
+    if name not in TASKS:
+        return [], []
+    options = {k.removeprefix("dataset."): _get(row, k) for k in row.index if k.startswith("dataset.")}
+    return TASKS[name].variant({k: v for k, v in options.items() if v is not None})
+
+
 def task_name(row: pd.Series) -> str:
     """The task as run, without T: 'permuted digits 8x8 as a stand-in for MNIST, GRU'."""
     name = str(_get(row, "dataset.name", _get(row, "dataset", "?")))
-    words = [DATASETS.get(name, name)]
+    words = [TASKS[name].label or name if name in TASKS else name]
     if _truthy(_get(row, "dataset.permute", False)):
         words.insert(0, "permuted")
-    if name == "temporal_order" and int(_get(row, "dataset.bits", 1)) != 1:
-        words.append(f"({_get(row, 'dataset.bits')} bits)")
-    if name == "cifar10":
-        if _truthy(_get(row, "dataset.grayscale", False)):
-            words.append("(grey levels)")
-        elif _truthy(_get(row, "dataset.channels_as_steps", False)):
-            words.append("(colour planes as steps)")
+    words += _variant(row, name)[0]
     model = str(_get(row, "model.name", _get(row, "model", "rnn")))
-    return f"{' '.join(words)}, {MODELS.get(model, model)}"
+    return f"{' '.join(words)}, {MODELS[model].label if model in MODELS else model}"
 
 
 def _slug(row: pd.Series, with_length: bool) -> str:
@@ -58,8 +51,7 @@ def _slug(row: pd.Series, with_length: bool) -> str:
     parts = [name]
     if _truthy(_get(row, "dataset.permute", False)):
         parts.append("permuted")
-    if name == "temporal_order" and int(_get(row, "dataset.bits", 1)) != 1:
-        parts.append(f"bits{_get(row, 'dataset.bits')}")
+    parts += _variant(row, name)[1]
     model = str(_get(row, "model.name", _get(row, "model", "rnn")))
     if model != "rnn":
         parts.append(model)
@@ -156,3 +148,19 @@ def header_lines(jobs: pd.DataFrame, by: list[str] | None = None) -> list[str]:
     line_task = ", ".join([task, *[s for s in sizes if s]])
     line_budget = ", ".join([*[b for b in budget if b], f"{seeds} per setting", f"{len(jobs)} runs"])
     return [line_task, line_budget]
+
+
+def machine_line(jobs: pd.DataFrame) -> str:
+    """The header line next to a time axis: the machine the runs' times were measured on (CPU
+    model, cores, threads per job, jobs at once) and the load range at the runs' starts."""
+    jobs = jobs.drop_duplicates("job_dir")
+    if "machine" not in jobs or jobs["machine"].isna().all():
+        return "times measured on: machine not recorded (runs older than this field)"
+    values = jobs["machine"].dropna().astype(str)
+    base = values.str.replace(r", load [0-9.]+ at start$", "", regex=True)
+    loads = pd.to_numeric(values.str.extract(r"load ([0-9.]+) at start$")[0], errors="coerce")
+    text = "; ".join(sorted(base.unique()))
+    if loads.notna().any():
+        low, high = loads.min(), loads.max()
+        text += f"; 1-min load {low:g}" + (f"–{high:g}" if high > low else "") + " at the runs' starts"
+    return f"times measured on: {text}"

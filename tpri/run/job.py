@@ -10,8 +10,8 @@ import torch
 from tpri.build import make_direction, make_model, make_optimizer
 from tpri.config import ConfigError
 from tpri.data import make_task
+from tpri.data.base import EVAL_CHUNK  # sequences per forward pass at evaluation
 from tpri.data.download import DataFileError
-from tpri.resources import EVAL_CHUNK  # sequences per forward pass at evaluation
 from tpri.run.rundir import trajectory_config
 from tpri.tp import Direction
 
@@ -108,9 +108,12 @@ def load_model(run_dir, which: str = "best", map_location="cpu") -> torch.nn.Mod
     (`checkpoint.pt`) weights, in eval mode::
 
         model = tpri.load_model("outputs/runs/2026-11-27/10-00-00", which="best")
-    """
+
+    The file is read as tensors and plain data only (no pickled object is ever run); a
+    missing, damaged or foreign file raises `tpri.io.UnreadableFile` naming it."""
     from pathlib import Path
 
+    from tpri.io import UnreadableFile, load_torch
     from tpri.run.rundir import BEST, CHECKPOINT
 
     files = {"best": BEST, "last": CHECKPOINT}
@@ -118,8 +121,14 @@ def load_model(run_dir, which: str = "best", map_location="cpu") -> torch.nn.Mod
         raise ValueError(f"which={which!r}; accepted: 'best', 'last'")
     path = Path(run_dir) / files[which]
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file (is {run_dir} a tpri job dir?)")
-    state = torch.load(path, map_location=map_location, weights_only=False)
-    model = make_model(**state["model_options"])
-    model.load_state_dict(state["model"])
+        raise UnreadableFile(f"{path}: no such file (is {run_dir} a tpri job dir?)")
+    state = load_torch(path, map_location)
+    if not (isinstance(state, dict) and isinstance(state.get("model_options"), dict)):
+        raise UnreadableFile(f"{path}: not a tpri weights file (no 'model' and 'model_options')")
+    try:
+        model = make_model(**state["model_options"])
+        model.load_state_dict(state["model"])
+    except (TypeError, ValueError, RuntimeError, KeyError) as err:
+        line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise UnreadableFile(f"{path}: its weights do not build a tpri model ({line})") from None
     return model.eval()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import signal
 import sys
 import time
@@ -25,10 +24,19 @@ import torch
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from tpri.config import ConfigError, check_config, check_resources, plain_config
-from tpri.diagnostics import bp_adjoints, bp_gradients, cosines, recurrent_weight
+from tpri.config import ConfigError, check_config, check_overrides, check_resources, plain_config
+from tpri.diagnostics import (
+    bp_adjoints,
+    bp_gradients,
+    cosines,
+    direction_norm,
+    exact_norm,
+    recurrent_weight,
+    step_norms,
+)
 from tpri.inverse import Diverged
-from tpri.io import save_text
+from tpri.io import UnreadableFile, load_torch, save_text
+from tpri.run.divergence import DivergenceRules
 from tpri.run.job import Job
 from tpri.run.provenance import now, provenance
 from tpri.run.record import Record, csv_text
@@ -66,15 +74,27 @@ def run(cfg: Mapping, output_dir: str | Path, context: RunContext | None = None)
 
     Raises ConfigError (bad config) or RunDirError (dir busy, unwritable, holding another
     run) before changing anything; JobFailed after recording status `failed`; Interrupted
-    after recording status `interrupted` on SIGTERM / SIGINT / SIGUSR2."""
+    after recording status `interrupted` on a terminating signal (tpri.run.signals.STOP_SIGNALS)."""
     cfg, context = plain_config(cfg), context or RunContext()
+    output_dir = _output_path(output_dir)
     try:
         check_config(cfg)
+        check_overrides(cfg, context.overrides)
         check_resources(cfg)
         return _run_checked(cfg, output_dir, context)
     except ConfigError:
         RunDir(output_dir).discard_if_empty()  # what Hydra made for a rejected first run
         raise
+
+
+def _output_path(output_dir) -> Path:
+    """`output_dir` as a Path; an empty one (which would write into the current directory)
+    or one of another type is refused."""
+    if not isinstance(output_dir, (str, Path)):
+        raise TypeError(f"output_dir must be a path (str or Path), got {type(output_dir).__name__}")
+    if not str(output_dir).strip():
+        raise RunDirError(f"output_dir={str(output_dir)!r} is empty; give the job's directory")
+    return Path(output_dir)
 
 
 def _run_checked(cfg: dict, output_dir: str | Path, context: RunContext) -> dict:
@@ -137,8 +157,8 @@ def reconcile(rundir: RunDir, checkpoint: dict) -> list[Path]:
 
 def _saved_iteration(path: Path) -> int | None:
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)["iteration"]
-    except Exception:  # missing or damaged: rewrite it
+        return load_torch(path)["iteration"]
+    except (UnreadableFile, TypeError, KeyError):  # missing or damaged: rewrite it
         return None
 
 
@@ -152,6 +172,7 @@ class Session:
         self.record: Record | None = None
         self.provenance: dict = {}
         self.best: dict | None = None  # best.pt's content, also kept in every checkpoint
+        self.rules = DivergenceRules.from_config(cfg)
 
     # --- start ---------------------------------------------------------------------------
     def start(self, prev: Previous) -> dict:
@@ -256,10 +277,15 @@ class Session:
             if diagnose:
                 record.annotate({**values, **self._weight_norms(before)})
             bar.update(1)
-            if done % cfg["eval_every"] == 0 or done == cfg["max_iter"]:
+            evaluated = done % cfg["eval_every"] == 0 or done == cfg["max_iter"]
+            if evaluated:
                 row = self._evaluate()
                 bar.set_postfix(train_loss=f"{row['train_loss']:.4g}", test_acc=f"{row['test_accuracy']:.3f}")
-                _check_loss_rule(record)
+            due = self.rules.loss_due(done, cfg["max_iter"], evaluated)
+            reason = due and self.rules.loss_reason(record.rows, done)
+            if reason:
+                raise Diverged(f"{reason}; {self._cause()}")
+            if evaluated:
                 self._write_summary("running")
                 gone = launcher_gone()
                 if gone:
@@ -289,17 +315,16 @@ class Session:
         return f"parameters finite: {steps} is too large"
 
     def _check_step(self, loss, done: int) -> None:
-        """One host sync per iteration: a non-finite loss or an exploding recurrent weight."""
-        limit = self.cfg["diverge_weight_norm"]
-        W = recurrent_weight(self.job.model).detach()
-        norm = W.norm()
-        if bool(~torch.isfinite(loss) | ~torch.isfinite(norm) | (norm > limit)):
-            if not torch.isfinite(loss):
-                raise Diverged(f"non-finite batch loss at iteration {done}; {self._cause()}")
-            raise Diverged(
-                f"the recurrent weight's norm |W|_F={norm.item():.3g} exceeds "
-                f"diverge_weight_norm={limit} at iteration {done}; {self._cause()}"
-            )
+        """One host sync per iteration: a non-finite loss or recurrent weight (a numerical
+        fault), or tpri's weight-norm rule when it is on."""
+        norm = recurrent_weight(self.job.model).detach().norm()
+        fault = ~torch.isfinite(loss) | ~torch.isfinite(norm)
+        broken = self.rules.weight_norm_broken(norm)
+        if bool(fault if broken is None else fault | broken):
+            what = "batch loss" if not torch.isfinite(loss) else "recurrent weight"
+            if not (torch.isfinite(loss) and torch.isfinite(norm)):
+                raise Diverged(f"numerical fault: non-finite {what} at iteration {done}; {self._cause()}")
+            raise Diverged(f"{self.rules.weight_norm_reason(norm.item(), done)}; {self._cause()}")
 
     def _evaluate(self) -> dict:
         is_best = self.record.record(self.record.iteration, self.job.evaluate())
@@ -315,20 +340,19 @@ class Session:
             adjoints = bp_adjoints(job.model, x, y, job.task.loss)  # (B, T, d)
             displacements = job.direction.displacements
             self.record.add_gradients(
-                it,
-                adjoints.norm(dim=-1).mean(0).tolist(),
-                None if displacements is None else displacements.norm(dim=-1).mean(0).tolist(),
+                it, step_norms(adjoints), None if displacements is None else step_norms(displacements)
             )
+            values["direction_norm"] = direction_norm(job.model)  # p.grad: before lr and momentum
         if cfg["log_cosine"]:
             directions = {n: p.grad for n, p in job.model.named_parameters()}
             grads = bp_gradients(job.model, x, y, job.task.loss)
-            values = {f"cos_{n}": c for n, c in cosines(directions, grads).items()}
+            values.update({f"cos_{n}": c for n, c in cosines(directions, grads).items()})
         return values
 
     def _weight_norms(self, before: torch.Tensor) -> dict:
         W = recurrent_weight(self.job.model).detach()
         return {
-            "update_norm": (W - before).norm().item(),
+            "update_norm": exact_norm((W - before).flatten(), dim=0).item(),
             "w_spectral_norm": torch.linalg.matrix_norm(W, ord=2).item(),
         }
 
@@ -373,10 +397,7 @@ class Session:
         except OSError:
             pass
         for tracker in self.record.trackers:
-            try:
-                tracker.close(status)
-            except Exception:
-                pass
+            tracker.close(status)  # never raises (tpri.trackers.Guarded)
         log.error("%s%s: %s", self.context.tag, status, reason)
 
 
@@ -393,17 +414,7 @@ def _trackers(cfg: dict, out: Path, tag: str) -> list:
         return []
     from tpri.trackers import make_trackers
 
-    return make_trackers(cfg["logger"], out, f"{out.parent.name}/{out.name}")
-
-
-def _check_loss_rule(record: Record) -> None:
-    """The paper's rule: the train loss is NaN or more than twice its initial value."""
-    loss, initial = record.rows[-1]["train_loss"], record.rows[0]["train_loss"]
-    if not math.isfinite(loss) or loss > 2 * initial:
-        raise Diverged(
-            f"train loss {loss:.4g} at iteration {record.rows[-1]['iteration']} "
-            f"(initial {initial:.4g}): NaN or more than twice the initial value"
-        )
+    return make_trackers(cfg["logger"], out, f"{out.parent.name}/{out.name}", tag)
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@ versions, machine, command line and overrides; recorded in `summary.json`."""
 
 from __future__ import annotations
 
+import os
 import platform
 import socket
 import subprocess
@@ -53,25 +54,44 @@ def device_name(device: torch.device) -> str:
     return platform.processor() or platform.machine() or "cpu"
 
 
+def cpu_model() -> str | None:
+    """The CPU's model name from /proc/cpuinfo (Linux), None elsewhere."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def machine() -> dict:
+    """What the timings of a run depend on besides the run: CPU model, cores, load at start."""
+    try:
+        load = round(os.getloadavg()[0], 2)
+    except OSError:
+        load = None
+    return {"cpu": cpu_model() or platform.machine() or "cpu", "cores": os.cpu_count(), "load_1min": load}
+
+
 def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
 def provenance(device: torch.device, overrides: list[str] | None, started: str) -> dict:
-    from tpri import __version__
-
     return {
         "git": git_state(),
         "versions": {
             "python": platform.python_version(),
-            "tpri": __version__,
-            "torch": torch.__version__,
+            "tpri": _version("tpri"),  # pyproject's version, the one version string
+            "torch": str(torch.__version__),
             "numpy": _version("numpy"),
             "hydra": _version("hydra-core"),
             "omegaconf": _version("omegaconf"),
         },
         "device": {"type": device.type, "name": device_name(device), "threads": torch.get_num_threads()},
         "hostname": socket.gethostname(),
+        "machine": machine(),
         "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
         "overrides": list(overrides or []),
         "started": started,

@@ -25,7 +25,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 import yaml
 
 from tpri import io
@@ -135,6 +134,7 @@ class RunDir:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._lock_fd: int | None = None
+        self._dir_fd: int | None = None
 
     # --- lock ----------------------------------------------------------------------------
     def __enter__(self) -> RunDir:
@@ -145,13 +145,51 @@ class RunDir:
         self.release()
 
     def acquire(self) -> None:
-        """Create the dir if needed and take its exclusive lock, or raise RunDirError."""
+        """Create the dir if needed and take its exclusive locks, or raise RunDirError: the
+        directory's own lock (a file someone deletes by hand cannot undo it), then `run.lock`'s
+        (which tells a second process who holds the dir)."""
         try:
             self.path.mkdir(parents=True, exist_ok=True)
+            self._dir_fd = self._lock_dir()
             while self._lock_fd is None:
                 self._lock_fd = self._try_lock()
         except OSError as err:
+            self._unlock_dir()
             raise RunDirError(f"cannot use output dir: {_os_message(err, self.path)}") from None
+        except RunDirError:
+            self._unlock_dir()
+            raise
+
+    def _lock_dir(self) -> int | None:
+        """Lock the directory itself; None where its file system has no such locks."""
+        fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            os.close(fd)
+            if err.errno in (errno.EAGAIN, errno.EACCES):
+                raise RunDirError(self._busy()) from None
+            return None  # e.g. NFS without directory locks: run.lock's lock alone guards
+        return fd
+
+    def _unlock_dir(self) -> None:
+        if self._dir_fd is not None:
+            os.close(self._dir_fd)
+            self._dir_fd = None
+
+    def _busy(self) -> str:
+        lock = self.path / LOCK
+        try:
+            fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            holder = "(unknown pid: run.lock was removed)"
+        else:
+            holder = _read_holder(fd)
+            os.close(fd)
+        return (
+            f"{self.path} is in use by process {holder} (lock {lock}); "
+            "wait for it to end or choose another output dir"
+        )
 
     def _try_lock(self) -> int | None:
         """Lock `run.lock`; None when the file was replaced meanwhile (retry)."""
@@ -162,13 +200,9 @@ class RunDir:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
-            holder = _read_holder(fd)
             os.close(fd)
             if err.errno in (errno.EAGAIN, errno.EACCES):
-                raise RunDirError(
-                    f"{self.path} is in use by process {holder} (lock {lock}); "
-                    "wait for it to end or choose another output dir"
-                ) from None
+                raise RunDirError(self._busy()) from None
             raise
         if not lock.exists() or os.stat(lock).st_ino != os.fstat(fd).st_ino:
             os.close(fd)  # the holder removed the file between our open and our lock
@@ -185,6 +219,7 @@ class RunDir:
             (self.path / LOCK).unlink(missing_ok=True)  # before unlocking: no one can hold it
             os.close(self._lock_fd)
             self._lock_fd = None
+        self._unlock_dir()
 
     # --- reading what is there -----------------------------------------------------------
     def read_previous(self) -> Previous:
@@ -227,14 +262,16 @@ class RunDir:
         if not path.exists() and not path.is_symlink():
             return None
         try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
-            if not _valid_checkpoint(state):
-                raise ValueError("wrong structure")
-            return state
-        except Exception as err:  # any damage: truncated, garbage, wrong pickle, a directory
+            state = io.load_torch(path)  # tensors and plain data only: no pickled code runs
+        except io.UnreadableFile as err:  # truncated, garbage, a foreign pickle, a directory
             prev.damaged_checkpoint = True
-            prev.notes.append(f"{path} is unreadable ({type(err).__name__})")
+            prev.notes.append(f"{err}")
             return None
+        if not _valid_checkpoint(state):
+            prev.damaged_checkpoint = True
+            prev.notes.append(f"{path} is not a tpri checkpoint (wrong structure)")
+            return None
+        return state
 
     def recover(self, prev: Previous) -> None:
         """Once a run is accepted: move a damaged checkpoint aside, remove stale temp files."""

@@ -1,7 +1,10 @@
-"""Stopping a job cleanly: SIGTERM (SLURM preemption, `kill`), SIGINT (Ctrl-C) and SIGUSR2
-(SLURM's `--signal=USR2@...` warning) only raise a flag; the loop checks it between
-iterations, writes a checkpoint, records status `interrupted` and then ends the process
-(or hands over to a handler installed before ours, e.g. submitit's requeue)."""
+"""Stopping a job cleanly: every terminating signal a user, a terminal or a scheduler sends
+(SIGHUP: terminal closed or ssh dropped; SIGINT: Ctrl-C; SIGQUIT: Ctrl-\\; SIGTERM: `kill`,
+SLURM preemption; SIGUSR1 / SIGUSR2: SLURM's `--signal=...@...` warning; SIGXCPU / SIGXFSZ:
+CPU-time and file-size limits) only raises a flag; the loop checks it between iterations,
+writes a checkpoint, records status `interrupted` (naming the signal), releases the lock and
+then ends the process (or hands over to a handler installed before ours, e.g. submitit's
+requeue). SIGKILL cannot be caught: the next run resumes from the last checkpoint."""
 
 from __future__ import annotations
 
@@ -12,8 +15,14 @@ import threading
 import time
 from collections.abc import Callable
 
-# exit code of a job stopped by each signal (the shell's 128 + SIGTERM for both SLURM signals)
-EXIT_CODES = {signal.SIGTERM: 143, signal.SIGINT: 130, signal.SIGUSR2: 143}
+STOP_SIGNALS = tuple(
+    getattr(signal, name)
+    for name in ("SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM", "SIGUSR1", "SIGUSR2", "SIGXCPU", "SIGXFSZ")
+    if hasattr(signal, name)
+)
+# exit code of a job stopped by each signal: the shell's 128 + its number, except SIGUSR2
+# (SLURM's warning), which exits as SIGTERM does (143: a batch script requeues on it)
+EXIT_CODES = {**{signum: 128 + signum for signum in STOP_SIGNALS}, signal.SIGUSR2: 143}
 LAUNCHER_ENV = "TPRI_LAUNCHER"  # "PID HOST" of the process that launched the jobs
 
 

@@ -1,0 +1,165 @@
+"""What a config field accepts, and the check of one value or one section against it.
+
+A field of an options dataclass carries its range or choices in its metadata (`spec(...)`);
+`check_section(prefix, options, dataclass)` checks a mapping of options against every field
+and raises `ConfigError` with one line naming the full key, the value and what is accepted.
+The config layer (`tpri.config`, `tpri.schema`) and the owners of the options (a dataset's
+Task, the trackers) call the same checks, so each rule is written once. No torch, no Hydra.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from omegaconf import MISSING
+
+SEED_MAX = 2**32 - 1  # the widest range every consumer of a seed accepts (scikit-learn)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What a field accepts beyond its type: bounds (open or closed), choices, a seed."""
+
+    ge: float | None = None  # value >= ge
+    gt: float | None = None  # value > gt
+    le: float | None = None
+    lt: float | None = None
+    choices: tuple = ()
+
+
+def spec(default: Any = MISSING, **accepted) -> Any:
+    """A dataclass field with what it accepts in its metadata (read by check_config)."""
+    return field(default=default, metadata={"spec": Spec(**accepted)})
+
+
+def seed() -> Any:
+    """A seed field."""
+    return spec(ge=0, le=SEED_MAX)
+
+
+def size() -> Any:
+    """A count field (>= 1)."""
+    return spec(ge=1)
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, of the wrong type or out of range."""
+
+
+# --- one value against its schema field ----------------------------------------------------
+
+
+def field_kind(annotation) -> tuple[type, bool]:
+    """(base type, nullable) of a field annotation such as int or Optional[int]."""
+    args = typing.get_args(annotation)
+    if type(None) in args:
+        return next(a for a in args if a is not type(None)), True
+    return annotation, False
+
+
+def _bound_text(spec: Spec) -> str:
+    parts = [
+        f"{op} {_num(v)}"
+        for op, v in ((">=", spec.ge), (">", spec.gt), ("<=", spec.le), ("<", spec.lt))
+        if v is not None
+    ]
+    if len(parts) == 2:  # an interval: "in [0, 1)"
+        low = "[" if spec.ge is not None else "("
+        high = "]" if spec.le is not None else ")"
+        lo, hi = (spec.ge if spec.ge is not None else spec.gt), (spec.le if spec.le is not None else spec.lt)
+        return f" in {low}{_num(lo)}, {_num(hi)}{high}"
+    return f" {parts[0]}" if parts else ""
+
+
+def _num(v: float) -> str:
+    return str(v) if isinstance(v, int) else f"{v:g}"
+
+
+def accepted(kind: type, nullable: bool, spec: Spec) -> str:
+    """What a field accepts, in words."""
+    if spec.choices:
+        text = f"one of {list(spec.choices)}"
+    elif kind is bool:
+        text = "true or false"
+    elif kind is int:
+        text = "an integer" + _bound_text(spec)
+    elif kind is float:
+        text = "a finite number" + _bound_text(spec) + " (float32)"
+    elif kind is str:
+        text = "a non-empty string"
+    else:
+        text = "any value"
+    return text + (" or null" if nullable else "")
+
+
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def _as_float32(value: float) -> float:
+    """The value training sees (1e-320 becomes 0.0)."""
+    return float(np.float32(value))
+
+
+def _type_ok(kind: type, value) -> bool:
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:  # training runs in float32: the value must survive the conversion
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return number and math.isfinite(value) and abs(value) <= FLOAT32_MAX
+    if kind is str:
+        return isinstance(value, str) and value != ""
+    return True
+
+
+def _in_range(spec: Spec, v) -> bool:
+    return (
+        (spec.ge is None or v >= spec.ge)
+        and (spec.gt is None or v > spec.gt)
+        and (spec.le is None or v <= spec.le)
+        and (spec.lt is None or v < spec.lt)
+    )
+
+
+def check_value(key: str, value, annotation, spec: Spec) -> None:
+    """Raise ConfigError unless `value` fits its schema field: the type `annotation`
+    (int, float, bool, str, Optional[...]) and `spec` (range, choices)."""
+    kind, nullable = field_kind(annotation)
+    if value is None and nullable:
+        return
+    ok = _type_ok(kind, value) and (not spec.choices or value in spec.choices)
+    if ok and kind in (int, float):
+        ok = _in_range(spec, value) and (kind is int or _in_range(spec, _as_float32(value)))
+    if not ok:
+        raise ConfigError(f"{key}={show(value)} is invalid; expected {accepted(kind, nullable, spec)}")
+
+
+def check_section(prefix: str, section: dict, schema: type, optional=(), skip=()) -> None:
+    """Check every key of `section` against the dataclass `schema`: unknown keys, missing
+    keys (those in `optional` may be left out), then each value; fields in `skip` are not
+    this section's (checked elsewhere)."""
+    fields = {f.name: f for f in dataclasses.fields(schema) if f.name not in skip}
+    hints = typing.get_type_hints(schema)
+    for key in section:
+        if key not in fields:
+            raise ConfigError(f"{prefix}{key}: unknown key; accepted: {sorted(fields)}")
+    for name, entry in fields.items():
+        spec = entry.metadata.get("spec", Spec())
+        if name not in section:
+            if name in optional:
+                continue
+            raise ConfigError(f"{prefix}{name}: missing; expected {accepted(*field_kind(hints[name]), spec)}")
+        check_value(prefix + name, section[name], hints[name], spec)
+
+
+def show(value) -> str:
+    """A value as the command line writes it: null, true, 0.1, 'abc'."""
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    return repr(value)
