@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         print(render(rows))
         print(counts_line(counts))
         if counts[GONE] or counts["interrupted"] or counts["failed"]:
-            print(f"resume a stopped job: {resume_hint('DIR')} (DIR: a job dir above, or the sweep dir)")
+            print("resume a stopped job: python train.py --resume DIR (installed: tpri-train --resume DIR)")
     return code
 
 
@@ -131,10 +131,6 @@ def program() -> str:
     """How the user started tpri: `python train.py` in a checkout, else `tpri-train`."""
     argv0 = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
     return f"python {sys.argv[0]}" if argv0 == "train.py" else "tpri-train"
-
-
-def resume_hint(directory: str) -> str:
-    return f"tpri-train --resume {directory}  (in a checkout: python train.py --resume {directory})"
 
 
 if __name__ == "__main__":
