@@ -25,23 +25,13 @@ if [ ${#sweeps[@]} -eq 0 ]; then
   case $budget in
     smoke) mapfile -t sweeps < <(ls conf/sweep/*_smoke.yaml | xargs -n1 basename | sed 's/\.yaml$//') ;;
     paper) mapfile -t sweeps < <(ls conf/sweep/*.yaml | xargs -n1 basename | sed 's/\.yaml$//' \
-                                 | grep -v -e '_smoke$' -e '^tune_optuna$') ;;
+                                 | grep -v -e '_smoke$' -e '^tune_optuna$') ;;  # registry.NOT_PLOTTED
     *) echo "usage: $0 [smoke|paper] [sweep ...]" >&2; exit 2 ;;
   esac
 fi
 
-plot() {  # sweep name -> the plot commands of its figure(s)
-  local dir=$out/$1
-  case $1 in
-    convergence*|dtp_vs_tp*|targets_comparison*) python scripts/plot_convergence.py "$dir" ;;
-    heatmap*) python scripts/plot_heatmap.py "$dir" ;;
-    winner*) python scripts/plot_winner.py "$dir" ;;
-    sensitivity_smoke) python scripts/plot_sensitivity.py "$dir" --key lr_target ;;
-    sensitivity_*) python scripts/plot_sensitivity.py "$dir" --key "${1#sensitivity_}" ;;
-    gradients*) python scripts/plot_gradients.py "$dir" ;;
-    length_scaling*) python scripts/plot_length_scaling.py "$dir" ;;  # one figure per task
-    *) echo "no figure for sweep $1" >&2; return 1 ;;
-  esac
+plot() {  # sweep name -> its figure(s): the kind and arguments in tpri/figures/registry.py
+  python -m tpri.figures.registry "$1" "$out/$1"
 }
 
 mkdir -p "$out"

@@ -18,8 +18,8 @@ from datafiles import (
 )
 from omegaconf import OmegaConf
 
+from tpri.data import PTBTask, make_task
 from tpri.data import images as images_module
-from tpri.data import make_task
 from tpri.data.download import check_md5, extract_files, fetch, md5sum
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "dataset"
@@ -333,8 +333,24 @@ def test_ptb_token_caps_and_loss(tmp_path):
     logits = torch.randn(5, 3, task.output_size)
     assert torch.isfinite(task.loss(logits, y)) and 0 <= task.accuracy(logits, y) <= 1
     assert task.train_eval_set()[0].shape == (3, 3)
-    with pytest.raises(ValueError, match="fewer than dataset.length"):
+    with pytest.raises(ValueError, match="fewer than the 101 one window needs"):
         make_task("ptb", **options("ptb", data_dir=str(tmp_path), length=100, n_tokens=None))
+
+
+def test_ptb_overlapping_windows_are_the_authors(tmp_path):
+    """Window i is tokens i..i+T-1 (target: i+1..i+T), N = n - T - 1 (from 40,000 tokens and
+    T = 64: the authors' 39,935 sequences)."""
+    write_ptb(tmp_path)
+    opts = options("ptb", data_dir=str(tmp_path), length=4, n_tokens=20, n_test_tokens=9)
+    plain = make_task("ptb", **{**opts, "length": 1})  # every token, one per sequence
+    task = make_task("ptb", **{**opts, "windows": "overlapping"})
+    assert task.x_train.shape == (20 - 4 - 1, 4) and task.x_test.shape == (9 - 4 - 1, 4)
+    stream = torch.cat([plain.x_train.flatten(), plain.y_train[-1, -1:]])  # the first 20 tokens
+    for i in range(len(task.x_train)):
+        assert torch.equal(task.x_train[i], stream[i : i + 4]) and torch.equal(
+            task.y_train[i], stream[i + 1 : i + 5]
+        )
+    assert PTBTask.shape({**opts, "windows": "overlapping", "length": 64, "n_tokens": 40000}).n_train == 39935
 
 
 def test_ptb_missing_files(tmp_path):

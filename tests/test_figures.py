@@ -179,15 +179,25 @@ def test_heatmap_findings_are_computed_from_the_runs(lr_reg_sweep):
     notes = findings.heatmap(collect(lr_reg_sweep), "lr", "reg", "train_loss", "auc")
     # final losses 1 / (lr reg): the area (mean of the two ends) is smallest at lr=1, reg=10
     assert notes == [
-        "TP: smallest auc_train_loss 0.75 at lr=1, reg=10; largest 5.7 at lr=0.1, reg=1",
+        "TP: smallest mean over training train loss 0.75 at lr=1, reg=10; largest 5.7 at lr=0.1, reg=1",
         "TP: diverged (lr, reg): (10, 1) at it 400",
     ]
 
 
-def test_heatmap_warns_naming_a_key_it_averages_over(tmp_path):
-    write_multirun(tmp_path, [dict(overrides={"lr": 0.1, "reg": 1.0, "model.hidden": d}) for d in (16, 32)])
-    with pytest.warns(UserWarning, match="differ in model.hidden"):
-        figures.plot_heatmap(collect(tmp_path))
+def test_a_key_varying_off_the_axes_is_refused_unless_averaged_over(tmp_path):
+    write_multirun(
+        tmp_path,
+        [dict(overrides={"lr": lr, "reg": 1.0, "lr_target": v}) for lr in (0.1, 1.0) for v in (1e-3, 1e-2)],
+    )
+    df = collect(tmp_path)
+    with pytest.raises(UsageError, match="differ in lr_target.*--average-over lr_target"):
+        figures.plot_heatmap(df)
+    with pytest.raises(UsageError, match="sensitivity to reg: runs drawn together differ in lr, lr_target"):
+        figures.plot_sensitivity(df, key="reg")
+    fig, _ = figures.plot_heatmap(df, average_over=["lr_target"])
+    assert "averaged over lr_target ∈ {0.001, 0.01} (--average-over)" in figures.header_text(fig)
+    fig = figures.plot_sensitivity(df, key="lr", average_over=["lr_target"])
+    assert "averaged over lr_target" in figures.header_text(fig)
 
 
 def mnist_job(sweep, chunk, hidden, optimizer, lr, loss, accuracy, status="completed"):
@@ -315,6 +325,7 @@ def test_gradients(gradient_runs, tmp_path):
     drawn = fig.axes[0].collections[0].get_array()
     np.testing.assert_allclose(np.ma.getdata(drawn).ravel(), tp.to_numpy().ravel())
     assert "same TP run at the same 3 iterations" in figures.header_text(fig)
+    assert "TP — single setting, not tuned" in figure_text(fig)
     assert fig.axes[2].get_yscale() == "log"  # update norms 1 .. 1/401 (no direction_norm logged)
     assert_written(figures.save(fig, tmp_path / "out", "gradients"))
 

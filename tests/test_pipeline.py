@@ -151,57 +151,8 @@ def test_winner_sweep_tunes_lr_target_for_tp_and_lr_for_bp(hydra_conf):
 
 
 # ----------------------------------------------------------------------------- the paper's table
-
-# task: (dataset, T, batch, iterations, model, hidden, (lr, lr_target, reg) of TP,
-#        (lr, momentum, nesterov) of BP)
-PAPER = {
-    "temporal_order_60": ("temporal_order", 60, 20, 40000, "rnn", 100, (0.1, 1e-2, 10), (1e-5, 0.9, True)),
-    "temporal_order_120": ("temporal_order", 120, 20, 48000, "rnn", 100, (1e-2, 1e-2, 1), (1e-5, 0.9, True)),
-    "adding_30": ("adding", 30, 20, 24000, "rnn", 100, (0.1, 0.1, 1), (1e-3, 0.9, True)),
-    "mnist": ("mnist", 784, 16, 40000, "rnn", 100, (0.1, 1e-4, 1), (1e-5, 0.0, False)),
-    "permuted_mnist": ("mnist", 784, 16, 40000, "rnn", 100, (0.1, 1e-4, 1), (1e-4, 0.0, False)),
-    "cifar10": ("cifar10", 3072, 16, 8000, "rnn", 100, (1e-2, 1e-2, 10), (1e-3, 0.0, False)),
-    "gru_fashion_mnist": ("fashion_mnist", 784, 16, 8000, "gru", 100, (0.1, 1e-2, 1), (1e-2, 0.0, False)),
-    "ptb": ("ptb", 64, 512, 24000, "rnn_text", 256, (0.1, 1e-3, 1), (1e-2, 0.0, False)),
-}
-
-
-def _length(cfg: dict) -> int:
-    data = cfg["dataset"]
-    if "length" in data:
-        return data["length"]
-    pixels = {"mnist": 784, "fashion_mnist": 784, "cifar10": 1024}[data["name"]]
-    if data["name"] == "cifar10" and data["channels_as_steps"]:
-        pixels = 3072
-    return pixels // data["size_chunk"]
-
-
-@pytest.mark.parametrize("name", sorted(PAPER))
-def test_experiments_hold_the_papers_hyperparameters(hydra_conf, name):
-    dataset, T, batch, iters, model, hidden, (lr, lr_target, reg), (bp_lr, mom, nest) = PAPER[name]
-    tp = _resolved(_compose([f"experiment={name}"]))
-    bp = _resolved(_compose([f"experiment={name}_bp"]))
-    for cfg in (tp, bp):
-        assert cfg["dataset"]["name"] == dataset
-        assert _length(cfg) == T
-        assert (cfg["batch_size"], cfg["max_iter"], cfg["eval_every"]) == (batch, iters, 200)
-        assert (cfg["model"]["name"], cfg["model"]["hidden"]) == (model, hidden)
-        assert cfg["dataset"] == tp["dataset"] and cfg["model"] == tp["model"]
-    opt = tp["optimizer"]
-    assert (opt["name"], opt["targets"], opt["update"], opt["step"]) == ("tp", "linearized", "graph", "sgd")
-    assert (opt["lr"], opt["lr_target"], opt["reg"]) == pytest.approx((lr, lr_target, reg))
-    assert (opt["momentum"], opt["nesterov"]) == (0.0, False)
-    opt = bp["optimizer"]
-    assert (opt["name"], opt["step"]) == ("sgd", "sgd")
-    assert (opt["lr"], opt["momentum"], opt["nesterov"]) == (pytest.approx(bp_lr), mom, nest)
-    if dataset in ("mnist", "fashion_mnist", "cifar10"):
-        # the authors standardised (their loader's default) except in their MNIST runs
-        assert tp["dataset"]["normalize"] is (dataset != "mnist")
-        assert tp["dataset"]["permute"] is (name == "permuted_mnist")
-    if dataset == "temporal_order":
-        assert tp["dataset"]["bits"] == 1
-    if dataset == "ptb":
-        assert tp["dataset"]["n_tokens"] == 40000 and tp["model"]["freeze_embedding"]
+# Every experiment's and sweep's settings against the authors': tests/test_paper_settings.py
+# (the authors' values live once, in tpri/paper_settings.py).
 
 
 def test_comparison_experiments_change_only_the_method(hydra_conf):

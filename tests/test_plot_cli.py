@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from fakeruns import curve, gradients, write_bench, write_job, write_multirun
 
-from tpri.figures import cli
+from tpri.figures import cli, registry
 from tpri.figures.cli import KINDS, collect_main, plot_main
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
@@ -319,3 +319,53 @@ def test_a_job_with_a_blank_iteration_is_skipped_with_a_warning(tmp_path, capsys
     err = capsys.readouterr().err
     assert "(blank iteration in metrics.csv)" in err and "Traceback" not in err
     assert json.loads((tmp_path / "convergence.json").read_text())["runs"] == 1
+
+
+def _mark_smoke(root: Path, sweep_name: str) -> None:
+    """Give every job's summary the provenance of a `sweep=NAME` launch."""
+    for path in root.glob("*/summary.json"):
+        summary = json.loads(path.read_text())
+        summary["provenance"] = {**summary["provenance"], "command": ["train.py", f"sweep={sweep_name}"]}
+        path.write_text(json.dumps(summary))
+
+
+def test_smoke_banner_drawn_run_counts_and_seed_captions(sweep, tmp_path, capsys, quick_save):
+    _mark_smoke(sweep, "convergence_smoke")
+    out = tmp_path / "figs"
+    assert plot_main(["convergence", str(sweep), "--out", str(out)]) == 0
+    info = json.loads((out / "convergence.json").read_text())
+    assert (
+        info["header"].startswith("Convergence")
+        and "SMOKE BUDGET (sweep convergence_smoke)" in info["header"]
+    )
+    assert (info["runs"], info["runs_in_dir"]) == (4, 8)  # each method's chosen lr, 2 seeds
+    assert "4 runs" in info["header"]  # the header counts the runs drawn, as the page
+    assert "thin lines: each of the 2 seeds; thick line: their median" in info["caption"]
+    assert "std" not in info["caption"]
+    assert plot_main(["report", str(out)]) == 0
+    page = (out / "index.html").read_text()
+    assert 'class="smoke"' in page and "4 runs drawn of 8 in the sweep" in page
+
+
+def test_heatmap_over_a_string_key_with_a_diverged_cell(tmp_path, capsys, quick_save):
+    write_multirun(
+        tmp_path / "runs",
+        [
+            dict(optimizer=o, overrides={"lr": 1.0}, status="diverged", metrics=curve(diverge_at=400))
+            if o == "sgd"
+            else dict(optimizer=o, overrides={"lr": 1.0})
+            for o in ("tp", "sgd")
+        ],
+    )
+    assert plot_main(["heatmap", str(tmp_path / "runs"), "--y", "optimizer.name"]) == 0
+    assert "diverged: BP (SGD, Nesterov 0.9) lr=1 optimizer.name=sgd" in capsys.readouterr().out
+
+
+def test_every_sweep_has_one_figure_kind_in_the_registry():
+    sweeps = sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "sweep").glob("*.yaml"))
+    missing = [s for s in sweeps if s not in registry.NOT_PLOTTED and registry.kind_of(s) is None]
+    assert not missing  # a new sweep needs its figure kind in tpri/figures/registry.py
+    assert set(registry.KINDS) == set(cli.PLOTS)  # every kind has a plot function and a caption
+    assert registry.plot_args("sensitivity_reg") == ["sensitivity", "--key", "reg"]
+    assert registry.plot_args("convergence_mnist_smoke") == ["convergence"]
+    assert registry.main(["no_such_sweep", "dir"]) == 2

@@ -128,3 +128,96 @@ def test_an_empty_output_dir_and_a_missing_config_are_refused(cfg, tmp_path, mon
     with pytest.raises(TypeError, match="output_dir must be a path"):
         run(cfg, None)
     assert os.listdir(tmp_path) == []
+
+
+# --- the summary follows the checkpoint ------------------------------------------------------
+
+
+def _edit_checkpoint(folder, **changes) -> None:
+    import torch
+
+    state = torch.load(folder / "checkpoint.pt", weights_only=True)
+    for key, value in changes.items():
+        if value is None:
+            state.pop(key, None)
+        else:
+            state[key] = value
+    torch.save(state, folder / "checkpoint.pt")
+
+
+def test_edited_metrics_in_a_summary_are_rebuilt_from_the_checkpoint(cfg, tmp_path):
+    first = run(cfg, tmp_path)
+    edited = {**first, "best": {**first["best"], "test_accuracy": 1.0}, "final": {"test_accuracy": 1.0}}
+    (tmp_path / "summary.json").write_text(json.dumps(edited))
+    assert run(cfg, tmp_path)["best"] == first["best"]
+    assert summary(tmp_path)["best"] == first["best"] and summary(tmp_path)["final"] == first["final"]
+    before = (tmp_path / "summary.json").read_bytes()
+    run(cfg, tmp_path)  # agrees now: left byte-identical
+    assert (tmp_path / "summary.json").read_bytes() == before
+
+
+def test_a_missing_checkpoint_is_refused_naming_it_and_restart_trains_again(cfg, tmp_path):
+    from tpri.run import RunRefused
+
+    run({**cfg, "max_iter": 20}, tmp_path / "run")
+    (tmp_path / "run" / "checkpoint.pt").unlink()
+    before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
+    with pytest.raises(
+        RunRefused, match=r"checkpoint\.pt is missing: the run saved it at iteration 20.*restart=true"
+    ):
+        run(cfg, tmp_path / "run")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()} == before
+    result = run({**cfg, "restart": True}, tmp_path / "run")
+    assert (result["status"], result["iteration"], result["resumed_from"]) == ("completed", 40, None)
+    clean = run(cfg, tmp_path / "clean")
+    assert result["final"] | {"time": 0} == clean["final"] | {"time": 0}
+
+
+def test_the_cli_names_the_missing_checkpoint_and_the_restart_flag(tmp_path):
+    args = [*TINY, "max_iter=20", "eval_every=10", f"hydra.run.dir={tmp_path}"]
+    train_cli(*args)
+    (tmp_path / "checkpoint.pt").unlink()
+    proc = train_cli(*args[:-2], "max_iter=40", "eval_every=10", f"hydra.run.dir={tmp_path}", check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert f"{tmp_path / 'checkpoint.pt'} is missing" in proc.stderr and "restart=true" in proc.stderr
+
+
+def test_a_stopped_run_rerun_with_a_smaller_max_iter_is_refused(cfg, tmp_path):
+    from tpri.run import RunRefused
+
+    run(cfg, tmp_path)  # 40 iterations; made to look interrupted there
+    _edit_checkpoint(tmp_path, status="interrupted")
+    (tmp_path / "summary.json").write_text(json.dumps({**summary(tmp_path), "status": "interrupted"}))
+    with pytest.raises(RunRefused, match=r"stopped at iteration 40 .* beyond max_iter=30.*max_iter >= 40"):
+        run({**cfg, "max_iter": 30}, tmp_path)
+    result = run({**cfg, "max_iter": 60}, tmp_path)
+    assert (result["status"], result["iteration"]) == ("completed", 60)
+
+
+def test_provenance_covers_every_stretch_of_a_resumed_run(cfg, tmp_path, monkeypatch):
+    from tpri.run import provenance
+
+    monkeypatch.setattr(provenance, "git_state", lambda: {"commit": "aaa", "dirty": True})
+    run({**cfg, "max_iter": 20}, tmp_path)
+    monkeypatch.setattr(provenance, "git_state", lambda: {"commit": "bbb", "dirty": False})
+    result = run(cfg, tmp_path)
+    stretches = result["provenance"]["stretches"]
+    assert [(s["from_iteration"], s["to_iteration"]) for s in stretches] == [(0, 20), (20, 40)]
+    assert [s["git"] for s in stretches] == [
+        {"commit": "aaa", "dirty": True},
+        {"commit": "bbb", "dirty": False},
+    ]
+    assert result["provenance"]["git"] == {"commit": ["aaa", "bbb"], "dirty": True}
+    assert summary(tmp_path)["provenance"]["git"]["dirty"] is True
+
+
+def test_an_old_layout_checkpoint_resumes_and_keeps_its_rows(cfg, tmp_path):
+    run({**cfg, "max_iter": 20}, tmp_path / "old")
+    rows = (tmp_path / "old" / "metrics.csv").read_text()
+    _edit_checkpoint(tmp_path / "old", direction=None, best=None, stretches=None)  # as tpri 0.1.0 wrote it
+    result = run(cfg, tmp_path / "old")
+    assert (result["status"], result["resumed_from"]) == ("completed", 20)
+    assert (tmp_path / "old" / "metrics.csv").read_text().startswith(rows)
+    assert result["provenance"]["stretches"][0]["git"] is None  # unknown: not claimed
+    assert result["provenance"]["git"]["dirty"] is None

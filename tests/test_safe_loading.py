@@ -118,3 +118,21 @@ def test_a_checkpoint_of_the_previous_version_still_loads(cfg, tmp_path):
     loaded = io.load_torch(tmp_path / "checkpoint.pt")
     assert loaded["iteration"] == 40 and loaded["summary"]["status"] == "completed"
     assert load_model(tmp_path, which="last").state_dict().keys() == state["model"].keys()
+
+
+def test_a_cifar_batch_is_read_as_numpy_data_only(tmp_path):
+    import numpy as np
+
+    from tpri.data.download import DataFileError
+    from tpri.data.images import read_cifar_batch
+
+    good = tmp_path / "good"
+    good.write_bytes(pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [1, 2]}))
+    images, labels = read_cifar_batch(good)
+    assert images.shape == (2, 3072) and labels.tolist() == [1, 2]
+    marker = tmp_path / "marker"
+    planted = tmp_path / "data_batch_1"
+    planted.write_bytes(pickle.dumps({b"data": Trap(marker), b"labels": [1]}))
+    with pytest.raises(DataFileError, match=rf"{planted}: not a readable CIFAR-10 batch .*refused to load"):
+        read_cifar_batch(planted)
+    assert not marker.exists()

@@ -12,6 +12,7 @@ checkpoint (143 for SIGUSR2): rerunning resumes.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import re
@@ -30,7 +31,7 @@ from tpri.config import ConfigError, plain_config
 from tpri.preflight import REFUSED, FailedJobs, Plan, one_line, plan_command, record_failed_job
 from tpri.resources import LIBRARIES, estimate_memory, estimate_seconds, peak
 from tpri.run import Interrupted, JobFailed, RunContext, RunDirError, RunRefused, run
-from tpri.run.rundir import GONE, check_output_location, claim_new_dir, find_job_dirs, point_link
+from tpri.run.rundir import GONE, RunDir, check_output_location, claim_new_dir, find_job_dirs, point_link
 from tpri.run.signals import exit_with_launcher, in_worker, mark_launcher
 from tpri.schema import register_configs
 from tpri.status import FINISHED, counts_line, program, read_job
@@ -197,6 +198,7 @@ def _pin_output_dir(argv: list[str], plan: Plan) -> list[str]:
     except RunDirError as err:
         print(err, file=sys.stderr)
         sys.exit(1)
+    plan.output_dir = out  # the dir claimed
     print(first_line(out, plan), flush=True)
     return argv if given else [*argv, f"{key}={_override_value(out)}"]
 
@@ -387,6 +389,61 @@ def _pop_flag(argv: list[str], flag: str, takes_value: bool = False) -> tuple[li
     return rest, value
 
 
+def _launch() -> None:
+    """Hand the command to Hydra. A worker process of a parallel launcher (joblib) that died
+    (SIGKILL, the OOM killer) ends the sweep: its jobs left `running` with no process are
+    recorded `failed`, and one line says which, exit 1; any other error Hydra reports as
+    it always does."""
+    from hydra._internal.utils import run_and_report
+
+    user_choice = os.environ.get(FULL_ERROR)
+    os.environ[FULL_ERROR] = "1"  # Hydra raises instead of printing: a lost worker is ours to report
+    # after a lost worker, multiprocessing's resource tracker (a child) would warn of the
+    # semaphores the dead worker held: two lines about an internal detail
+    quiet = "ignore:resource_tracker:UserWarning"
+    os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), quiet]))
+    try:
+        _hydra_main()
+    except Exception as err:
+        _restore_env(FULL_ERROR, user_choice)
+        if type(err).__name__ != "TerminatedWorkerError" or FailedJobs.sweep_dir is None:
+            run_and_report(functools.partial(_reraise, err))  # Hydra's own report of it
+            raise
+        _lost_workers(err, Path(FailedJobs.sweep_dir))
+    finally:
+        _restore_env(FULL_ERROR, user_choice)
+
+
+FULL_ERROR = "HYDRA_FULL_ERROR"
+
+
+def _reraise(err: BaseException):
+    raise err
+
+
+def _restore_env(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
+def _lost_workers(err: Exception, sweep_dir: Path) -> None:
+    """One line naming the jobs a dead worker took down (recorded `failed`), exit 1."""
+    codes = re.search(r"exit codes of the workers are \{(.*?)\}", str(err))
+    how = f" ({codes[1]})" if codes else ""
+    resume = resume_command(sweep_dir)
+    reason = f"its worker process died{how}; resume: {resume}"
+    lost = [job.name for job in sorted(sweep_dir.iterdir()) if job.is_dir() and RunDir(job).mark_lost(reason)]
+    jobs = ", ".join(lost) if lost else "none left running"
+    print(
+        f"sweep {sweep_dir} stopped: a worker process died{how}; jobs recorded failed: {jobs}; "
+        f"resume: {resume}",
+        file=sys.stderr,
+    )
+    sys.exit(1)
+
+
 def main() -> None:
     """Console entry: check every job, then hand the command to Hydra; exit 1 after a
     multirun in which some jobs failed, listing them. Hydra's argparse rejects flags between
@@ -415,9 +472,9 @@ def main() -> None:
             os.environ[SWEEP_JOBS_ENV] = str(len(plan.jobs))
     sys.argv[1:] = argv
     mark_launcher()
-    FailedJobs.found = []
+    FailedJobs.found, FailedJobs.sweep_dir = [], None
     try:
-        _hydra_main()
+        _launch()
     except KeyboardInterrupt:
         where = f"; resume: {resume_command(plan.output_dir)}" if plan and plan.output_dir else ""
         print(f"interrupted{where}", file=sys.stderr)

@@ -41,6 +41,7 @@ ID_COLUMNS = [
     "its_per_sec",
     "wall_time",
     "machine",
+    "sweep",
 ]
 UNFINISHED = (None, "running", "interrupted")
 METRICS = [
@@ -169,6 +170,15 @@ def machine_text(job: Path, summary: dict) -> str | None:
     return ", ".join(parts)
 
 
+def sweep_name(summary: dict) -> str | None:
+    """The `sweep=NAME` the run was launched with (its provenance command), None if none."""
+    prov = summary.get("provenance") or {}
+    for arg in [*(prov.get("command") or []), *(prov.get("overrides") or [])]:
+        if isinstance(arg, str) and arg.startswith("sweep="):
+            return arg.split("=", 1)[1]
+    return None
+
+
 def read_summary(job: Path) -> dict:
     """The job's `summary.json`; unfinished (absent, running) or unparsable ones are Unreadable."""
     path = job / "summary.json"
@@ -226,12 +236,12 @@ def method_label(config: dict) -> str:
         return f"BP ({', '.join(words)})"
     if name not in ("tp", "dtp"):
         return name.upper()
-    keys = [("targets", "linearized"), ("update", "graph"), ("step", "sgd")]
+    keys = [("targets", "linearized"), ("update", "graph"), ("per_step", "tpri"), ("step", "sgd")]
     if name == "dtp":  # the authors' DTP by default; tpri's variant named
-        keys = [("variant", "authors"), *keys[1:]]
+        keys = [("variant", "authors"), ("update", "graph"), ("step", "sgd")]
     words = [str(config.get(f"optimizer.{k}", default)) for k, default in keys]
     words = [w for w, (_, default) in zip(words, keys) if w != default]
-    words = [{"adam": "Adam"}.get(w, w) for w in words]
+    words = [{"adam": "Adam", "authors": "authors' per-step rule"}.get(w, w) for w in words]
     if config.get("optimizer.step", "sgd") == "sgd":
         words += _momentum(config)
     base = "TP" if name == "tp" else "DTP-PI"
@@ -256,6 +266,7 @@ def read_job(job: Path, root: Path) -> pd.DataFrame:
         "its_per_sec": summary.get("its_per_sec"),
         "wall_time": summary.get("wall_time"),
         "machine": machine_text(job, summary),
+        "sweep": sweep_name(summary),
         **config,
     }
     if metrics.empty:

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from tpri.inverse import CLAMP_EPS, previous_states, regularized_pinv_t
-from tpri.models import orthogonal_
+from tpri.models import check_float_inputs, orthogonal_
 
 PORTS = ("r", "z", "n", "skip")  # the order of `port_gains`; r, z, n is torch's gate order
 # Smallest total gain S, the tanh RNN's smallest slope a' = 1 - (1 - eps)^2 (its clamp).
@@ -126,6 +126,10 @@ class GRU(nn.Module):
         c_r = c_n * q * (1 - r)  # through r's sigmoid, then as c_n
         c_z = (h_prev - n) * z * (1 - z)  # through z's sigmoid
         return torch.stack([c_r, c_z, c_n, z], -2)
+
+    def check_inputs(self, x: Tensor) -> None:
+        """ValueError unless x is float inputs (B, T, n) with n this model's input size."""
+        check_float_inputs(x, self.rnn.input_size, type(self).__name__)
 
     def states(self, x: Tensor) -> Tensor:
         """All hidden states h_1..h_T, shape (B, T, d), for inputs x of shape (B, T, n)."""

@@ -161,3 +161,29 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # another user's process
         return True
     return True
+
+
+# the only globals a pickle of numpy arrays and plain data needs (numpy 1.x and 2.x names)
+NUMPY_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+}
+
+
+def load_pickle(file, encoding: str = "ASCII") -> object:
+    """Unpickle `file` (an open binary file) allowing numpy arrays and plain data only: a
+    pickle that names any other callable (one that would run code) raises
+    pickle.UnpicklingError before it runs."""
+    import pickle
+
+    class Restricted(pickle.Unpickler):
+        def find_class(self, module: str, name: str):
+            if (module, name) not in NUMPY_GLOBALS:
+                raise pickle.UnpicklingError(f"refused to load {module}.{name}: not numpy data")
+            return super().find_class(module, name)
+
+    return Restricted(file, encoding=encoding).load()

@@ -23,6 +23,15 @@ def autograd_local_backward(model: nn.Module, inputs: Tensor, h: Tensor, E: Tens
     model.cell(previous_states(h), inputs).backward(-E)  # dJ/dh_t = -e_t
 
 
+def check_float_inputs(x: Tensor, n: int, model: str) -> None:
+    """ValueError unless x holds float inputs of shape (B, T, n)."""
+    if x.dim() != 3 or x.shape[-1] != n or not x.is_floating_point():
+        raise ValueError(
+            f"inputs of shape {tuple(x.shape)} and dtype {x.dtype}: {model} reads floats of "
+            f"shape (batch, steps, {n})"
+        )
+
+
 @torch.no_grad()
 def orthogonal_(weight: Tensor) -> Tensor:
     """Set `weight` to the nearest (semi-)orthogonal matrix to a uniform random one in
@@ -188,6 +197,10 @@ class RNN(nn.Module):
         if self.activation == "identity":
             return self.predict(self.states(x))
         return self.readout(self.rnn(x)[1][-1])  # h_n (1, B, d) -> (B, d)
+
+    def check_inputs(self, x: Tensor) -> None:
+        """ValueError unless x is float inputs (B, T, n) with n this model's input size."""
+        check_float_inputs(x, self.rnn.input_size, type(self).__name__)
 
     def check_tp(self, targets: str | None = "linearized") -> None:
         """TP inverts the activation: only tanh and identity RNNs qualify (every rule)."""

@@ -240,7 +240,10 @@ def check_job(
         check_resources(plain)
         if job_dir is not None and job_dir.is_dir():
             rundir = RunDir(job_dir)
-            rundir.check_same_run(plain, rundir.read_previous())  # reads only
+            prev = rundir.read_previous()  # reads only
+            rundir.check_same_run(plain, prev)
+            if not plain.get("restart"):
+                rundir.check_resumable(plain, prev)
         if accepted_configs is not None:
             accepted_configs.append(plain)
     except ConfigError as err:
@@ -343,8 +346,10 @@ class FailedJobs(Callback):
     `record_failed_job` from whichever process ran them), for tpri.app to list at the end."""
 
     found: list[str] = []
+    sweep_dir: str | None = None  # of the multirun this process launched
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        FailedJobs.sweep_dir = config.hydra.sweep.dir
         (Path(config.hydra.sweep.dir) / FAILED_JOBS).unlink(missing_ok=True)  # this command's only
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:

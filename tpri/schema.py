@@ -84,6 +84,7 @@ class TP:
     reg: float = spec(ge=0)
     targets: str = spec(choices=TARGETS)
     update: str = spec(choices=UPDATES)
+    per_step: str = spec(choices=("tpri", "authors"))
     step: str = spec(choices=STEPS)
     lr: float = _lr()
     momentum: float = _momentum()
@@ -132,6 +133,8 @@ class Config:
     logger: Any = None
     # the step size a paper-figure sweep tunes (experiment winner_tp / winner_bp)
     tuned_lr: Optional[float] = spec(None, gt=0)
+    # true: train the job in its dir again from iteration 0, its checkpoint set aside
+    restart: bool = spec(False)
 
 
 class DatasetOptions(Mapping):

@@ -53,6 +53,17 @@ class TextRNN(RNN):
         self.embedding = nn.Embedding(input_size, embedding_dim)
         self.embedding.weight.requires_grad_(not freeze_embedding)
 
+    def check_inputs(self, x: Tensor) -> None:
+        """ValueError unless x is token ids (B, T) in [0, vocabulary)."""
+        vocabulary = self.embedding.num_embeddings
+        if x.dim() != 2 or x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
+            raise ValueError(
+                f"inputs of shape {tuple(x.shape)} and dtype {x.dtype}: {type(self).__name__} reads "
+                "token ids, integers of shape (batch, steps)"
+            )
+        if bool(((x < 0) | (x >= vocabulary)).any()):
+            raise ValueError(f"inputs hold token ids outside [0, {vocabulary}) (the model's vocabulary)")
+
     def states(self, x: Tensor) -> Tensor:
         """All hidden states (B, T, d) for token ids x (B, T)."""
         return super().states(self.embedding(x))

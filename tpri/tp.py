@@ -19,14 +19,50 @@ from tpri.models import autograd_local_backward
 
 TARGETS = ("linearized", "difference", "inverse")
 UPDATES = ("graph", "local")
+PER_STEP = ("tpri", "authors")  # how per-step local targets enter (text model): TargetProp.per_step_sweep
 
 
 def check_number(key: str, value, low: float, strict: bool) -> float:
-    """`value` as a float; ValueError naming `key` unless it is a number > low (strict) or >= low."""
-    bad = not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value)
+    """`value` as a float; ValueError naming `key` unless it is a finite number > low (strict)
+    or >= low."""
+    bad = not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
     if bad or (value <= low if strict else value < low):
-        raise ValueError(f"{key} must be a number {'>' if strict else '>='} {low}, got {value!r}")
+        raise ValueError(f"{key} must be a finite number {'>' if strict else '>='} {low}, got {value!r}")
     return float(value)
+
+
+# what TP reads of a model (tpri.RNN, GRU and TextRNN have all of it)
+TP_MODEL = {
+    "states": "states(inputs) -> the hidden states (B, T, d)",
+    "predict": "predict(states) -> the outputs the loss reads",
+    "per_step_loss": "per_step_loss (whether every step's state enters the loss)",
+    "regularized_inverse": "regularized_inverse(inputs, states, reg) -> the layer inverses",
+}
+
+
+def check_batch(model: nn.Module, inputs, labels) -> None:
+    """Raise TypeError / ValueError naming what is wrong unless `inputs` and `labels` are one
+    batch `model` can read: tensors, a batch of at least one sequence of at least one step,
+    as many labels as sequences, finite float inputs, and the model's own shape rules
+    (`model.check_inputs`, which tpri's models have)."""
+    for name, value in (("inputs", inputs), ("labels", labels)):
+        if not isinstance(value, Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    shape = tuple(inputs.shape)
+    if inputs.dim() < 2:
+        raise ValueError(f"inputs of shape {shape}: expected (batch, steps, ...)")
+    if hasattr(model, "check_inputs"):
+        model.check_inputs(inputs)
+    if shape[0] == 0:
+        raise ValueError(f"inputs of shape {shape}: an empty batch; give at least one sequence")
+    if shape[1] == 0:
+        raise ValueError(f"inputs of shape {shape}: no time steps; give sequences of at least one step")
+    if labels.dim() == 0 or labels.shape[0] != shape[0]:
+        raise ValueError(
+            f"labels of shape {tuple(labels.shape)} do not match the {shape[0]} sequences of inputs"
+        )
+    if inputs.is_floating_point() and not bool(torch.isfinite(inputs).all()):
+        raise ValueError(f"inputs of shape {shape} hold non-finite values (inf or NaN)")
 
 
 class Direction(Protocol):
@@ -76,6 +112,7 @@ class Backprop(Stateless):
         """BP trains any differentiable model."""
 
     def backward(self, model: nn.Module, inputs: Tensor, labels: Tensor, loss_fn) -> Tensor:
+        check_batch(model, inputs, labels)
         loss = loss_fn(model(inputs), labels)
         loss.backward()
         return loss.detach()
@@ -106,21 +143,32 @@ class TargetProp(Stateless):
 
     inverts = True  # uses layer inverses (their d x d factors count in memory)
 
-    def __init__(self, lr_target: float, reg: float, targets: str = "linearized", update: str = "graph"):
+    def __init__(
+        self,
+        lr_target: float,
+        reg: float,
+        targets: str = "linearized",
+        update: str = "graph",
+        per_step: str = "tpri",
+    ):
         self.lr_target = check_number("lr_target", lr_target, 0.0, strict=False)
         self.reg = check_number("reg", reg, 0.0, strict=False)
         if targets not in TARGETS:
             raise ValueError(f"targets: unknown rule {targets!r}; accepted: {list(TARGETS)}")
         if update not in UPDATES:
             raise ValueError(f"update: unknown mode {update!r}; accepted: {list(UPDATES)}")
-        self.targets, self.update = targets, update
+        if per_step not in PER_STEP:
+            raise ValueError(f"per_step: unknown rule {per_step!r}; accepted: {list(PER_STEP)}")
+        if per_step == "authors" and targets != "linearized":
+            raise ValueError(f"per_step='authors' is defined for targets='linearized', got {targets!r}")
+        self.targets, self.update, self.per_step = targets, update, per_step
         self.displacements: Tensor | None = None
         self._capture = CapturedSweep()  # the CUDA graph of the linearized sweep, if any
 
     def __repr__(self) -> str:
         return (
             f"TargetProp(lr_target={self.lr_target}, reg={self.reg}, "
-            f"targets={self.targets!r}, update={self.update!r})"
+            f"targets={self.targets!r}, update={self.update!r}, per_step={self.per_step!r})"
         )
 
     def backward(self, model: nn.Module, inputs: Tensor, labels: Tensor, loss_fn) -> Tensor:
@@ -132,6 +180,7 @@ class TargetProp(Stateless):
         Otherwise graph mode also keeps autograd's graph of the forward, as BP does.
         """
         self.check(model)
+        check_batch(model, inputs, labels)
         self.displacements = None  # the last call's E goes before this call's memory comes
         by_hand = self._closed_form(model, inputs)
         if by_hand:
@@ -143,7 +192,7 @@ class TargetProp(Stateless):
         loss, grad_last, grad_steps = _readout_backward(model, h, labels, loss_fn)
         with torch.no_grad():
             inverse = self.layer_inverse(model, inputs, h)
-            E = self.propagate(inverse, grad_last, grad_steps)  # (T, B, d)
+            E = self.per_step_sweep(inverse, grad_last, grad_steps)  # (T, B, d)
             del inverse, grad_steps  # the sweep's factors go before the update's memory comes
             E = E.transpose(0, 1)  # (B, T, d), a view
         scale = self.surrogate_scale(inputs.shape[0])
@@ -157,6 +206,17 @@ class TargetProp(Stateless):
             D.neg_()
         self.displacements = E
         return loss
+
+    def per_step_sweep(self, inverse, grad_last: Tensor, grad_steps: Tensor | None) -> Tensor:
+        """The displacements E (T, B, d) the surrogate J reads. With per-step losses and
+        per_step='authors' (the authors' text-model rule), with l_t = -lr_target dl/dh_t:
+        e_T = l_T and e_{t-1} = Jinv_t(e_t + l_t), i.e. the top local displacement is counted
+        twice and the J-target of h_t (t < T) excludes its own l_t, which only enters the
+        propagation to t-1. That is tpri's sweep from 2 l_T, minus l_t at every step."""
+        if grad_steps is None or self.per_step == "tpri":
+            return self.propagate(inverse, grad_last, grad_steps)
+        E = self.propagate(inverse, 2 * grad_last, grad_steps)
+        return E.add_(grad_steps.transpose(0, 1), alpha=self.lr_target)
 
     def surrogate_scale(self, batch: int) -> float:
         """The factor of J (TP: 1, J sums over the batch, as the paper's code)."""
@@ -175,14 +235,30 @@ class TargetProp(Stateless):
         return model.regularized_inverse(inputs, h, self.reg)
 
     def check(self, model: nn.Module) -> None:
-        """Raise ValueError when this TP configuration cannot train `model` (a non-invertible
-        activation, a target rule the model has no inverse for)."""
+        """Raise TypeError when `model` lacks what TP reads (TP_MODEL), ValueError when this TP
+        configuration cannot train it (a non-invertible activation, a target rule the model
+        has no inverse for)."""
+        missing = [name for name in TP_MODEL if not hasattr(model, name)]
+        if self.update == "local" and not hasattr(model, "local_backward") and not hasattr(model, "cell"):
+            missing.append("cell")
+        if missing:
+            needs = "; ".join(TP_MODEL.get(name, "cell(h_prev, x) -> h (update='local')") for name in missing)
+            raise TypeError(
+                f"{type(self).__name__} trains tpri's models (tpri.RNN, tpri.GRU, tpri.TextRNN) or "
+                f"one that provides the same; {type(model).__name__} lacks {missing}: {needs}"
+            )
         if hasattr(model, "check_tp"):
             model.check_tp(self.targets)
 
     @classmethod
     def check_model(cls, model_class: type, model_options: dict, options: dict) -> None:
-        """The rule of `check` from the config sections: the model's `check_tp_options`."""
+        """The rule of `check` from the config sections: the model's `check_tp_options`, and
+        per_step='authors' only with the linearized targets."""
+        if options.get("per_step", "tpri") == "authors" and options.get("targets") != "linearized":
+            raise ValueError(
+                f"optimizer.per_step='authors' is defined for optimizer.targets='linearized', "
+                f"got {options.get('targets')!r}"
+            )
         if hasattr(model_class, "check_tp_options"):
             model_class.check_tp_options(model_options, options.get("targets", "linearized"))
 

@@ -15,7 +15,6 @@ import functools
 import gzip
 import math
 import os
-import pickle
 import struct
 import zlib
 from collections.abc import Callable, Sequence
@@ -30,6 +29,7 @@ from torch import Tensor
 
 from tpri.data.base import FLOAT, Shape, TensorTask
 from tpri.data.download import DataFileError, check_md5, extract_files, fetch, missing_files_error
+from tpri.io import load_pickle
 from tpri.spec import ConfigError, seed, size, spec
 
 N_CLASSES = 10
@@ -439,11 +439,11 @@ LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 grey level from red, green, blue
 
 
 def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """One pickled CIFAR-10 batch: images (N, 3072) uint8 and labels (N,). Pickles can run
-    code when loaded: read only files from a trusted source (downloads are MD5-checked)."""
+    """One pickled CIFAR-10 batch: images (N, 3072) uint8 and labels (N,), read as numpy
+    arrays and plain data only (`tpri.io.load_pickle`: a planted pickle never runs code)."""
     try:
         with open(path, "rb") as f:
-            batch = pickle.load(f, encoding="bytes")
+            batch = load_pickle(f, encoding="bytes")
         images, labels = batch[b"data"], np.asarray(batch[b"labels"])
     except Exception as e:  # corrupt pickles fail in many ways
         raise DataFileError(f"{path}: not a readable CIFAR-10 batch ({type(e).__name__}: {e})") from e

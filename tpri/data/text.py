@@ -24,6 +24,9 @@ PTB_MD5 = {
 EOS, UNK = "<eos>", "<unk>"
 VOCAB = 10_000  # words of the Penn Treebank vocabulary (<eos> and <unk> included)
 TOKENS = (930_000, 82_000)  # about the training and test tokens of the Penn Treebank files
+# contiguous: non-overlapping windows (N = (n - 1) // T); overlapping: the authors' windows,
+# one starting at every token (stride 1), N = n - T - 1 as their PennTreeData
+WINDOWS = ("contiguous", "overlapping")
 
 
 @dataclass
@@ -34,6 +37,7 @@ class PTBOptions:
     data_dir: str = MISSING
     download: bool = MISSING
     length: int = size()
+    windows: str = spec(choices=WINDOWS)
     n_tokens: Optional[int] = spec(ge=2)
     n_test_tokens: Optional[int] = spec(ge=2)
 
@@ -60,14 +64,21 @@ def encode(words: list[str], vocab: list[str]) -> Tensor:
     return torch.tensor([index.get(w, unk) for w in words], dtype=torch.int64)
 
 
-def to_sequences(ids: Tensor, length: int, what: str) -> tuple[Tensor, Tensor]:
-    """Contiguous non-overlapping windows of a token stream (n,): inputs (N, T) and targets
-    (N, T), the same tokens shifted by one, with N = (n - 1) // T."""
-    n_seq = (len(ids) - 1) // length
+def n_windows(n: int, length: int, windows: str) -> int:
+    """The number of sequences of `length` tokens cut from n tokens."""
+    return n - length - 1 if windows == "overlapping" else (n - 1) // length
+
+
+def to_sequences(ids: Tensor, length: int, what: str, windows: str = "contiguous") -> tuple[Tensor, Tensor]:
+    """Windows of a token stream (n,): inputs (N, T) and targets (N, T), the same tokens
+    shifted by one. contiguous: non-overlapping, N = (n - 1) // T; overlapping: window i starts
+    at token i (stride 1), N = n - T - 1 (the authors' count)."""
+    n_seq = n_windows(len(ids), length, windows)
     if n_seq < 1:
-        raise DataFileError(
-            f"ptb: {what} has {len(ids)} tokens, fewer than dataset.length + 1 = {length + 1}"
-        )
+        least = length + (2 if windows == "overlapping" else 1)
+        raise DataFileError(f"ptb: {what} has {len(ids)} tokens, fewer than the {least} one window needs")
+    if windows == "overlapping":
+        return ids.unfold(0, length, 1)[:n_seq], ids[1:].unfold(0, length, 1)[:n_seq]
     x = ids[: n_seq * length].view(n_seq, length)
     y = ids[1 : n_seq * length + 1].view(n_seq, length)
     return x, y
@@ -98,6 +109,7 @@ class PTBTask(TensorTask):
         data_dir: folder holding the text files (a user path, ~ expanded).
         download: fetch missing files (MD5-checked) from the public mirror.
         length: T, the words per sequence.
+        windows: "contiguous" (non-overlapping) or "overlapping" (stride 1, the authors').
         n_tokens: train on the first n_tokens tokens only (the paper used 40000; None: all).
         n_test_tokens: test on the first n_test_tokens tokens only (None: all).
         n_eval, eval_seed: size and seed of the fixed training sample for the train loss.
@@ -114,20 +126,21 @@ class PTBTask(TensorTask):
         data_dir: str,
         download: bool = False,
         length: int = 64,
+        windows: str = "contiguous",
         n_tokens: int | None = None,
         n_test_tokens: int | None = None,
         n_eval: int = 1000,
         eval_seed: int = 1234,
     ):
-        tokens = dict(length=length, n_tokens=n_tokens, n_test_tokens=n_test_tokens)
+        tokens = dict(length=length, windows=windows, n_tokens=n_tokens, n_test_tokens=n_test_tokens)
         self.check_options(dict(name=self.name, data_dir=data_dir, download=download, **tokens))
         train_path, test_path = _ptb_paths(Path(os.path.expanduser(data_dir)), download)
         train_words = read_words(train_path)
         self.vocab = build_vocab(train_words)
         train_ids = encode(train_words[:n_tokens], self.vocab)
         test_ids = encode(read_words(test_path)[:n_test_tokens], self.vocab)
-        x_train, y_train = to_sequences(train_ids, length, "the training text")
-        x_test, y_test = to_sequences(test_ids, length, "the test text")
+        x_train, y_train = to_sequences(train_ids, length, "the training text", windows)
+        x_test, y_test = to_sequences(test_ids, length, "the test text", windows)
         super().__init__(
             "ptb",
             x_train,
@@ -144,17 +157,19 @@ class PTBTask(TensorTask):
     @classmethod
     def check_rules(cls, options):
         """A token budget must hold at least one sequence and its next word."""
+        least = options["length"] + (2 if options.get("windows") == "overlapping" else 1)
         for key in ("n_tokens", "n_test_tokens"):
-            if options[key] is not None and options[key] < options["length"] + 1:
+            if options[key] is not None and options[key] < least:
                 raise ConfigError(
                     f"dataset.{key}={options[key]} is too small for one sequence of "
                     f"dataset.length={options['length']}; expected null or an "
-                    f"integer >= {options['length'] + 1}"
+                    f"integer >= {least}"
                 )
 
     @classmethod
     def shape(cls, options):
         given = options["n_tokens"], options["n_test_tokens"]
         tokens = [t if t is not None else full for t, full in zip(given, TOKENS)]
-        n_train, n_test = ((t - 1) // options["length"] for t in tokens)
+        windows = options.get("windows", "contiguous")
+        n_train, n_test = (n_windows(t, options["length"], windows) for t in tokens)
         return Shape(n_train, n_test, min(1000, n_train), options["length"], 1, VOCAB, True, INDEX)

@@ -34,14 +34,14 @@ from tpri.collect import (
     swept_keys,
     write_results,
 )
-from tpri.figures import curves, findings, grids, scaling
+from tpri.figures import curves, findings, grids, registry, scaling
 from tpri.figures.report import findings_markdown, sidecar, write_index
-from tpri.figures.style import header_text, save
+from tpri.figures.style import header_text, save, value_text
 from tpri.figures.tasks import split_tasks, with_task
 from tpri.figures.tuning import choices_table
 from tpri.io import save_text
 
-KINDS = ["convergence", "heatmap", "winner", "sensitivity", "gradients", "length_scaling", "compute"]
+KINDS = list(registry.KINDS)
 
 
 @dataclass
@@ -55,6 +55,8 @@ class Output:
     printed: list[str] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)
     chosen: pd.DataFrame | None = None  # each compared method's chosen setting (NAME_chosen.csv)
+    drawn: pd.DataFrame | None = None  # the runs drawn, when fewer than `jobs`
+    note: str = ""  # what the figure's lines and bands mean (the caption's last sentence)
 
 
 # ----------------------------------------------------------------------------- arguments
@@ -79,6 +81,16 @@ def _results_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _average_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--average-over",
+        nargs="+",
+        default=[],
+        metavar="KEY",
+        help="keys allowed to vary among the runs drawn together (averaged; named in the header)",
+    )
+
+
 def build_parser(prog: str) -> Parser:
     parser = Parser(prog=prog, description="Plot the paper's figures from a dir of runs.")
     kinds = parser.add_subparsers(dest="kind", required=True, metavar="KIND", parser_class=Parser)
@@ -91,6 +103,7 @@ def build_parser(prog: str) -> Parser:
     p.add_argument("--metric", default="train_loss")
     p.add_argument("--x", default="lr")
     p.add_argument("--y", default="reg")
+    _average_arg(p)
     p = kinds.add_parser("winner", help="TP vs BP over sequence length x width")
     _results_args(p)
     p.add_argument("--methods", nargs=2, default=["TP", "BP"], help="two method families")
@@ -98,6 +111,7 @@ def build_parser(prog: str) -> Parser:
     _results_args(p)
     p.add_argument("--key", default="lr_target", help="the swept key: lr_target, lr, reg")
     p.add_argument("--metric", default="test_accuracy")
+    _average_arg(p)
     p = kinds.add_parser("gradients", help="adjoint vs displacement norms, norms of W")
     _results_args(p)
     p.add_argument("--job", nargs="+", default=None, help="job dirs relative to RESULTS")
@@ -166,16 +180,21 @@ def convergence(args) -> list[Output]:
     df = _runs(args)
     for metric in args.metrics:
         _need_metric(df, "--metrics", metric)
-    return [
-        Output(
-            name,
-            curves.plot_convergence(runs, args.metrics),
-            runs,
-            findings=findings.convergence(runs, args.metrics),
-            chosen=choices_table(curves.tuned(runs, by=["method"])[1]),
+    outputs = []
+    for name, runs in _per_task(df, "convergence"):
+        drawn, choices = curves.tuned(runs, by=["method"])
+        outputs.append(
+            Output(
+                name,
+                curves.plot_convergence(runs, args.metrics),
+                runs,
+                findings=findings.convergence(runs, args.metrics),
+                chosen=choices_table(choices),
+                drawn=drawn,
+                note=curves.band_note(drawn, ["method"]) + ".",
+            )
         )
-        for name, runs in _per_task(df, "convergence")
-    ]
+    return outputs
 
 
 def heatmap(args) -> list[Output]:
@@ -187,8 +206,11 @@ def heatmap(args) -> list[Output]:
     _need_metric(df, "--metric", args.metric)
     outputs = []
     for name, runs in _per_task(df, "heatmap"):
-        fig, diverged = grids.plot_heatmap(runs, args.x, args.y, args.metric, args.value)
-        printed = [f"diverged: {m} {args.x}={x:g} {args.y}={y:g}" for m, x, y in sorted(diverged)]
+        fig, diverged = grids.plot_heatmap(runs, args.x, args.y, args.metric, args.value, args.average_over)
+        printed = [
+            f"diverged: {m} {args.x}={value_text(x)} {args.y}={value_text(y)}"
+            for m, x, y in sorted(diverged, key=str)
+        ]
         notes = findings.heatmap(runs, args.x, args.y, args.metric, args.value)
         outputs.append(Output(name, fig, runs, printed=printed, findings=notes))
     return outputs
@@ -223,9 +245,10 @@ def sensitivity(args) -> list[Output]:
     return [
         Output(
             name,
-            curves.plot_sensitivity(runs, args.key, args.metric),
+            curves.plot_sensitivity(runs, args.key, args.metric, args.average_over),
             runs,
             findings=findings.sensitivity(runs, args.key, args.metric),
+            note=curves.band_note(runs, ["method", args.key]) + ".",
         )
         for name, runs in _per_task(df, f"sensitivity_{args.key}")
     ]
@@ -294,7 +317,10 @@ def _write(outputs: list[Output], kind: str, out_dir: Path, command: str) -> lis
     for output in outputs:
         png, pdf = save(output.fig, out_dir, output.name)
         chosen = None if output.chosen is None else output.chosen.to_dict("records")
-        side = sidecar(png, kind, command, header_text(output.fig), output.jobs, output.findings, chosen)
+        header = header_text(output.fig)
+        side = sidecar(
+            png, kind, command, header, output.jobs, output.findings, chosen, output.drawn, output.note
+        )
         written += [png, pdf, side]
         if output.chosen is not None:
             save_text(output.chosen.to_csv(index=False), out_dir / f"{output.name}_chosen.csv")

@@ -29,7 +29,7 @@ from tpri.figures.style import (
     styled,
     tick_labels,
 )
-from tpri.figures.tasks import header_lines, machine_line, refuse_mixed, warn_pooled, with_task
+from tpri.figures.tasks import check_pooled, header_lines, machine_line, pooled_line, refuse_mixed, with_task
 from tpri.figures.tuning import Choice, edge_note, select
 
 MAX_SEED_LINES = 3  # up to this many seeds: every seed drawn, no band
@@ -167,7 +167,7 @@ def selection_rule(df: pd.DataFrame) -> str:
     last = int(df["iteration"].max()) if len(df) else 0
     return (
         "selection per method: the setting with the smallest area under the train-loss curve "
-        f"(train batches' loss at every evaluation, iterations 0..{last}, mean over seeds)"
+        f"(train loss at every evaluation, iterations 0..{last}, mean over seeds)"
     )
 
 
@@ -232,12 +232,15 @@ def plot_convergence(df: pd.DataFrame, metrics=("train_loss", "test_accuracy")) 
 
 
 @styled
-def plot_sensitivity(df: pd.DataFrame, key: str = "lr_target", metric: str = "test_accuracy"):
+def plot_sensitivity(
+    df: pd.DataFrame, key: str = "lr_target", metric: str = "test_accuracy", average_over=()
+):
     """Per method where `key` varies (else every method), `metric` against iterations with one
-    line per value of `key`, mean ± std over seeds; warns naming any other key averaged over."""
+    line per value of `key` (seeds as in `draw_runs`); another key varying within a line is
+    refused (UsageError naming it) unless in `average_over`, then named in the header."""
     df = _prepare(df, "sensitivity curves")
     jobs = df.drop_duplicates("job_dir")
-    warn_pooled(jobs, ["method", key], f"sensitivity to {key}")
+    pooled = check_pooled(jobs, ["method", key], f"sensitivity to {key}", average_over)
     varying = [m for m, runs in jobs.groupby("method") if runs[key].nunique() > 1]
     methods = varying or sorted(jobs["method"].unique())
     fig, axes = new_figure(1, len(methods), sharey=True)
@@ -254,7 +257,7 @@ def plot_sensitivity(df: pd.DataFrame, key: str = "lr_target", metric: str = "te
     set_header(
         fig,
         f"Sensitivity of {label(metric)} to {label(key)}",
-        [*header_lines(df, by=["method", key]), band_note(df, ["method", key])],
+        [*header_lines(df, by=["method", key]), *pooled_line(jobs, pooled), band_note(df, ["method", key])],
     )
     return fig
 
@@ -315,6 +318,7 @@ def plot_gradients(grads: pd.DataFrame, metrics: pd.DataFrame) -> Figure:
     if grads.empty or metrics.empty:
         raise DataError("no runs to plot gradients")
     metrics = _prepare(metrics, "gradients")
+    check_pooled(metrics, ["method"], "gradients (norms of W per method)")
     source = gradient_source(grads)
     fig, axes = new_figure(2, 2)
     zeros = False
@@ -322,10 +326,14 @@ def plot_gradients(grads: pd.DataFrame, metrics: pd.DataFrame) -> Figure:
     for ax, (column, title) in zip(axes[0], GRADIENT_PANELS):
         zeros |= _norm_panel(fig, ax, source, column, f"{title}\n{where}" if where else title)
     handles = []
+    names = {c.group["method"]: legend_name(c.group["method"], c) for c in tuned(metrics, by=["method"])[1]}
     for ax, column in zip(axes[1], [direction_column(metrics), "w_spectral_norm"]):
         for i, (method, runs) in enumerate(metrics.groupby("method")):
             if column in runs and runs[column].notna().any():
-                for h in draw_runs(ax, runs, "iteration", column, method_style(method), method, i):
+                name = names.get(method, method)
+                for h in draw_runs(
+                    ax, runs, "iteration", column, method_style(method), name, i, short=method
+                ):
                     if h.get_label() not in [k.get_label() for k in handles]:
                         handles.append(h)
         ax.set(xlabel=label("iteration"), ylabel=label(column))

@@ -12,7 +12,7 @@ from matplotlib.patches import Patch, Rectangle
 
 from tpri.collect import DataError, family, sequence_length, summarize
 from tpri.figures.style import label, new_figure, set_header, spans_decades, styled, tick_labels
-from tpri.figures.tasks import header_lines, refuse_mixed, warn_pooled, with_task
+from tpri.figures.tasks import check_pooled, header_lines, pooled_line, refuse_mixed, with_task
 from tpri.figures.tuning import UNTUNED, choice_of, grid_text, select, tuned_keys
 
 DIVERGED = "#B2182B"
@@ -27,12 +27,18 @@ def _grid_ticks(ax, xs, ys, x: str, y: str) -> None:
 
 @styled
 def plot_heatmap(
-    df: pd.DataFrame, x: str = "lr", y: str = "reg", metric: str = "train_loss", value: str = "auc"
+    df: pd.DataFrame,
+    x: str = "lr",
+    y: str = "reg",
+    metric: str = "train_loss",
+    value: str = "auc",
+    average_over=(),
 ):
     """Per method, a grid over `x` and `y` coloured by the mean over seeds of the area under the
     `metric` curve divided by the iterations (value="auc": the curve's mean) or its final
     value (value="final"). A setting where a run diverged is hatched and marked × with the
-    iteration, never scored; a setting without runs is blank. One task only.
+    iteration, never scored; a setting without runs is blank. One task only; a key other than
+    the axes and the seed varying within a cell is refused unless in `average_over`.
     Returns the figure and the set of diverged cells (method, x value, y value)."""
     if df.empty:
         raise DataError("no runs to plot a heatmap")
@@ -41,7 +47,7 @@ def plot_heatmap(
     jobs = summarize(df, [metric]).dropna(subset=[x, y])
     if jobs.empty:
         raise DataError(f"no run sets both {x} and {y}")
-    warn_pooled(jobs, ["method", x, y], f"heatmap {x} x {y}")
+    pooled = check_pooled(jobs, ["method", x, y], f"heatmap {x} x {y}", average_over)
     column = f"{value}_{metric}"
     jobs["diverged"] = jobs["status"].eq("diverged") | (
         jobs["status"].eq("completed") & ~np.isfinite(jobs[column].astype(float))
@@ -111,7 +117,7 @@ def plot_heatmap(
     fig.legend(handles=handles, loc="outside lower center", ncols=2, frameon=False)
     better = "higher" if "accuracy" in metric else "lower"
     title = f"Heatmap: {label(metric)} over {label(x)} × {label(y)} ({better} is better)"
-    set_header(fig, title, header_lines(df, by=["method", x, y]))
+    set_header(fig, title, [*header_lines(df, by=["method", x, y]), *pooled_line(jobs, pooled)])
     return fig, diverged
 
 

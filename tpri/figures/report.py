@@ -15,30 +15,12 @@ from pathlib import Path
 import pandas as pd
 
 from tpri.collect import DataError
+from tpri.figures.registry import KINDS
 from tpri.figures.style import plain
+from tpri.figures.tasks import SMOKE
 from tpri.io import save_text
 
 MARK = "tpri-figure"  # key of the sidecar files, to tell them from other json files
-CAPTIONS = {
-    "convergence": "Train loss and test accuracy against iterations (top) and training seconds "
-    "(bottom), each method at its setting with the smallest area under the "
-    "train-loss curve; mean over seeds with a ± std band; X: a run diverged.",
-    "heatmap": "Mean over training of the metric for every setting of the grid, mean over "
-    "seeds; × with an iteration: a run of that setting diverged there (not scored).",
-    "winner": "Which method family has the larger area under the test-accuracy curve in each "
-    "cell of sequence length × width, each tuned by its train-loss area; the number is "
-    "the signed margin in percentage points; † counts diverged runs.",
-    "sensitivity": "The metric against iterations for each value of one hyperparameter, one "
-    "panel per method; mean over seeds with a ± std band; X: diverged.",
-    "gradients": "Per time step and iteration, the norm of BP's adjoints and of TP's target "
-    "displacements, both from the same TP run at the same iterations (norms in float64, grey: "
-    "exactly 0), then the norm of each method's direction before the step (sum over the RNN's "
-    "tensors of the gradient norm, before lr and momentum) and the spectral norm of W.",
-    "length_scaling": "Share of seeds that reach the accuracy threshold against the sequence "
-    "length, each method at its best setting per length.",
-    "compute": "Median time per training iteration against T and the width, and the peak "
-    "memory against T when the benchmark recorded it.",
-}
 
 
 def run_table(jobs: pd.DataFrame) -> list[dict]:
@@ -67,17 +49,23 @@ def sidecar(
     jobs: pd.DataFrame | None,
     findings: list[str],
     chosen: list[dict] | None = None,
+    drawn: pd.DataFrame | None = None,
+    note: str = "",
 ) -> Path:
-    """Write `NAME.json` beside `png` with what `write_index` shows; returns its path."""
+    """Write `NAME.json` beside `png` with what `write_index` shows: the caption (and `note`,
+    what its lines and bands mean), the header, the runs drawn (`drawn`, default `jobs`) and
+    in the dir, findings, chosen settings; returns its path."""
+    drawn = jobs if drawn is None else drawn
     info = {
         MARK: 1,
         "kind": kind,
         "png": png.name,
         "pdf": png.with_suffix(".pdf").name,
-        "caption": CAPTIONS.get(kind, ""),
+        "caption": " ".join(t for t in (KINDS[kind].caption if kind in KINDS else "", note) if t),
         "header": header,
         "command": command,
-        "runs": 0 if jobs is None else int(jobs["job_dir"].nunique()),
+        "runs": 0 if drawn is None else int(drawn["job_dir"].nunique()),
+        "runs_in_dir": 0 if jobs is None else int(jobs["job_dir"].nunique()),
         "table": [] if jobs is None else run_table(jobs.drop_duplicates("job_dir")),
         "findings": findings,
         "chosen": chosen,  # each compared method's chosen setting (None: not a comparison)
@@ -117,6 +105,12 @@ def _findings_html(findings: list[str]) -> str:
     return f"<p><b>What the runs show</b> (computed from them):</p><ul>{items}</ul>"
 
 
+def _runs_text(info: dict) -> str:
+    """'4 runs drawn of 24 in the sweep' (or '4 runs' when every run is drawn)."""
+    runs, total = info["runs"], info.get("runs_in_dir", info["runs"])
+    return f"{runs} runs" if runs == total else f"{runs} runs drawn of {total} in the sweep"
+
+
 def _figure_html(root: Path, path: Path, info: dict) -> str:
     png = (path.parent / info["png"]).relative_to(root).as_posix()
     pdf = (path.parent / info["pdf"]).relative_to(root).as_posix()
@@ -125,7 +119,7 @@ def _figure_html(root: Path, path: Path, info: dict) -> str:
         f'<section id="{html.escape(png)}"><h2>{html.escape(png)}</h2>'
         f'<a href="{html.escape(pdf)}"><img src="{html.escape(png)}" alt="{html.escape(png)}"></a>'
         f"<p><b>What it shows.</b> {html.escape(info['caption'])}</p>"
-        f"<p><b>Runs and budget.</b> {info['runs']} runs. {header}</p>"
+        f"<p><b>Runs and budget.</b> {_runs_text(info)}. {header}</p>"
         f"<p><b>Command.</b> <code>{html.escape(info['command'])}</code></p>"
         f"{_findings_html(info.get('findings', []))}"
         f"{_table_html(info['table'])}</section>"
@@ -137,7 +131,20 @@ STYLE = (
     "img{max-width:100%;border:1px solid #ddd}section{margin-bottom:2.5em}"
     "table{border-collapse:collapse;font-size:90%}td,th{border:1px solid #ccc;padding:2px 6px}"
     "code{background:#f4f4f4;padding:1px 3px}"
+    ".smoke{background:#fff3cd;border:1px solid #e0b000;padding:.6em}"
 )
+
+
+def _banner(figures: list[tuple[Path, dict]]) -> str:
+    """A warning box when some figures come from smoke sweeps."""
+    smoke = [i["png"] for _, i in figures if SMOKE in i.get("header", "")]
+    if not smoke:
+        return ""
+    return (
+        f'<p class="smoke"><b>{SMOKE}.</b> {len(smoke)} of {len(figures)} figures come from the '
+        "*_smoke sweeps: small offline stand-ins (digits for MNIST, a few hundred iterations, "
+        "2 seeds, small grids). Their conclusions need not hold at the paper's budget.</p>"
+    )
 
 
 def write_index(root: str | Path, out: str | Path | None = None) -> Path:
@@ -156,7 +163,7 @@ def write_index(root: str | Path, out: str | Path | None = None) -> Path:
         f"<!doctype html><html><head><meta charset='utf-8'><title>tpri figures</title>"
         f"<style>{STYLE}</style></head><body><h1>tpri figures</h1>"
         f"<p>{len(figures)} figures below <code>{html.escape(str(root))}</code>, page written "
-        f"{stamp}. Click a figure for its PDF.</p><ul>{links}</ul>{body}</body></html>"
+        f"{stamp}. Click a figure for its PDF.</p>{_banner(figures)}<ul>{links}</ul>{body}</body></html>"
     )
     save_text(page, out)
     return out
@@ -168,7 +175,7 @@ def findings_markdown(root: str | Path) -> str:
     lines = []
     for path, info in find_sidecars(root):
         name = (path.parent / info["png"]).relative_to(root).as_posix()
-        header = plain(info["header"]).splitlines()
+        header = [h for h in plain(info["header"]).splitlines() if not h.startswith(SMOKE)]
         lines.append(f"- `{name}` ({'; '.join(header[1:3])}):")
         lines += [f"  - {plain(line)}" for line in info.get("findings", [])]
     return "\n".join(lines)

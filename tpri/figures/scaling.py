@@ -75,7 +75,7 @@ def plot_length_scaling(df: pd.DataFrame, threshold: float = 0.99, use: str = "b
     fig, axes = new_figure(width=5.5)
     ax = axes[0, 0]
     tuned = {}
-    for method, rows in table.groupby("method"):
+    for k, (method, rows) in enumerate(table.groupby("method")):
         style = method_style(method)
         runs = df[df["method"] == method]
         tuned[method] = _grid_of(runs)
@@ -86,7 +86,7 @@ def plot_length_scaling(df: pd.DataFrame, threshold: float = 0.99, use: str = "b
                 ax.annotate(
                     value,
                     (t, share),
-                    xytext=(3, -10),
+                    xytext=(4, -11 - 9 * k),
                     textcoords="offset points",
                     fontsize=6,
                     color=style.color,
@@ -119,6 +119,12 @@ def plot_length_scaling(df: pd.DataFrame, threshold: float = 0.99, use: str = "b
     edges = int(table["at_edge"].sum())
     if edges:
         lines.append(f"{edges} choices at the edge of their grid (marked !)")
+    other = table.groupby("method")["diverged_other_settings"].sum()
+    if other.any():
+        lines.append(
+            "diverged runs of settings not chosen: "
+            + ", ".join(f"{m} {int(n)}" for m, n in other.items() if n)
+        )
     set_header(fig, "Length scaling: share of seeds that solve the task against T", lines)
     return fig, table
 
@@ -146,6 +152,17 @@ def check_bench(bench: pd.DataFrame, source: str = "benchmark csv") -> pd.DataFr
         raise DataError(f"{source}: header only, no rows")
     numbers = ["T", "hidden", "batch", "median_ms", "ratio_to_bp", "peak_mib", "mem_ratio_to_bp"]
     return numeric(bench, [c for c in numbers if c in bench], source)
+
+
+def _bench_machine(bench: pd.DataFrame) -> str:
+    """The machine line of the compute figure from the csv's device and threads columns."""
+    parts = []
+    for column, word in (("device", "device"), ("threads", "threads")):
+        if column in bench and bench[column].notna().any():
+            values = ", ".join(str(v) for v in sorted(bench[column].dropna().astype(str).unique()))
+            parts.append(f"{word} {values}")
+    what = "; ".join(parts) if parts else "machine not recorded in the csv"
+    return f"times measured on: {what} (one process, the methods taking turns; CPU model not recorded)"
 
 
 def _richest(bench: pd.DataFrame, fixed: str, varying: str):
@@ -197,7 +214,7 @@ def plot_compute(bench: pd.DataFrame, hidden: int | None = None, length: int | N
     axes[0, 0].set_title(f"{label('hidden')} = {hidden:g}")
     _panel(axes[0, 1], by_d, "hidden", "median_ms", "time per iteration (ms)")
     axes[0, 1].set_title(f"{label('T')} = {length:g}")
-    lines = [f"batch {batch:g}; median over the timed iterations of each setting"]
+    lines = [f"batch {batch:g}; median over the timed iterations of each setting", _bench_machine(bench)]
     if memory:
         _panel(axes[0, 2], by_t, "T", "peak_mib", "peak memory (MiB)")
         axes[0, 2].set_title(f"{label('hidden')} = {hidden:g}")

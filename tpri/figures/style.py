@@ -11,6 +11,7 @@ import functools
 import math
 import numbers
 import re
+import textwrap
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,12 +49,16 @@ LABELS = {
     "test_accuracy": "test accuracy",
     "test_perplexity": "test perplexity",
     "update_norm": r"update norm $\Vert W_{k+1} - W_k\Vert_F$",
+    "adjoint_norm": r"BP adjoint norm $\Vert\partial\ell/\partial h_t\Vert$",
+    "displacement_norm": r"TP displacement norm $\Vert v_t - h_t\Vert$",
     "direction_norm": "direction norm Σ‖grad‖ of the RNN\n(before lr and momentum)",
     "w_spectral_norm": r"spectral norm $\Vert W\Vert_2$",
 }
 
 
 MATHTEXT = {
+    r"\Vert ": "‖",
+    r"\partial ": "∂",
     r"\gamma_\theta": "γ_θ",
     r"\gamma_h": "γ_h",
     r"\Vert": "‖",
@@ -176,6 +181,13 @@ def tick_labels(values) -> list[str]:
     return [f"{v:.3g}" if isinstance(v, numbers.Real) and not isinstance(v, bool) else str(v) for v in values]
 
 
+def value_text(value) -> str:
+    """A config value as plain text: numbers with %g, anything else as its string."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return f"{value:g}"
+    return str(value)
+
+
 def fmt(value) -> str:
     """The label of one config value (see `tick_labels`)."""
     return tick_labels([value])[0]
@@ -219,7 +231,9 @@ def new_figure(nrows: int = 1, ncols: int = 1, width: float = 4.2, height: float
 
 def set_header(fig: Figure, title: str, lines: list[str]) -> None:
     """The figure's header: what it shows, then the task, budget and seeds lines."""
-    fig.suptitle("\n".join([title, *lines]), fontsize=9, linespacing=1.35)
+    width = max(60, int(fig.get_figwidth() * 17))  # characters of 9-pt text across the figure
+    wrapped = [part for line in [title, *lines] for part in textwrap.wrap(line, width) or [""]]
+    fig.suptitle("\n".join(wrapped), fontsize=9, linespacing=1.35)
 
 
 def header_text(fig: Figure) -> str:

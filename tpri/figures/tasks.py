@@ -1,5 +1,6 @@
 """What a figure's runs were: the task as run, its budget and seeds, and the guard against
-pooling runs of different tasks or averaging over a key that is not on an axis.
+pooling runs of different tasks or averaging over a key that is not on an axis (refused
+unless asked for with --average-over).
 
     df = with_task(df)                        # adds T, task (readable) and task_slug columns
     for slug, runs in split_tasks(df): ...    # one table per task
@@ -7,8 +8,6 @@ pooling runs of different tasks or averaging over a key that is not on an axis.
 """
 
 from __future__ import annotations
-
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -99,20 +98,46 @@ def refuse_mixed(df: pd.DataFrame, length_is_axis: bool = False) -> None:
         raise UsageError(f"runs of {len(tasks)} different tasks would be pooled: {'; '.join(hints)}")
 
 
-def warn_pooled(jobs: pd.DataFrame, by: list[str], what: str) -> list[str]:
-    """Warn naming the keys that are not in `by`, not the seed, and vary within a group of
-    `by` whose runs are averaged; returns them."""
-    keys = [k for k in swept_keys(jobs) if k not in by and k != "seed"]
+def _distinct_keys(jobs: pd.DataFrame, keys: list[str], *named) -> list[str]:
+    """`keys` without the copies (same value in every job) of a named key or of a shorter
+    kept one, e.g. optimizer.lr_target interpolating lr_target."""
+    named = [k for group in named for k in group if k in jobs]
+    kept: list[str] = []
+    for key in sorted(keys, key=lambda k: (len(k), k)):
+        values = jobs[key].astype(str)
+        others = [k for k in [*named, *kept] if k != key]
+        if not any(values.equals(jobs[other].astype(str)) for other in others):
+            kept.append(key)
+    return kept
+
+
+def check_pooled(jobs: pd.DataFrame, by: list[str], what: str, average_over=()) -> list[str]:
+    """The keys (not in `by`, not the seed) that vary among the runs of one group of `by`, i.e.
+    within one drawn curve or cell. UsageError naming them unless each is in `average_over`
+    (the --average-over of the command line); returns the keys averaged over."""
+    jobs = jobs.drop_duplicates("job_dir")
+    keys = _distinct_keys(
+        jobs, [k for k in swept_keys(jobs) if k not in by and k != "seed"], by, average_over
+    )
     if not keys or jobs.empty:
         return []
     varying = jobs.groupby(by, dropna=False)[keys].nunique(dropna=False).max()
     pooled = [k for k in keys if varying[k] > 1]
-    if pooled:
-        warnings.warn(
-            f"{what}: averaging over runs that differ in {', '.join(pooled)}; filter with --where KEY=VALUE",
-            stacklevel=3,
+    refused = [k for k in pooled if k not in average_over]
+    if refused:
+        raise UsageError(
+            f"{what}: runs drawn together differ in {', '.join(refused)}; keep one value with "
+            f"--where KEY=VALUE or average over it with --average-over {' '.join(refused)}"
         )
     return pooled
+
+
+def pooled_line(jobs: pd.DataFrame, pooled: list[str]) -> list[str]:
+    """The header line naming the keys averaged over (--average-over), none if none."""
+    if not pooled:
+        return []
+    parts = [_values(jobs.drop_duplicates("job_dir"), k, k) or k for k in pooled]
+    return [f"averaged over {'; '.join(parts)} (--average-over)"]
 
 
 def _values(jobs: pd.DataFrame, key: str, name: str, unit: str = "") -> str | None:
@@ -147,7 +172,20 @@ def header_lines(jobs: pd.DataFrame, by: list[str] | None = None) -> list[str]:
     seeds = seed_counts(jobs, by or ["method"])
     line_task = ", ".join([task, *[s for s in sizes if s]])
     line_budget = ", ".join([*[b for b in budget if b], f"{seeds} per setting", f"{len(jobs)} runs"])
-    return [line_task, line_budget]
+    return [*smoke_line(jobs), line_task, line_budget]
+
+
+SMOKE = "SMOKE BUDGET"
+
+
+def smoke_line(jobs: pd.DataFrame) -> list[str]:
+    """'SMOKE BUDGET (sweep x_smoke): ...' when the runs come from a *_smoke sweep."""
+    if "sweep" not in jobs:
+        return []
+    smoke = sorted({str(s) for s in jobs["sweep"].dropna() if str(s).endswith("_smoke")})
+    if not smoke:
+        return []
+    return [f"{SMOKE} (sweep {', '.join(smoke)}): small tasks and budgets, not the paper's"]
 
 
 def machine_line(jobs: pd.DataFrame) -> str:

@@ -77,7 +77,7 @@ class Job:
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
-        self.direction.load_state_dict(state["direction"])
+        self.direction.load_state_dict(state.get("direction", {}))  # absent before tpri 0.1.0's DTP
 
     # --- evaluation ----------------------------------------------------------------------
     @torch.no_grad()

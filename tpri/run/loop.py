@@ -38,7 +38,7 @@ from tpri.inverse import Diverged
 from tpri.io import UnreadableFile, load_torch, save_text
 from tpri.run.divergence import DivergenceRules
 from tpri.run.job import Job
-from tpri.run.provenance import now, provenance
+from tpri.run.provenance import now, provenance, stretch, whole_git
 from tpri.run.record import Record, csv_text
 from tpri.run.rundir import (
     BEST,
@@ -106,8 +106,12 @@ def _run_checked(cfg: dict, output_dir: str | Path, context: RunContext) -> dict
         for note in prev.notes:
             log.warning("%s%s", context.tag, note)
         rundir.check_same_run(cfg, prev)
+        if not cfg.get("restart"):
+            rundir.check_resumable(cfg, prev)
         try:
             rundir.recover(prev)  # accepted: now damaged files may be moved aside
+            if cfg.get("restart"):
+                prev = rundir.restart(prev)
             if prev.finished(cfg["max_iter"]):
                 return _skip(cfg, rundir, prev, context)
             return Session(cfg, rundir, context, signals).start(prev)
@@ -172,6 +176,8 @@ class Session:
         self.record: Record | None = None
         self.provenance: dict = {}
         self.best: dict | None = None  # best.pt's content, also kept in every checkpoint
+        self.earlier: list[dict] = []  # the stretches of earlier processes (provenance)
+        self.checkpointed: int | None = None  # iteration of the last checkpoint saved
         self.rules = DivergenceRules.from_config(cfg)
 
     # --- start ---------------------------------------------------------------------------
@@ -219,6 +225,14 @@ class Session:
             return False
         self.record.restore(checkpoint)
         self.best = checkpoint.get("best")
+        self.checkpointed = checkpoint["iteration"]
+        self.earlier = [
+            s for s in checkpoint.get("stretches", []) if s["from_iteration"] < checkpoint["iteration"]
+        ]
+        for s in self.earlier:  # a later stretch killed after this checkpoint: what it kept
+            s["to_iteration"] = min(s["to_iteration"], checkpoint["iteration"])
+        if not self.earlier and checkpoint["iteration"] > 0:  # a checkpoint of tpri 0.1.0
+            self.earlier = [{"from_iteration": 0, "to_iteration": checkpoint["iteration"], "git": None}]
         reconcile(self.rundir, checkpoint)
         return True
 
@@ -291,7 +305,7 @@ class Session:
                 if gone:
                     raise _Stop(gone)
             if cfg["checkpoint_every"] and done % cfg["checkpoint_every"] == 0 and done < cfg["max_iter"]:
-                self.rundir.save_checkpoint(job.state(**record.state(), best=self.best))
+                self._save_checkpoint()
 
     def _direction(self, x, y, it: int):
         """The update direction into p.grad; a failure names its likely cause."""
@@ -299,7 +313,7 @@ class Session:
             return self.job.direction.backward(self.job.model, x, y, self.job.task.loss)
         except Diverged as err:
             # `it` updates were applied: the closing line's iteration, named once
-            raise Diverged(f"the update from iteration {it}: {err}; {self._cause()}") from None
+            raise Diverged(f"numerical fault in the update from iteration {it}: {err}; {self._cause()}") from None
 
     def _cause(self) -> str:
         """Which knob most likely caused a divergence, from the state of the parameters."""
@@ -365,25 +379,44 @@ class Session:
     def _summary(self, status: str, reason: str | None) -> dict:
         record = self.record
         done = record.iteration - (record.resumed_from or 0)
+        ended = None if status == "running" else now()
+        stretches = self._stretches(ended)
         return {
             **record.summary(status, reason),
+            "checkpoint_iteration": self.checkpointed,
             "its_per_sec": done / self.session_train if self.session_train else None,
             "wall_time": time.perf_counter() - self.clock,
             "train_time": record.train_time,
             "version": self.provenance.get("versions", {}).get("tpri"),
-            "provenance": {**self.provenance, "ended": None if status == "running" else now()},
+            # this process's provenance; `git` and `stretches` cover every stretch of the job
+            "provenance": {
+                **self.provenance,
+                "ended": ended,
+                "git": whole_git(stretches),
+                "stretches": stretches,
+            },
             "config": trajectory_config(self.cfg),
         }
+
+    def _stretches(self, ended: str | None) -> list[dict]:
+        """The earlier processes' stretches (from the checkpoint) and this one's so far."""
+        first = self.record.resumed_from or 0
+        return [*self.earlier, stretch(self.provenance, first, self.record.iteration, ended)]
+
+    def _save_checkpoint(self, ended: str | None = None, **extra) -> None:
+        stretches = self._stretches(ended)
+        self.rundir.save_checkpoint(
+            self.job.state(**self.record.state(), best=self.best, stretches=stretches, **extra)
+        )
+        self.checkpointed = self.record.iteration
 
     def _finish(self, status: str, reason: str | None) -> dict:
         """The final checkpoint (holding the summary, to rebuild it from), then the summary:
         a summary never claims an end whose state was not saved."""
+        self.checkpointed = self.record.iteration  # the checkpoint below, which holds the summary
         summary = self._summary(status, reason)
-        self.rundir.save_checkpoint(
-            self.job.state(
-                **self.record.state(), best=self.best, status=status, reason=reason, summary=summary
-            )
-        )
+        ended = summary["provenance"]["ended"]
+        self._save_checkpoint(ended, status=status, reason=reason, summary=summary)
         self.rundir.save_summary(summary)
         for tracker in self.record.trackers:
             tracker.close(status)

@@ -97,3 +97,32 @@ def provenance(device: torch.device, overrides: list[str] | None, started: str) 
         "started": started,
         "ended": None,
     }
+
+
+def stretch(prov: dict, first: int, last: int, ended: str | None) -> dict:
+    """One process's share of a job: iterations first..last, on this code and machine."""
+    return {
+        "from_iteration": first,
+        "to_iteration": last,
+        "started": prov.get("started"),
+        "ended": ended,
+        "git": prov.get("git"),
+        "tpri": prov.get("versions", {}).get("tpri"),
+        "hostname": prov.get("hostname"),
+        "device": prov.get("device", {}).get("name"),
+    }
+
+
+def whole_git(stretches: list[dict]) -> dict | None:
+    """The code state of a result trained in `stretches`: their commit when they share one,
+    else the list of commits in order; dirty when any stretch ran modified code (None when a
+    stretch's state is unknown, e.g. outside a checkout or from a checkpoint of tpri 0.1.0)."""
+    states = [s.get("git") for s in stretches]
+    if not states:
+        return None
+    if any(state is None for state in states):
+        known = [s for s in states if s is not None]
+        commits = list(dict.fromkeys(s["commit"] for s in known))
+        return {"commit": commits[0] if len(commits) == 1 else commits, "dirty": None} if known else None
+    commits = list(dict.fromkeys(s["commit"] for s in states))
+    return {"commit": commits[0] if len(commits) == 1 else commits, "dirty": any(s["dirty"] for s in states)}

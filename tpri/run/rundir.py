@@ -36,7 +36,7 @@ SUMMARY, METRICS, GRADIENTS = "summary.json", "metrics.csv", "gradients.csv"
 CHECKPOINT, BEST = "checkpoint.pt", "best.pt"
 STATUSES = ("running", "completed", "diverged", "failed", "interrupted")
 # keys that may change between a run and its resumption: they do not alter the trajectory
-RESUMABLE_KEYS = ("max_iter", "checkpoint_every", "threads", "device", "logger")
+RESUMABLE_KEYS = ("max_iter", "checkpoint_every", "threads", "device", "logger", "restart")
 RECORD_FILES = ("config.yaml", "overrides.yaml", "hydra.yaml")
 OWN_FILES = (SUMMARY, METRICS, GRADIENTS, CHECKPOINT, BEST)
 CHECKPOINT_KEYS = (
@@ -122,6 +122,15 @@ class Previous:
         if self.checkpoint and self.checkpoint.get("status") in STATUSES:
             return self.checkpoint["iteration"]
         return (self.summary or {}).get("iteration", 0)
+
+    @property
+    def saved_iteration(self) -> int | None:
+        """The iteration of the last checkpoint the run wrote, as its summary says (summaries
+        of tpri 0.1.0: a completed or interrupted run wrote one where it stopped)."""
+        summary = self.summary or {}
+        if "checkpoint_iteration" in summary:
+            return summary["checkpoint_iteration"]
+        return summary.get("iteration") if summary.get("status") in ("completed", "interrupted") else None
 
     def finished(self, max_iter: int) -> bool:
         """Completed up to max_iter, or diverged: nothing left to train."""
@@ -228,12 +237,7 @@ class RunDir:
         prev = Previous()
         prev.summary = self._read_summary(prev.notes)
         prev.checkpoint = self._read_checkpoint(prev)
-        if (
-            prev.summary
-            and prev.checkpoint
-            and prev.checkpoint.get("status") == prev.summary["status"]
-            and prev.checkpoint["iteration"] != prev.summary["iteration"]
-        ):
+        if prev.summary and prev.checkpoint and _disagree(prev.summary, prev.checkpoint):
             prev.notes.append(f"{self.path / SUMMARY} disagrees with the checkpoint; rebuilding it")
             prev.summary = None
         try:
@@ -281,9 +285,9 @@ class RunDir:
         if (self.path / RECORD).is_dir():
             io.remove_stale_temps(self.path / RECORD, RECORD_FILES)
 
-    def set_aside(self, name: str) -> Path:
-        """Rename a damaged file to `<name>.corrupt-<time>` (kept for inspection)."""
-        aside = self.path / f"{name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}"
+    def set_aside(self, name: str, why: str = "corrupt") -> Path:
+        """Rename a damaged (or replaced) file to `<name>.<why>-<time>` (kept for inspection)."""
+        aside = self.path / f"{name}.{why}-{time.strftime('%Y%m%d-%H%M%S')}"
         os.replace(self.path / name, aside)
         log.warning("moved %s to %s", self.path / name, aside.name)
         return aside
@@ -300,6 +304,52 @@ class RunDir:
                 f"{self.path} holds a run of another config: {shown}; nothing was changed. "
                 "Use the original value or another output dir"
             )
+
+    def check_resumable(self, cfg: dict, prev: Previous) -> None:
+        """Refuse (RunRefused, nothing changed) a rerun that would train something other than
+        the run's continuation: its checkpoint is gone (it would start again from iteration 0),
+        or it got beyond this `max_iter` (it would be recorded completed past its own length).
+        `restart=true` skips this check (see `restart`)."""
+        path, max_iter = self.path / CHECKPOINT, cfg["max_iter"]
+        if prev.finished(max_iter):
+            return
+        saved = prev.saved_iteration
+        if prev.checkpoint is None and not prev.damaged_checkpoint and saved:
+            raise RunRefused(
+                f"{path} is missing: the run saved it at iteration {saved} and cannot continue "
+                "without it; nothing was changed. Rerun with restart=true to train it again from "
+                "iteration 0, or use another output dir"
+            )
+        reached = prev.checkpoint["iteration"] if prev.checkpoint else 0
+        if reached > max_iter:
+            raise RunRefused(
+                f"{self.path} holds a run stopped at iteration {reached} ({path}), beyond "
+                f"max_iter={max_iter}; nothing was changed. Give max_iter >= {reached} to continue "
+                "it, restart=true to train it again from iteration 0, or use another output dir"
+            )
+
+    def restart(self, prev: Previous) -> Previous:
+        """restart=true: the checkpoint is set aside and the job trains from iteration 0 (its
+        csv files and best.pt are rewritten as it goes). What remains known: the record."""
+        for name in (CHECKPOINT, GRADIENTS):
+            if (self.path / name).exists() or (self.path / name).is_symlink():
+                self.set_aside(name, "replaced")
+        return Previous(record=prev.record)
+
+    def mark_lost(self, reason: str) -> bool:
+        """A job left `running` by a process that is gone (its lock is free) is recorded
+        `failed` with `reason`; True when it was. A job someone holds is left alone."""
+        if not (self.path / SUMMARY).is_file():
+            return False
+        try:
+            with self:
+                summary = self._read_summary([])
+                if summary is None or summary["status"] != "running":
+                    return False
+                self.save_summary({**summary, "status": "failed", "reason": reason})
+                return True
+        except (OSError, RunDirError):
+            return False
 
     # --- writing -------------------------------------------------------------------------
     def write_record(self, cfg: dict, overrides: list[str] | None, hydra_yaml: str | None) -> None:
@@ -347,6 +397,17 @@ def _valid_summary(summary) -> bool:
         and is_count(summary.get("iteration"))
         and all(isinstance(summary.get(k, {}), dict) for k in ("config", "final", "best"))
     )
+
+
+def _disagree(summary: dict, checkpoint: dict) -> bool:
+    """Whether summary.json contradicts the checkpoint of the same stage: a final checkpoint
+    holds the summary written with it (NaN compared as written)."""
+    if checkpoint.get("status") != summary["status"]:
+        return False  # a later stretch wrote it, or the checkpoint is not final: Previous.status
+    if checkpoint["iteration"] != summary["iteration"]:
+        return True
+    kept = checkpoint.get("summary")
+    return kept is not None and json.dumps(kept, sort_keys=True) != json.dumps(summary, sort_keys=True)
 
 
 def _valid_checkpoint(state) -> bool:
