@@ -313,7 +313,8 @@ class Session:
             return self.job.direction.backward(self.job.model, x, y, self.job.task.loss)
         except Diverged as err:
             # `it` updates were applied: the closing line's iteration, named once
-            raise Diverged(f"numerical fault in the update from iteration {it}: {err}; {self._cause()}") from None
+            fault = f"numerical fault in the update from iteration {it}: {err}"
+            raise Diverged(f"{fault}; {self._cause()}") from None
 
     def _cause(self) -> str:
         """Which knob most likely caused a divergence, from the state of the parameters."""
