@@ -392,3 +392,40 @@ def test_extract_files_rejects_missing_members(tmp_path):
     assert (tmp_path / "out" / "a.txt").read_text() == "a"
     with pytest.raises(ValueError, match="no regular file 'dir/b.txt'"):
         extract_files(archive, {"dir/b.txt": tmp_path / "out" / "b.txt"})
+
+
+def test_ptb_in_order_reads_consecutive_windows_epoch_after_epoch(tmp_path):
+    write_ptb(tmp_path)
+    opts = options("ptb", data_dir=str(tmp_path), length=4, n_tokens=20, windows="overlapping")
+    task = make_task("ptb", **{**opts, "order": "in_order"})  # 15 windows: 3 batches of 4 an epoch
+    gen = torch.Generator().manual_seed(0)
+    batches = [task.sample(4, gen)[0] for _ in range(4)]
+    for k in range(3):
+        assert torch.equal(batches[k], task.x_train[4 * k : 4 * k + 4])
+    assert torch.equal(batches[3], batches[0])  # the next epoch; windows 12..14 are dropped
+    resumed = make_task("ptb", **{**opts, "order": "in_order"})
+    resumed.load_state_dict(task.state_dict())
+    assert torch.equal(resumed.sample(4, gen)[0], task.sample(4, gen)[0])  # batch 1 again
+    assert make_task("ptb", **opts).state_dict() == {}  # random order: the generator only
+    with pytest.raises(ValueError, match="in_order needs batch_size <= the 15"):
+        task.sample(16, gen)
+
+
+def test_a_jobs_checkpoint_carries_the_in_order_cursor(tmp_path):
+    from helpers import compose_config
+
+    from tpri.run.job import Job
+    from tpri.run.rundir import Checkpoint
+
+    write_ptb(tmp_path)
+    cfg = compose_config(
+        ["experiment=ptb", f"dataset.data_dir={tmp_path}", "dataset.n_tokens=40", "dataset.n_test_tokens=20",
+         "dataset.length=4", "batch_size=8", "model.hidden=4", "model.embedding_dim=3"]
+    )  # fmt: skip
+    assert cfg["dataset"]["order"] == "in_order"
+    job = Job(cfg)
+    first = [job.task.sample(8, job.generator)[0] for _ in range(2)]
+    resumed = Job(cfg)
+    resumed.load(Checkpoint(**job.state(), iteration=2, metrics=[], gradients=[], train_time=0.0))
+    assert torch.equal(resumed.task.sample(8, resumed.generator)[0], job.task.sample(8, job.generator)[0])
+    assert not torch.equal(first[0], first[1])

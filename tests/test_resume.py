@@ -66,13 +66,15 @@ def test_relaunched_sweep_runs_only_the_unfinished_job(tmp_path):
     summary = json.loads((tmp_path / "2" / "summary.json").read_text())
     (tmp_path / "2" / "summary.json").write_text(json.dumps({**summary, "status": "running"}))
     before = {j: (tmp_path / j / "metrics.csv").stat().st_mtime_ns for j in "01"}
+    logs = {j: (tmp_path / j / "train.log").read_text() for j in "01"}
 
-    train_cli(*sweep, "max_iter=300")
+    proc = train_cli(*sweep, "max_iter=300")
     assert {j: (tmp_path / j / "metrics.csv").stat().st_mtime_ns for j in "01"} == before
     resumed = json.loads((tmp_path / "2" / "summary.json").read_text())
     assert (resumed["status"], resumed["resumed_from"], resumed["iteration"]) == ("completed", 100, 300)
-    for j in "01":
-        assert "skipping" in (tmp_path / j / "train.log").read_text().splitlines()[-2]  # then: k of N done
+    # the finished jobs are not launched again (the planned sweeper): their logs are untouched
+    assert "2 of 3 jobs are finished in their dirs already" in proc.stdout + proc.stderr
+    assert {j: (tmp_path / j / "train.log").read_text() for j in "01"} == logs
 
 
 def test_extending_max_iter_continues_a_completed_run(tmp_path):

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = ("pyproject.toml", "setup.py", "README.md", "LICENSE", "tpri", "conf")
+SOURCES = ("pyproject.toml", "setup.py", "README.md", "LICENSE", "tpri", "conf", "hydra_plugins")
 
 
 def _pip(*args: str, cwd: Path) -> None:
@@ -97,6 +97,16 @@ def test_a_short_job_runs_from_another_directory(installed, run_dir):
     assert summary["status"] == "completed"
     assert list(pd.read_csv(run_dir / "metrics.csv")["iteration"]) == [0, 10, 20]
     assert not (installed["cwd"] / "outputs").exists()  # hydra.run.dir was honoured
+
+
+def test_a_sweep_runs_with_the_installed_sweeper_plugin(installed):
+    sweep = installed["tmp"] / "sweeps" / "short"  # not under runs/, which the collect test reads
+    args = ("max_iter=4", "eval_every=2", f"hydra.sweep.dir={sweep}", "-m", "seed=0,1")
+    result = _script(installed, "tpri-train", *args)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.parent.name for p in sweep.glob("*/summary.json")) == ["0", "1"]
+    again = _script(installed, "tpri-train", *args)  # the planned sweeper skips finished jobs
+    assert again.returncode == 0 and "2 of 2 jobs are finished" in again.stdout + again.stderr
 
 
 def test_info_shows_the_configs_come_from_the_installed_package(installed):

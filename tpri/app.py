@@ -27,12 +27,14 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from tpri import preflight
 from tpri.config import ConfigError, plain_config
-from tpri.preflight import REFUSED, FailedJobs, Plan, one_line, plan_command, record_failed_job
+from tpri.preflight import REFUSED, FailedJobs, Plan, one_line, record_failed_job
 from tpri.resources import LIBRARIES, estimate_memory, estimate_seconds, peak
 from tpri.run import Interrupted, JobFailed, RunContext, RunDirError, RunRefused, run
+from tpri.run.provenance import mark_command
 from tpri.run.rundir import GONE, RunDir, check_output_location, claim_new_dir, find_job_dirs, point_link
-from tpri.run.signals import exit_with_launcher, in_worker, mark_launcher
+from tpri.run.signals import exit_with_launcher, ignore_stray_warnings, in_worker, mark_launcher
 from tpri.schema import register_configs
 from tpri.status import FINISHED, counts_line, program, read_job
 
@@ -60,8 +62,15 @@ def _context() -> RunContext:
     return RunContext(
         overrides=list(hc.overrides.task),
         hydra_yaml=OmegaConf.to_yaml(OmegaConf.create({"hydra": hc})),
-        tag=f"[job {hc.job.num}] " if sweep else "",
+        tag=f"[job {_job_number(hc)}] " if sweep else "",
     )
+
+
+def _job_number(hc) -> str:
+    """The number of a sweep's job: its dir's (the planned sweeper pins hydra.sweep.subdir to
+    the job's number when it leaves finished jobs out), else Hydra's count."""
+    subdir = str(hc.sweep.subdir)
+    return subdir if subdir.isdigit() else str(hc.job.num)
 
 
 def _fail(message: str, code: int, sweep_dir: str | None) -> str:
@@ -149,9 +158,12 @@ def _parse(argv: list[str]):
     return get_args_parser().parse_args(argv)
 
 
-def _check_command(argv: list[str]) -> Plan | None:
+def _check_command(argv: list[str], dry_run: bool = False) -> tuple[list[str], Plan | None]:
     """Compose and check every job the command would run; exit 2 listing the invalid ones.
-    None for commands that train nothing (--help, --info, another config)."""
+    Returns the command for Hydra (`argv`, with the planned sweeper for a basic sweep: it
+    launches the checked jobs without composing each again, and not the finished ones:
+    hydra_plugins/tpri_plugins/sweeper.py) and the plan, None for commands that train nothing
+    (--help, --info, --cfg, another config)."""
     args = _parse(argv)
     other = (
         args.help
@@ -164,9 +176,9 @@ def _check_command(argv: list[str]) -> Plan | None:
         or args.experimental_rerun
     )
     if other:  # not a training command (--cfg is checked: it shows what would run), or another config
-        return None
-    plan = plan_command(args.overrides, args.multirun, CONFIG_DIR)
-    errors = plan.errors
+        return argv, None
+    plan = preflight.plan(args.overrides, args.multirun, CONFIG_DIR, check_data=not dry_run)
+    errors = [] if dry_run else plan.errors  # a dry run lists them with the plan
     if len(errors) == 1 and not errors[0].startswith("job "):
         label = "" if errors[0].startswith(REFUSED) else "Invalid configuration: "
         print(f"{label}{errors[0]}", file=sys.stderr)
@@ -177,10 +189,14 @@ def _check_command(argv: list[str]) -> Plan | None:
         print("\n".join(errors), file=sys.stderr)
     if errors:
         sys.exit(2)
-    return None if args.cfg else plan
+    preflight.CHECKED = plan
+    if plan.jobs is not None and not any(o.lstrip("+~").startswith("hydra/sweeper=") for o in args.overrides):
+        at = argv.index(args.overrides[0]) if args.overrides else len(argv)  # among the overrides
+        argv = [*argv[:at], "hydra/sweeper=planned", *argv[at:]]
+    return argv, None if args.cfg else plan
 
 
-def _pin_output_dir(argv: list[str], plan: Plan) -> list[str]:
+def _pin_output_dir(argv: list[str], plan: Plan) -> tuple[list[str], Plan]:
     """Fix the command's output dir before Hydra starts: a new timestamped dir is created now
     (unique: `-2`, `-3` appended when another command took it) and linked as outputs/latest
     (outputs/multirun/latest); the first line printed names it and how to resume."""
@@ -188,7 +204,7 @@ def _pin_output_dir(argv: list[str], plan: Plan) -> list[str]:
     given = any(a.split("=", 1)[0] == key for a in argv)
     out = plan.output_dir
     if out is None:
-        return argv
+        return argv, plan
     try:
         if plan.fresh and not given:
             check_output_location(out)
@@ -198,9 +214,9 @@ def _pin_output_dir(argv: list[str], plan: Plan) -> list[str]:
     except RunDirError as err:
         print(err, file=sys.stderr)
         sys.exit(1)
-    plan.output_dir = out  # the dir claimed
+    plan = plan._replace(output_dir=out)  # the dir claimed
     print(first_line(out, plan), flush=True)
-    return argv if given else [*argv, f"{key}={_override_value(out)}"]
+    return (argv if given else [*argv, f"{key}={_override_value(out)}"]), plan
 
 
 def _override_value(path: Path) -> str:
@@ -211,7 +227,7 @@ def _override_value(path: Path) -> str:
 def first_line(out: Path, plan: Plan) -> str:
     if not plan.multirun:
         return f"run dir: {out}  (stopped? resume: {resume_command(out)})"
-    jobs = "jobs drawn by the sweeper" if plan.drawn else f"{len(plan.jobs)} jobs"
+    jobs = "jobs drawn by the sweeper" if plan.jobs is None else f"{len(plan.jobs)} jobs"
     at_a_time = f", {plan.parallel} at a time" if plan.parallel > 1 else ""
     return (
         f"sweep dir: {out}  ({jobs}, launcher {plan.launcher}{at_a_time}; "
@@ -222,7 +238,7 @@ def first_line(out: Path, plan: Plan) -> str:
 def sweep_summary(sweep_dir: Path, plan: Plan) -> str:
     """The closing lines of a sweep: counts per status, the dir, what to run next."""
     os.environ.pop(SWEEP_JOBS_ENV, None)
-    dirs = [sweep_dir / str(n) for n in range(len(plan.jobs))] or find_job_dirs(sweep_dir)
+    dirs = [sweep_dir / str(n) for n in range(len(plan.jobs or []))] or find_job_dirs(sweep_dir)
     counts = Counter(read_job(d)["status"] for d in dirs if d.is_dir())
     checkout = program() != "tpri-train"
     collect = "python scripts/collect.py" if checkout else "tpri-collect"
@@ -264,15 +280,14 @@ def dry_run_text(plan: Plan) -> str:
     where = f"into {plan.output_dir}" if plan.output_dir else ""
     if not plan.multirun:
         head = f"dry run: 1 job {where}"
-    elif plan.drawn:
+    elif plan.jobs is None:
         head = f"dry run: a sweep whose jobs the sweeper draws as it runs, {where}"
     else:
         head = f"dry run: {len(plan.jobs)} jobs {where}, launcher {plan.launcher}, {plan.parallel} at a time"
     lines = [head.replace("  ", " ").rstrip()]
     for key in plan.swept:
-        values = list(
-            dict.fromkeys(o.split("=", 1)[1] for job in plan.jobs for o in job if o.startswith(key + "="))
-        )
+        values = [o.split("=", 1)[1] for job in plan.jobs or [] for o in job if o.startswith(key + "=")]
+        values = list(dict.fromkeys(values))
         lines.append(f"  {key}: {len(values)} values: {', '.join(values)}")
     seconds = [estimate_seconds(c) for c in plan.configs]
     memory = [peak(estimate_memory(c)) for c in plan.configs]
@@ -286,6 +301,10 @@ def dry_run_text(plan: Plan) -> str:
             f"{plan.parallel} at a time; peak memory about "
             f"{_bytes(sum(sorted(memory)[-plan.parallel :]) + plan.parallel * LIBRARIES)}"
         )
+    lines += [f"  before running: {line}" for line in preflight.missing_data(plan.configs)]
+    if plan.errors:
+        lines.append(f"  {len(plan.errors)} job(s) would be refused now (not in the estimates), e.g.:")
+        lines += [f"    {line}" for line in plan.errors[:3]]
     lines.append("nothing was run or created (run the same command without --dry-run)")
     return "\n".join(lines)
 
@@ -452,14 +471,16 @@ def main() -> None:
 
     Own flags: `--resume DIR` (a job dir or a sweep dir, with its recorded config) and
     `--dry-run` (the jobs, varying keys and estimated time and memory; nothing is run)."""
+    ignore_stray_warnings()  # a time-limit warning before or after training ends nothing
     register_configs()
+    mark_command(sys.argv)
     argv, resume = _pop_flag(sys.argv[1:], "--resume", takes_value=True)
     argv, dry_run = _pop_flag(argv, "--dry-run")
     if resume is not None:
         argv = _resume(resume, argv)
     flags = [a for a in argv if a in ("-m", "--multirun")]
     argv = flags + [a for a in argv if a not in ("-m", "--multirun")]
-    plan = _check_command(argv)
+    argv, plan = _check_command(argv, bool(dry_run))
     if dry_run:
         if plan is None:
             print("--dry-run: expected a training command (not --cfg, --help, --info)", file=sys.stderr)
@@ -467,9 +488,9 @@ def main() -> None:
         print_plan(plan)
         return
     if plan is not None:
-        argv = _pin_output_dir(argv, plan)
+        argv, plan = _pin_output_dir(argv, plan)
         if plan.multirun:
-            os.environ[SWEEP_JOBS_ENV] = str(len(plan.jobs))
+            os.environ[SWEEP_JOBS_ENV] = str(len(plan.jobs or []))
     sys.argv[1:] = argv
     mark_launcher()
     FailedJobs.found, FailedJobs.sweep_dir = [], None

@@ -10,12 +10,12 @@ Neither needs Hydra, so the library path `tpri.run.run(cfg_dict, dir)` uses them
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Mapping
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from tpri.budget import Budget, here, memory_here
 from tpri.build import DIRECTIONS, MODELS, check_step
 from tpri.data import TASKS
 from tpri.resources import estimate_memory, peak
@@ -227,45 +227,48 @@ RULES = (_optimizer_step, _inputs, _direction, _dataset, _top_level_values, _tun
 
 
 def available_memory() -> int:
-    """Bytes of memory available now: TPRI_MEMORY_LIMIT (bytes, e.g. 8e9) when set, else
-    MemAvailable of /proc/meminfo, else the physical memory."""
-    if os.environ.get("TPRI_MEMORY_LIMIT"):
-        return int(float(os.environ["TPRI_MEMORY_LIMIT"]))
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    """Bytes of memory this process may use (tpri.budget.memory_here: TPRI_MEMORY_LIMIT, the
+    SLURM allocation or cgroup limit, MemAvailable)."""
+    return memory_here()[0]
 
 
-def check_resources(cfg: dict, available: int | None = None) -> None:
-    """Refuse a job (checked by check_config) whose estimated peak memory exceeds `available`
-    bytes (default: available_memory()), or more threads than CPUs. Allocates nothing."""
-    cpus = os.cpu_count() or 1
-    if cfg["threads"] > cpus:
+def check_resources(cfg: dict, available: int | None = None, budget: Budget | None = None) -> None:
+    """Refuse a job (checked by check_config) whose estimated peak memory exceeds what it gets,
+    more threads than its CPUs, or a GPU it will not have. `budget`: what the job gets (default:
+    this process's allocation or machine, tpri.budget.here()); `available` overrides its bytes.
+    Allocates nothing."""
+    budget = budget or here()
+    if available is not None:
+        budget = budget._replace(memory=available, memory_from="available")
+    cpus = budget.cpus
+    if cpus is not None and cfg["threads"] > cpus:
         raise ConfigError(
-            f"threads={cfg['threads']} is more than the {cpus} CPUs of this "
-            f"machine; expected an integer in [0, {cpus}] (0: torch's default)"
+            f"threads={cfg['threads']} is more than the {cpus} CPUs {budget.cpus_from}; "
+            f"expected an integer in [0, {cpus}] (0: torch's default)"
         )
     parts = estimate_memory(cfg)
     total = peak(parts)
-    limit = available_memory() if available is None else available
-    _check_gpu(cfg, parts)
-    if total > limit:
+    _check_gpu(cfg, parts, budget.gpus)
+    if budget.memory is not None and total > budget.memory:
         part = max(parts, key=parts.get)
         raise ConfigError(
             f"memory: this job needs about {_gb(total)} ({part} {_gb(parts[part])}), "
-            f"more than the {_gb(limit)} available; shrink {SHRINK[part](cfg)}"
+            f"more than the {_gb(budget.memory)} {budget.memory_from}; shrink {SHRINK[part](cfg)}"
         )
 
 
-def _check_gpu(cfg: dict, parts: dict[str, int]) -> None:
-    """device=cuda needs CUDA; on a GPU, the parameters and one step must fit its memory."""
+def _check_gpu(cfg: dict, parts: dict[str, int], gpus: int | None) -> None:
+    """device=cuda needs CUDA; on a GPU, the parameters and one step must fit its memory.
+    `gpus`: the GPUs a launcher gives the job (None: this machine's, as torch sees them)."""
     import torch
 
+    if gpus is not None:  # the job runs elsewhere: its GPU is not this machine's
+        if cfg["device"] == "cuda" and gpus == 0:
+            raise ConfigError(
+                "device='cuda' was asked for but the launcher gives a job no GPU "
+                "(hydra.launcher.gpus_per_node=0); set it to 1, or device=auto or cpu"
+            )
+        return
     if cfg["device"] == "cuda" and not torch.cuda.is_available():
         raise ConfigError(
             "device='cuda' was asked for but CUDA is not available; accepted here: ['auto', 'cpu']"

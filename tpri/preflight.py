@@ -19,6 +19,7 @@ import os
 import typing
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 from hydra import initialize_config_dir, initialize_config_module
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
@@ -32,6 +33,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
+from tpri.budget import Budget, for_launcher
 from tpri.config import (
     ConfigError,
     accepted,
@@ -42,43 +44,61 @@ from tpri.config import (
     plain_config,
     show,
 )
+from tpri.data import check_files
 from tpri.run.rundir import RunDir, RunRefused
 from tpri.schema import GROUPS, Spec, register_configs
 
 REFUSED = "Refused: "  # starts the line of a job whose dir holds another run
-BASIC_SWEEPER = f"{BasicSweeper.__module__}.{BasicSweeper.__name__}"
+# sweepers that launch the expansion of hydra.sweeper.params and the command line's overrides
+BASIC_SWEEPERS = (
+    f"{BasicSweeper.__module__}.{BasicSweeper.__name__}",
+    "hydra_plugins.tpri_plugins.sweeper.PlannedSweeper",
+)
 
 
-@dataclasses.dataclass
-class Plan:
-    """What a command would run, found while checking it (nothing is written)."""
+class Plan(NamedTuple):
+    """What the preflight found for a command: one line per job that cannot run ([]: all can),
+    and for a basic sweep its jobs (override lists, in Hydra's order) and the numbers of those
+    already finished in their dirs (the sweeper launches neither these nor, again, composes
+    the others: `hydra_plugins.tpri_plugins.PlannedSweeper`)."""
 
-    errors: list[str] = dataclasses.field(default_factory=list)  # one line per invalid job
+    errors: list[str]
+    jobs: list[list[str]] | None = None
+    finished: frozenset[int] = frozenset()
+    # what `--dry-run` and the first line show (tpri.app)
     multirun: bool = False
     output_dir: Path | None = None  # the run dir, or the sweep dir of a multirun
     fresh: bool = False  # output_dir is the timestamped default (`${now:...}`): a new dir
-    jobs: list[list[str]] = dataclasses.field(default_factory=list)  # each job's overrides
-    swept: list[str] = dataclasses.field(default_factory=list)  # the keys that vary, in order
-    configs: list[dict] = dataclasses.field(default_factory=list)  # the valid jobs' configs
+    swept: tuple[str, ...] = ()  # the keys that vary, in order
+    configs: tuple[dict, ...] = ()  # the configs of the jobs that can run
     launcher: str = "basic"  # hydra/launcher choice
     parallel: int = 1  # jobs at a time (joblib's n_jobs)
-    drawn: bool = False  # a sweeper that draws its jobs as it goes (Optuna): jobs unknown
+
+
+CHECKED: Plan | None = None  # the plan of the command this process runs (set by tpri.app)
 
 
 def preflight(
     overrides: list[str], multirun: bool, config_dir: str, config_name: str = "config"
 ) -> list[str]:
     """One line per invalid job of `train.py [-m] overrides` ([] when all are valid)."""
-    return plan_command(overrides, multirun, config_dir, config_name).errors
+    return plan(overrides, multirun, config_dir, config_name).errors
 
 
-def plan_command(overrides: list[str], multirun: bool, config_dir: str, config_name: str = "config") -> Plan:
-    """Compose and check every job of `train.py [-m] overrides`: the Plan, with its errors."""
+def plan(
+    overrides: list[str],
+    multirun: bool,
+    config_dir: str,
+    config_name: str = "config",
+    check_data: bool = True,
+) -> Plan:
+    """Compose and check every job of `train.py [-m] overrides`; nothing is written. Without
+    `check_data` (a dry run), missing dataset files do not stop it (`missing_data` lists them)."""
     register_configs()
     try:
         null_groups(overrides)
     except ConfigError as err:
-        return Plan(errors=[str(err)])
+        return Plan([str(err)])
     with _initialize(config_dir):
         hydra = GlobalHydra.instance().hydra
         try:
@@ -86,41 +106,30 @@ def plan_command(overrides: list[str], multirun: bool, config_dir: str, config_n
                 config_name, overrides, run_mode=RunMode.MULTIRUN, validate_sweep_overrides=False
             )
         except Exception as err:  # noqa: BLE001  (any composition error becomes one line)
-            return Plan(errors=[one_line(err)])
-        plan = _plan_of(base, multirun or base.hydra.mode == RunMode.MULTIRUN)
-        if not plan.multirun:
-            error = check_job(
-                functools.partial(_single_run, hydra, config_name, base),
-                overrides,
-                plan.output_dir,
-                plan.configs,
-            )
-            plan.errors = [error] if error else []
-            plan.jobs = [list(overrides)]
-            return plan
-        if base.hydra.sweeper.get("_target_") != BASIC_SWEEPER:
-            # e.g. Optuna: trials are drawn while the study runs; the rest of the config is
-            # checked now (the swept keys at their defaults), each trial when it runs
-            plan.drawn = True
-            error = check_job(lambda _: base, overrides, None, plan.configs)
-            plan.errors = [error] if error else []
-            return plan
-        composer = JobComposer(hydra, config_name, [o for o in overrides if _is_hydra(o)])
-        jobs, swept = expand_sweep(base, [o for o in overrides if not _is_hydra(o)])
-        plan.jobs = jobs
-        plan.swept = [k for k in dict.fromkeys(o.split("=", 1)[0] for job in jobs for o in job) if k in swept]
-        sweep_dir = plan.output_dir
-        numbered = OmegaConf.to_container(base.hydra.sweep)["subdir"] == "${hydra.job.num}"
-        for num, job in enumerate(jobs):
-            job_dir = sweep_dir / str(num) if sweep_dir and numbered else None
-            error = check_job(composer.compose, job, job_dir, plan.configs)
-            if error:
-                shown = " ".join(o for o in job if o.split("=", 1)[0] in swept)
-                plan.errors.append(f"job {num} ({shown}): {error}")
-        return plan
+            return Plan([one_line(err)])
+        multirun = multirun or base.hydra.mode == RunMode.MULTIRUN
+        info = _plan_info(base, multirun)
+        data = DataFiles() if check_data else None
+        try:
+            if not multirun:
+                compose = functools.partial(_single_run, hydra, config_name, base)
+                check = inspect_job(compose, overrides, info["output_dir"], data)
+                return Plan([check.error] if check.error else [], None, configs=_configs(check), **info)
+            if base.hydra.sweeper.get("_target_") not in BASIC_SWEEPERS:
+                # e.g. Optuna: trials are drawn while the study runs; the rest of the config is
+                # checked now (the swept keys at their defaults), each trial when it runs
+                check = inspect_job(lambda _: base, overrides, None, data)
+                return Plan([check.error] if check.error else [], None, configs=_configs(check), **info)
+            return _plan_sweep(hydra, config_name, base, overrides, data)._replace(**info)
+        except MissingData as err:  # the whole command: one line, whichever jobs it concerns
+            return Plan([str(err)])
 
 
-def _plan_of(base: DictConfig, multirun: bool) -> Plan:
+def _configs(check) -> tuple[dict, ...]:
+    return () if check.config is None else (check.config,)
+
+
+def _plan_info(base: DictConfig, multirun: bool) -> dict:
     """The output dir and launcher of a composed command."""
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     raw = OmegaConf.to_container(base.hydra.sweep if multirun else base.hydra.run)["dir"]
@@ -128,13 +137,69 @@ def _plan_of(base: DictConfig, multirun: bool) -> Plan:
     n_jobs = base.hydra.launcher.get("n_jobs") if "joblib" in launcher else 1
     if isinstance(n_jobs, int) and n_jobs < 0:  # joblib: -1 is every CPU, -2 all but one, ...
         n_jobs = max(1, (os.cpu_count() or 1) + 1 + n_jobs)
-    return Plan(
-        multirun=multirun,
-        output_dir=_selected_path(base, key),
-        fresh="${now:" in str(raw),
-        launcher=str(launcher),
-        parallel=n_jobs if isinstance(n_jobs, int) and n_jobs > 0 else 1,
-    )
+    return {
+        "multirun": multirun,
+        "output_dir": _selected_path(base, key),
+        "fresh": "${now:" in str(raw),
+        "launcher": str(launcher),
+        "parallel": n_jobs if isinstance(n_jobs, int) and n_jobs > 0 else 1,
+    }
+
+
+def _plan_sweep(
+    hydra, config_name: str, base: DictConfig, overrides: list[str], data: DataFiles | None
+) -> Plan:
+    composer = JobComposer(hydra, config_name, [o for o in overrides if _is_hydra(o)])
+    jobs, swept = expand_sweep(base, [o for o in overrides if not _is_hydra(o)])
+    budget = for_launcher(OmegaConf.to_container(base.hydra.launcher), len(jobs))
+    errors, finished, configs = [], set(), []
+    sweep_dir = _selected_path(base, "hydra.sweep.dir")
+    numbered = OmegaConf.to_container(base.hydra.sweep)["subdir"] == "${hydra.job.num}"
+    for num, job in enumerate(jobs):
+        job_dir = sweep_dir / str(num) if sweep_dir and numbered else None
+        check = inspect_job(composer.compose, job, job_dir, data, budget)
+        if check.error:
+            shown = " ".join(o for o in job if o.split("=", 1)[0] in swept)
+            errors.append(f"job {num} ({shown}): {check.error}")
+        elif check.finished:
+            finished.add(num)
+        configs += _configs(check)
+    order = [k for k in dict.fromkeys(o.split("=", 1)[0] for job in jobs for o in job) if k in swept]
+    return Plan(errors, jobs, frozenset(finished), swept=tuple(order), configs=tuple(configs))
+
+
+def missing_data(configs) -> list[str]:
+    """One line per dataset (and folder) of `configs` whose files are missing."""
+    data, lines = DataFiles(), []
+    for cfg in configs:
+        try:
+            data.check(cfg["dataset"])
+        except MissingData as err:
+            if str(err) not in lines:
+                lines.append(str(err))
+    return lines
+
+
+class MissingData(ConfigError):
+    """A dataset's files are missing (and download=false): no job of the command can run."""
+
+
+class DataFiles:
+    """Checks that the files of each dataset exist, once per (dataset, folder)."""
+
+    def __init__(self):
+        self.checked: dict[tuple, str | None] = {}
+
+    def check(self, dataset: dict) -> None:
+        key = (dataset["name"], dataset.get("data_dir"), dataset.get("download"))
+        if key not in self.checked:
+            try:
+                check_files(**dataset)
+                self.checked[key] = None
+            except FileNotFoundError as err:
+                self.checked[key] = f"dataset: {err}"
+        if self.checked[key]:
+            raise MissingData(self.checked[key])
 
 
 def _selected_path(cfg: DictConfig, key: str) -> Path | None:
@@ -223,36 +288,55 @@ def _single_run(hydra, config_name: str, base: DictConfig, overrides: list[str])
     return base
 
 
+class JobCheck(NamedTuple):
+    error: str | None  # the one-line reason the job cannot run
+    finished: bool = False  # its dir holds this very run, finished: nothing to launch
+    config: dict | None = None  # the job's config when it can run
+
+
 def check_job(
+    compose: Callable[[list[str]], DictConfig], overrides: list[str], job_dir: Path | None = None
+) -> str | None:
+    """Compose one job (`compose(overrides)`) and check it, and that its dir (when known) holds
+    no other run; the one-line reason it cannot run, or None."""
+    return inspect_job(compose, overrides, job_dir).error
+
+
+def inspect_job(
     compose: Callable[[list[str]], DictConfig],
     overrides: list[str],
     job_dir: Path | None = None,
-    accepted_configs: list[dict] | None = None,
-) -> str | None:
-    """Compose one job (`compose(overrides)`) and check it, and that its dir (when known) holds
-    no other run; the one-line reason it cannot run, or None (and its config is appended to
-    `accepted_configs` when given)."""
+    data: DataFiles | None = None,
+    budget: Budget | None = None,
+) -> JobCheck:
+    """check_job, also telling whether the job's dir holds it finished; with `data`, a dataset
+    whose files are missing raises MissingData; resources checked against `budget` (what the
+    launcher gives the job; default: this machine)."""
     try:
         plain = plain_config(compose(overrides))
         check_config(plain)
         check_overrides(plain, overrides)
         check_bp_keys(plain, overrides)
-        check_resources(plain)
+        if data is not None:
+            data.check(plain["dataset"])
+        check_resources(plain, budget=budget)
         if job_dir is not None and job_dir.is_dir():
             rundir = RunDir(job_dir)
             prev = rundir.read_previous()  # reads only
             rundir.check_same_run(plain, prev)
-            if not plain.get("restart"):
-                rundir.check_resumable(plain, prev)
-        if accepted_configs is not None:
-            accepted_configs.append(plain)
+            if plain.get("restart"):  # trained again from scratch: never skipped
+                return JobCheck(None, config=plain)
+            rundir.check_resumable(plain, prev)
+            return JobCheck(None, prev.finished(plain["max_iter"]), plain)
+    except MissingData:
+        raise
     except ConfigError as err:
-        return str(err)
+        return JobCheck(str(err))
     except RunRefused as err:
-        return f"{REFUSED}{err}"
+        return JobCheck(f"{REFUSED}{err}")
     except Exception as err:  # noqa: BLE001
-        return one_line(err)
-    return None
+        return JobCheck(one_line(err))
+    return JobCheck(None, config=plain)
 
 
 BP_OPTIMIZERS = ("sgd", "adam")

@@ -50,6 +50,14 @@ def task_class(name: str) -> type[Task]:
     return TASKS[name]
 
 
+def check_files(name: str, **options) -> None:
+    """Raise FileNotFoundError (naming the files, the folder and how to get them) when dataset
+    `name` reads files that are missing and `download` is false; reads and fetches nothing."""
+    cls = task_class(name)
+    if cls.reads_files and not options.get("download"):
+        cls.files(options)
+
+
 def make_task(name: str, **options) -> Task:
     """Build the task called `name` with its options (the keys of `conf/dataset/<name>.yaml`)."""
     return task_class(name)(**options)
@@ -67,6 +75,7 @@ __all__ = [
     "Task",
     "TemporalOrderTask",
     "TensorTask",
+    "check_files",
     "cifar10",
     "digits",
     "fashion_mnist",

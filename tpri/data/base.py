@@ -6,6 +6,7 @@ options alone and without allocating anything: its options' schema and checks, i
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import NamedTuple
 
 import torch
@@ -57,6 +58,12 @@ class Task:
     reads_files: bool = False  # reads data files (options data_dir and download)
 
     @classmethod
+    def files(cls, options: dict) -> list[Path]:
+        """The files it reads from `options["data_dir"]`, FileNotFoundError naming those
+        missing and where to get them; nothing is read or fetched ([]: it reads none)."""
+        return []
+
+    @classmethod
     def check_options(cls, options: dict) -> None:
         """Raise ConfigError (a ValueError) naming the first bad `dataset.KEY`: every value
         against `Options` (types, ranges, choices), then `check_rules`. Constructors call it
@@ -89,6 +96,14 @@ class Task:
         """A training batch drawn with `generator` (same generator state, same batch), on the
         generator's device."""
         raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        """The state of the training stream beyond the generator (checkpointed with the job);
+        {} for a task whose batches depend on the generator only."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore `state_dict()`."""
 
     def test_set(self) -> tuple[Tensor, Tensor]:
         """The fixed held-out set used for test loss / accuracy."""

@@ -391,6 +391,11 @@ class IdxImages(ImageTask):
 
     Options = IdxOptions
     reads_files = True
+
+    @classmethod
+    def files(cls, options: dict) -> list[Path]:
+        return _idx_paths(cls.name, Path(os.path.expanduser(options["data_dir"])), download=False)
+
     pixels = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
     images = (60_000, 10_000)
 
@@ -536,6 +541,11 @@ class CIFAR10(ImageTask):
     label = "CIFAR-10"
     Options = Cifar10Options
     reads_files = True
+
+    @classmethod
+    def files(cls, options: dict) -> list[Path]:
+        return _cifar_paths(Path(os.path.expanduser(options["data_dir"])), download=False)
+
     pixels, channels = 1024, 3
     images = (50_000, 10_000)
 

@@ -27,6 +27,9 @@ TOKENS = (930_000, 82_000)  # about the training and test tokens of the Penn Tre
 # contiguous: non-overlapping windows (N = (n - 1) // T); overlapping: the authors' windows,
 # one starting at every token (stride 1), N = n - T - 1 as their PennTreeData
 WINDOWS = ("contiguous", "overlapping")
+# random: batches of windows drawn uniformly with replacement; in_order: the authors' unshuffled
+# loader, batch k of an epoch holds windows kB..(k+1)B-1, the last partial batch dropped
+ORDERS = ("random", "in_order")
 
 
 @dataclass
@@ -38,6 +41,7 @@ class PTBOptions:
     download: bool = MISSING
     length: int = size()
     windows: str = spec(choices=WINDOWS)
+    order: str = spec(choices=ORDERS)
     n_tokens: Optional[int] = spec(ge=2)
     n_test_tokens: Optional[int] = spec(ge=2)
 
@@ -110,6 +114,8 @@ class PTBTask(TensorTask):
         download: fetch missing files (MD5-checked) from the public mirror.
         length: T, the words per sequence.
         windows: "contiguous" (non-overlapping) or "overlapping" (stride 1, the authors').
+        order: "random" (batches drawn with the generator) or "in_order" (the authors': batch k
+            of an epoch holds windows kB..(k+1)B-1; the cursor is checkpointed).
         n_tokens: train on the first n_tokens tokens only (the paper used 40000; None: all).
         n_test_tokens: test on the first n_test_tokens tokens only (None: all).
         n_eval, eval_seed: size and seed of the fixed training sample for the train loss.
@@ -121,18 +127,25 @@ class PTBTask(TensorTask):
     token_inputs = True
     reads_files = True
 
+    @classmethod
+    def files(cls, options: dict) -> list[Path]:
+        return _ptb_paths(Path(os.path.expanduser(options["data_dir"])), download=False)
+
     def __init__(
         self,
         data_dir: str,
         download: bool = False,
         length: int = 64,
         windows: str = "contiguous",
+        order: str = "random",
         n_tokens: int | None = None,
         n_test_tokens: int | None = None,
         n_eval: int = 1000,
         eval_seed: int = 1234,
     ):
-        tokens = dict(length=length, windows=windows, n_tokens=n_tokens, n_test_tokens=n_test_tokens)
+        tokens = dict(
+            length=length, windows=windows, order=order, n_tokens=n_tokens, n_test_tokens=n_test_tokens
+        )
         self.check_options(dict(name=self.name, data_dir=data_dir, download=download, **tokens))
         train_path, test_path = _ptb_paths(Path(os.path.expanduser(data_dir)), download)
         train_words = read_words(train_path)
@@ -153,6 +166,29 @@ class PTBTask(TensorTask):
             eval_seed=eval_seed,
             input_size=len(self.vocab),
         )
+
+        self.order, self.cursor = order, 0  # in_order: the batches drawn so far
+
+    def sample(self, batch_size, generator):
+        """random: TensorTask's; in_order: the next batch of consecutive windows."""
+        if self.order == "random":
+            return super().sample(batch_size, generator)
+        per_epoch = len(self.x_train) // batch_size
+        if per_epoch < 1:
+            raise ValueError(
+                f"ptb: dataset.order=in_order needs batch_size <= the {len(self.x_train)} training "
+                f"sequences, got {batch_size}"
+            )
+        start = (self.cursor % per_epoch) * batch_size
+        self.cursor += 1
+        batch = slice(start, start + batch_size)
+        return self.x_train[batch].to(generator.device), self.y_train[batch].to(generator.device)
+
+    def state_dict(self) -> dict:
+        return {"cursor": self.cursor} if self.order == "in_order" else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.cursor = state.get("cursor", 0)
 
     @classmethod
     def check_rules(cls, options):

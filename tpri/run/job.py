@@ -12,7 +12,7 @@ from tpri.config import ConfigError
 from tpri.data import make_task
 from tpri.data.base import EVAL_CHUNK  # sequences per forward pass at evaluation
 from tpri.data.download import DataFileError
-from tpri.run.rundir import trajectory_config
+from tpri.run.rundir import Checkpoint, trajectory_config
 from tpri.tp import Direction
 
 
@@ -54,8 +54,9 @@ class Job:
         }
 
     # --- state ---------------------------------------------------------------------------
-    def state(self, **extra) -> dict:
-        state = {
+    def state(self) -> dict:
+        """The job's part of its `Checkpoint`: weights, optimizer, random streams, config."""
+        return {
             "model": self.model.state_dict(),
             "model_options": self.model_options,
             "optimizer": self.optimizer.state_dict(),
@@ -63,21 +64,22 @@ class Job:
             "torch_rng": torch.get_rng_state(),
             "config": trajectory_config(self.cfg),
             "direction": self.direction.state_dict(),  # DTP's reverse layer; {} otherwise
-            **extra,
+            "task": self.task.state_dict(),  # PTB's in-order cursor; {} otherwise
         }
-        return state
 
     def weights(self, **extra) -> dict:
         """What `best.pt` keeps: a copy of the model's weights and how to build the model."""
         weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         return {"model": weights, "model_options": self.model_options, **extra}
 
-    def load(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        self.direction.load_state_dict(state.get("direction", {}))  # absent before tpri 0.1.0's DTP
+    def load(self, checkpoint: Checkpoint) -> None:
+        """Continue from a checkpoint; raises when it does not fit this job (shapes, states)."""
+        self.model.load_state_dict(checkpoint.model)
+        self.optimizer.load_state_dict(checkpoint.optimizer)
+        self.generator.set_state(checkpoint.generator)
+        torch.set_rng_state(checkpoint.torch_rng)
+        self.direction.load_state_dict(checkpoint.direction or {})  # absent before tpri 0.1.0's DTP
+        self.task.load_state_dict(checkpoint.task or {})  # absent before PTB's in-order reading
 
     # --- evaluation ----------------------------------------------------------------------
     @torch.no_grad()

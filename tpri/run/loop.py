@@ -16,6 +16,7 @@ import logging
 import signal
 import sys
 import time
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,7 @@ from tpri.run.rundir import (
     CHECKPOINT,
     GRADIENTS,
     METRICS,
+    Checkpoint,
     Previous,
     RunDir,
     RunDirError,
@@ -129,8 +131,8 @@ def _skip(cfg: dict, rundir: RunDir, prev: Previous, context: RunContext) -> dic
             log.warning("%srewrote %s from the checkpoint", context.tag, path)
     summary = prev.summary
     stale = summary is None or (summary["status"], summary["iteration"]) != (prev.status, prev.iteration)
-    if stale and checkpoint and "summary" in checkpoint:
-        summary = checkpoint["summary"]
+    if stale and checkpoint and checkpoint.summary is not None:
+        summary = checkpoint.summary
         rundir.save_summary(summary)
         log.warning("%srebuilt %s from the checkpoint", context.tag, rundir.path / "summary.json")
     if prev.record is None:  # the record of what ran: this config, at the length it ran
@@ -143,16 +145,16 @@ def _skip(cfg: dict, rundir: RunDir, prev: Previous, context: RunContext) -> dic
     return summary or {"status": prev.status, "iteration": prev.iteration}
 
 
-def reconcile(rundir: RunDir, checkpoint: dict) -> list[Path]:
+def reconcile(rundir: RunDir, checkpoint: Checkpoint) -> list[Path]:
     """Make metrics.csv, gradients.csv and best.pt agree with `checkpoint`; the paths rewritten."""
     rewritten = []
-    for name, rows in ((METRICS, checkpoint["metrics"]), (GRADIENTS, checkpoint["gradients"])):
+    for name, rows in ((METRICS, checkpoint.metrics), (GRADIENTS, checkpoint.gradients)):
         path = rundir.path / name
         text = csv_text(rows) if rows else None
         if text is not None and (not path.exists() or path.read_text() != text):
             save_text(text, path)
             rewritten.append(path)
-    best = checkpoint.get("best")
+    best = checkpoint.best
     if best is not None and _saved_iteration(rundir.path / BEST) != best["iteration"]:
         rundir.save_best(best)
         rewritten.append(rundir.path / BEST)
@@ -207,7 +209,7 @@ class Session:
         self._write_summary("running")
         return self._train()
 
-    def _resume(self, checkpoint: dict) -> bool:
+    def _resume(self, checkpoint: Checkpoint) -> bool:
         """Load a checkpoint; one that does not fit this job (shapes, states) is moved aside
         and the job starts from scratch (False)."""
         try:
@@ -224,20 +226,35 @@ class Session:
             self.job = Job(self.cfg)  # fresh weights, optimizer and streams
             return False
         self.record.restore(checkpoint)
-        self.best = checkpoint.get("best")
-        self.checkpointed = checkpoint["iteration"]
-        self.earlier = [
-            s for s in checkpoint.get("stretches", []) if s["from_iteration"] < checkpoint["iteration"]
-        ]
+        self.best = checkpoint.best
+        self.checkpointed = reached = checkpoint.iteration
+        self.earlier = [s for s in checkpoint.stretches or [] if s["from_iteration"] < reached]
         for s in self.earlier:  # a later stretch killed after this checkpoint: what it kept
-            s["to_iteration"] = min(s["to_iteration"], checkpoint["iteration"])
-        if not self.earlier and checkpoint["iteration"] > 0:  # a checkpoint of tpri 0.1.0
-            self.earlier = [{"from_iteration": 0, "to_iteration": checkpoint["iteration"], "git": None}]
+            s["to_iteration"] = min(s["to_iteration"], reached)
+        if not self.earlier and reached > 0:  # a checkpoint of tpri 0.1.0
+            self.earlier = [{"from_iteration": 0, "to_iteration": reached, "git": None}]
         reconcile(self.rundir, checkpoint)
         return True
 
     # --- the loop ------------------------------------------------------------------------
     def _train(self) -> dict:
+        try:
+            return self._train_to_end()
+        except _Stop as stop:  # recorded `interrupted` with its checkpoint
+            self._hand_over(stop)
+
+    def _hand_over(self, stop: _Stop) -> typing.NoReturn:
+        """After the interruption is recorded: a signal goes to the handler installed before
+        ours (submitit's checkpoint-and-requeue, which ends the process) or ends the job as
+        Interrupted; a dead launcher ends it as JobFailed. Whatever they raise, the record
+        stays `interrupted`: the job resumes from its checkpoint."""
+        if self.signals.received:
+            self.signals.stop(
+                f"{self.rundir.path}: interrupted at iteration {self.record.iteration} ({stop.reason})"
+            )
+        raise JobFailed(f"{self.rundir.path}: interrupted ({stop.reason})") from None
+
+    def _train_to_end(self) -> dict:
         try:
             try:
                 with _bar(self.cfg["max_iter"], self.record.iteration) as bar:
@@ -247,12 +264,7 @@ class Session:
                 return self._finish("diverged", str(err))
             except _Stop as stop:
                 self._finish("interrupted", stop.reason)
-                if self.signals.received:
-                    self.signals.stop(
-                        f"{self.rundir.path}: interrupted at iteration {self.record.iteration} "
-                        f"({stop.reason})"
-                    )
-                raise JobFailed(f"{self.rundir.path}: interrupted ({stop.reason})") from None
+                raise
             if self.record.rows[-1]["iteration"] != self.record.iteration:
                 self._evaluate()  # resumed past a smaller max_iter: the state it ends with
             return self._finish("completed", None)
@@ -262,7 +274,7 @@ class Session:
         except (MemoryError, torch.cuda.OutOfMemoryError) as err:
             self._finish_quietly("failed", f"out of memory: {err}")
             raise JobFailed(f"{self.rundir.path}: out of memory; shrink batch_size or model.hidden") from None
-        except (JobFailed, Interrupted):
+        except (JobFailed, Interrupted, _Stop):
             raise
         except BaseException as err:  # a bug: recorded, then raised
             self._finish_quietly("failed", f"{type(err).__name__}: {err}")
@@ -406,9 +418,8 @@ class Session:
 
     def _save_checkpoint(self, ended: str | None = None, **extra) -> None:
         stretches = self._stretches(ended)
-        self.rundir.save_checkpoint(
-            self.job.state(**self.record.state(), best=self.best, stretches=stretches, **extra)
-        )
+        state = {**self.job.state(), **self.record.state()}
+        self.rundir.save_checkpoint(Checkpoint(**state, best=self.best, stretches=stretches, **extra))
         self.checkpointed = self.record.iteration
 
     def _finish(self, status: str, reason: str | None) -> dict:

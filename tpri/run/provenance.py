@@ -1,8 +1,10 @@
 """Where a result comes from: code version (git commit when run from a checkout), library
-versions, machine, command line and overrides; recorded in `summary.json`."""
+versions, machine, command line and overrides, and for a job a scheduler runs, the scheduler's
+ids and the allocation; recorded in `summary.json`."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import socket
@@ -15,6 +17,23 @@ from pathlib import Path
 import torch
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the checkout, when tpri runs from one
+COMMAND_ENV = "TPRI_COMMAND"  # the command that launched the jobs (JSON list), seen by every job
+# what a SLURM job records: key in `scheduler` -> environment variable
+SLURM_FIELDS = {
+    "job_id": "SLURM_JOB_ID",
+    "array_job_id": "SLURM_ARRAY_JOB_ID",
+    "array_task_id": "SLURM_ARRAY_TASK_ID",
+    "restart_count": "SLURM_RESTART_COUNT",
+    "partition": "SLURM_JOB_PARTITION",
+    "node": "SLURMD_NODENAME",
+    "nodes": "SLURM_JOB_NODELIST",
+    "cpus_per_task": "SLURM_CPUS_PER_TASK",
+    "cpus_on_node": "SLURM_CPUS_ON_NODE",
+    "mem_per_node_mb": "SLURM_MEM_PER_NODE",
+    "mem_per_cpu_mb": "SLURM_MEM_PER_CPU",
+    "gpus": "SLURM_JOB_GPUS",
+    "time_limit_end": "SLURM_JOB_END_TIME",
+}
 
 
 def _version(dist: str) -> str | None:
@@ -52,6 +71,27 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return platform.processor() or platform.machine() or "cpu"
+
+
+def mark_command(argv: list[str]) -> None:
+    """Called by the process that launches jobs: they record `argv` as their command (a job
+    run by submitit or Ray would see its worker's command line)."""
+    os.environ[COMMAND_ENV] = json.dumps([Path(argv[0]).name, *argv[1:]])
+
+
+def command() -> list[str]:
+    try:
+        return json.loads(os.environ[COMMAND_ENV])
+    except (KeyError, ValueError):
+        return [Path(sys.argv[0]).name, *sys.argv[1:]]
+
+
+def scheduler() -> dict | None:
+    """The SLURM job this process runs in: its ids, node and allocation (None outside SLURM)."""
+    if "SLURM_JOB_ID" not in os.environ:
+        return None
+    found = {key: os.environ.get(var) for key, var in SLURM_FIELDS.items()}
+    return {"name": "slurm", **{k: v for k, v in found.items() if v is not None}}
 
 
 def cpu_model() -> str | None:
@@ -92,7 +132,8 @@ def provenance(device: torch.device, overrides: list[str] | None, started: str) 
         "device": {"type": device.type, "name": device_name(device), "threads": torch.get_num_threads()},
         "hostname": socket.gethostname(),
         "machine": machine(),
-        "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
+        "command": command(),
+        "scheduler": scheduler(),
         "overrides": list(overrides or []),
         "started": started,
         "ended": None,

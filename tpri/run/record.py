@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tpri import io as files
-from tpri.run.rundir import GRADIENTS, METRICS
+from tpri.run.rundir import GRADIENTS, METRICS, Checkpoint
 
 log = logging.getLogger("tpri")
 
@@ -37,6 +37,7 @@ class Record:
 
     # --- checkpointed state --------------------------------------------------------------
     def state(self) -> dict:
+        """The record's part of its `Checkpoint`."""
         return {
             "iteration": self.iteration,
             "metrics": self.rows,
@@ -44,10 +45,10 @@ class Record:
             "train_time": self.train_time,
         }
 
-    def restore(self, state: dict) -> None:
+    def restore(self, checkpoint: Checkpoint) -> None:
         """Continue from the rows of a checkpoint (the files: `loop.reconcile`)."""
-        self.rows, self.gradient_rows = list(state["metrics"]), list(state["gradients"])
-        self.iteration, self.train_time = state["iteration"], state["train_time"]
+        self.rows, self.gradient_rows = list(checkpoint.metrics), list(checkpoint.gradients)
+        self.iteration, self.train_time = checkpoint.iteration, checkpoint.train_time
         self.resumed_from = self.iteration
 
     # --- recording -----------------------------------------------------------------------

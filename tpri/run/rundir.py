@@ -6,7 +6,8 @@
                         config.yaml (resolved), overrides.yaml, hydra.yaml (when run by Hydra)
       summary.json      status, reason, final/best metrics, provenance
       metrics.csv       one row per evaluation (gradients.csv with log_gradients)
-      checkpoint.pt     resumable state (+ status once the job finished); best.pt: best weights
+      checkpoint.pt     resumable state (+ status once the job finished): `Checkpoint`;
+                        best.pt: best weights
 
 The rules of resuming live here too: which keys may change between a run and its resumption,
 when a finished job is skipped, and what an unreadable file turns into.
@@ -14,6 +15,7 @@ when a finished job is skipped, and what an unreadable file turns into.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import fcntl
 import json
@@ -24,6 +26,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -50,6 +53,51 @@ CHECKPOINT_KEYS = (
     "gradients",
     "train_time",
 )
+FINAL_KEYS = ("status", "reason", "summary")  # in a checkpoint once the job has ended
+
+
+@dataclass
+class Checkpoint:
+    """The one resumable state of a job, what `checkpoint.pt` holds (on disk a plain dict of
+    tensors and plain data, `state()`). Validated once, when read (`from_state`); the session
+    writes it, the job (weights, optimizer, random streams: `Job.load`), the record (rows,
+    iteration, train time: `Record.restore`), the session (best weights, earlier stretches) and
+    recovery (`reconcile`, a finished job's summary) read its fields."""
+
+    model: dict  # the model's state dict
+    model_options: dict | None  # how to build the model (`tpri.load_model`); None in old files
+    optimizer: dict  # the torch optimizer's state dict
+    generator: Any  # the batch generator's state (a uint8 tensor)
+    torch_rng: Any  # torch's global random state
+    config: dict  # the trajectory config (`trajectory_config`)
+    direction: dict | None  # the update direction's state (DTP's); {} or None (tpri 0.1.0): none
+    iteration: int  # iterations done
+    metrics: list[dict]  # metrics.csv's rows
+    gradients: list[dict]  # gradients.csv's rows
+    train_time: float  # seconds of training so far
+    best: dict | None = None  # best.pt's content (weights, iteration, metric)
+    stretches: list[dict] | None = None  # the processes that trained it (None: tpri 0.1.0)
+    status: str | None = None  # once the job has ended: one of STATUSES, with its reason
+    reason: str | None = None
+    summary: dict | None = None  # the final summary, to rebuild summary.json from
+    task: dict | None = None  # the task's stream state (PTB's in-order cursor); {} or None: none
+
+    @classmethod
+    def from_state(cls, state) -> Checkpoint | None:
+        """The checkpoint a loaded file holds; None when it is not one (wrong structure)."""
+        if not _valid_checkpoint(state):
+            return None
+        return cls(**{f.name: state.get(f.name) for f in dataclasses.fields(cls)})
+
+    def state(self) -> dict:
+        """What is saved: every field; the final ones only once the job has ended."""
+        names = [f.name for f in dataclasses.fields(self)]
+        return {n: getattr(self, n) for n in names if n not in FINAL_KEYS or self.status is not None}
+
+    @property
+    def ended(self) -> bool:
+        """The job had ended (completed, diverged, failed, interrupted) when it was written."""
+        return self.status in STATUSES
 
 
 class RunDirError(Exception):
@@ -97,30 +145,31 @@ class Previous:
     """What an earlier run left in the directory (after recovery)."""
 
     summary: dict | None = None  # None: absent or unreadable
-    checkpoint: dict | None = None
+    checkpoint: Checkpoint | None = None
     record: dict | None = None  # .hydra/config.yaml
     notes: list[str] = field(default_factory=list)  # damage found, one line each
     damaged_checkpoint: bool = False  # to be moved aside once the new run is accepted
 
     @property
     def config(self) -> dict | None:
-        for source in (self.checkpoint, self.summary):
-            if source and isinstance(source.get("config"), dict):
-                return source["config"]
+        if self.checkpoint:
+            return self.checkpoint.config
+        if self.summary and isinstance(self.summary.get("config"), dict):
+            return self.summary["config"]
         return trajectory_config(self.record) if self.record else None
 
     @property
     def status(self) -> str | None:
-        if self.checkpoint and self.checkpoint.get("status") in STATUSES:
-            final = self.checkpoint["status"]
+        if self.checkpoint and self.checkpoint.ended:
+            final = self.checkpoint.status
             if not self.summary or self.summary.get("status") != final:
                 return final  # the summary is missing, unreadable or older than the checkpoint
         return self.summary.get("status") if self.summary else None
 
     @property
     def iteration(self) -> int:
-        if self.checkpoint and self.checkpoint.get("status") in STATUSES:
-            return self.checkpoint["iteration"]
+        if self.checkpoint and self.checkpoint.ended:
+            return self.checkpoint.iteration
         return (self.summary or {}).get("iteration", 0)
 
     @property
@@ -212,6 +261,12 @@ class RunDir:
             os.close(fd)
             if err.errno in (errno.EAGAIN, errno.EACCES):
                 raise RunDirError(self._busy()) from None
+            if err.errno in (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+                raise RunDirError(
+                    f"{lock}: cannot lock it ({os.strerror(err.errno)}): tpri needs flock on the "
+                    "output dir's filesystem (Lustre: mount with -o flock; NFS: a lock manager); "
+                    "choose an output dir on a filesystem that has it"
+                ) from None
             raise
         if not lock.exists() or os.stat(lock).st_ino != os.fstat(fd).st_ino:
             os.close(fd)  # the holder removed the file between our open and our lock
@@ -261,7 +316,7 @@ class RunDir:
             return None
         return summary
 
-    def _read_checkpoint(self, prev: Previous) -> dict | None:
+    def _read_checkpoint(self, prev: Previous) -> Checkpoint | None:
         path = self.path / CHECKPOINT
         if not path.exists() and not path.is_symlink():
             return None
@@ -271,11 +326,11 @@ class RunDir:
             prev.damaged_checkpoint = True
             prev.notes.append(f"{err}")
             return None
-        if not _valid_checkpoint(state):
+        checkpoint = Checkpoint.from_state(state)
+        if checkpoint is None:
             prev.damaged_checkpoint = True
             prev.notes.append(f"{path} is not a tpri checkpoint (wrong structure)")
-            return None
-        return state
+        return checkpoint
 
     def recover(self, prev: Previous) -> None:
         """Once a run is accepted: move a damaged checkpoint aside, remove stale temp files."""
@@ -320,7 +375,7 @@ class RunDir:
                 "without it; nothing was changed. Rerun with restart=true to train it again from "
                 "iteration 0, or use another output dir"
             )
-        reached = prev.checkpoint["iteration"] if prev.checkpoint else 0
+        reached = prev.checkpoint.iteration if prev.checkpoint else 0
         if reached > max_iter:
             raise RunRefused(
                 f"{self.path} holds a run stopped at iteration {reached} ({path}), beyond "
@@ -361,8 +416,8 @@ class RunDir:
         if hydra_yaml is not None:
             io.save_text(hydra_yaml, folder / "hydra.yaml")
 
-    def save_checkpoint(self, state: dict) -> None:
-        io.save_torch(state, self.path / CHECKPOINT)
+    def save_checkpoint(self, checkpoint: Checkpoint) -> None:
+        io.save_torch(checkpoint.state(), self.path / CHECKPOINT)
 
     def save_best(self, state: dict) -> None:
         io.save_torch(state, self.path / BEST)
@@ -399,14 +454,14 @@ def _valid_summary(summary) -> bool:
     )
 
 
-def _disagree(summary: dict, checkpoint: dict) -> bool:
+def _disagree(summary: dict, checkpoint: Checkpoint) -> bool:
     """Whether summary.json contradicts the checkpoint of the same stage: a final checkpoint
     holds the summary written with it (NaN compared as written)."""
-    if checkpoint.get("status") != summary["status"]:
+    if checkpoint.status != summary["status"]:
         return False  # a later stretch wrote it, or the checkpoint is not final: Previous.status
-    if checkpoint["iteration"] != summary["iteration"]:
+    if checkpoint.iteration != summary["iteration"]:
         return True
-    kept = checkpoint.get("summary")
+    kept = checkpoint.summary
     return kept is not None and json.dumps(kept, sort_keys=True) != json.dumps(summary, sort_keys=True)
 
 

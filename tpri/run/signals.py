@@ -66,16 +66,36 @@ class SignalCatcher:
         raise Interrupted(signum, message)
 
 
+SCHEDULER_JOB_ENV = "SLURM_JOB_ID"  # set in every process of a SLURM job
+WARNING_SIGNAL = signal.SIGUSR2  # SLURM's warning before a time limit (--signal=USR2@...)
+
+
+def ignore_stray_warnings() -> None:
+    """SIGUSR2 only warns of a coming time limit, but its default action ends the process:
+    outside a job's training (Python starting, data loading, or after the job has ended and
+    recorded its status) it is ignored. While a job trains, SignalCatcher handles it."""
+    signal.signal(WARNING_SIGNAL, signal.SIG_IGN)
+
+
 def mark_launcher() -> None:
-    """Called by the process that launches jobs: its children can tell when it died."""
-    os.environ[LAUNCHER_ENV] = f"{os.getpid()} {socket.gethostname()}"
+    """Called by the process that launches jobs: its children can tell when it died.
+    Records its pid, host and, inside a SLURM job, that job's id."""
+    os.environ[LAUNCHER_ENV] = " ".join(
+        [str(os.getpid()), socket.gethostname(), os.environ.get(SCHEDULER_JOB_ENV, "-")]
+    )
 
 
 def launcher_gone() -> str | None:
-    """A message when this process runs jobs for a launcher (joblib worker, local submitit)
-    on this host that has died; None otherwise."""
+    """A message when this process runs jobs for a launcher on this host (joblib worker, local
+    submitit or Ray, within the launcher's own SLURM allocation if any) that has died; None
+    otherwise. A job that a scheduler owns (a SLURM job other than the launcher's) outlives
+    the process that submitted it: never stopped here."""
     parts = os.environ.get(LAUNCHER_ENV, "").split()
-    if len(parts) != 2 or not parts[0].isdigit() or parts[1] != socket.gethostname():
+    if len(parts) not in (2, 3) or not parts[0].isdigit() or parts[1] != socket.gethostname():
+        return None
+    launcher_job = parts[2] if len(parts) == 3 else "-"
+    own_job = os.environ.get(SCHEDULER_JOB_ENV, "-")
+    if own_job != "-" and own_job != launcher_job:
         return None
     pid = int(parts[0])
     if pid == os.getpid():
