@@ -70,8 +70,8 @@ def test_refusal_names_the_changed_keys(finished, tmp_path):
         run(cfg, out)
     assert "another config: lr changed 0.1 -> 0.2; nothing was changed" in str(refused.value)
     assert "optimizer.lr" not in str(refused.value)
-    cfg = compose_config([*TINY, "max_iter=60", "eval_every=20", "lr=0.2", "optimizer.lr=0.3"])
-    with pytest.raises(RunRefused, match=r"lr changed 0.1 -> 0.2, optimizer.lr changed 0.1 -> 0.3;"):
+    cfg = compose_config([*TINY, "max_iter=60", "eval_every=20", "lr=0.2", "seed=3"])
+    with pytest.raises(RunRefused, match=r"another config: lr changed 0.1 -> 0.2, seed changed 0 -> 3;"):
         run(cfg, out)
 
 
