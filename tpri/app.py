@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.util
 import logging
 import os
 import re
@@ -463,6 +464,18 @@ def _lost_workers(err: Exception, sweep_dir: Path) -> None:
     sys.exit(1)
 
 
+def _expose_plugins() -> None:
+    """Hydra finds plugins by scanning the folders of the `hydra_plugins` namespace on
+    sys.path; an editable install (pip install -e .) maps tpri's plugins without putting their
+    folder there, so it is added (a checkout or a wheel has it already)."""
+    spec = importlib.util.find_spec("hydra_plugins.tpri_plugins")
+    if spec is None or spec.origin is None:
+        return
+    root = str(Path(spec.origin).parents[2])
+    if root not in sys.path:
+        sys.path.append(root)
+
+
 def main() -> None:
     """Console entry: check every job, then hand the command to Hydra; exit 1 after a
     multirun in which some jobs failed, listing them. Hydra's argparse rejects flags between
@@ -472,6 +485,7 @@ def main() -> None:
     Own flags: `--resume DIR` (a job dir or a sweep dir, with its recorded config) and
     `--dry-run` (the jobs, varying keys and estimated time and memory; nothing is run)."""
     ignore_stray_warnings()  # a time-limit warning before or after training ends nothing
+    _expose_plugins()
     register_configs()
     mark_command(sys.argv)
     argv, resume = _pop_flag(sys.argv[1:], "--resume", takes_value=True)

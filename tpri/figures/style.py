@@ -234,10 +234,13 @@ def set_header(fig: Figure, title: str, lines: list[str]) -> None:
     width = max(60, int(fig.get_figwidth() * 17))  # characters of 9-pt text across the figure
     wrapped = [part for line in [title, *lines] for part in textwrap.wrap(line, width) or [""]]
     fig.suptitle("\n".join(wrapped), fontsize=9, linespacing=1.35)
+    fig.tpri_header = [title, *lines]  # the lines before wrapping, for captions and tests
 
 
 def header_text(fig: Figure) -> str:
     """The text of the header (for captions and tests)."""
+    if hasattr(fig, "tpri_header"):
+        return "\n".join(fig.tpri_header)
     return fig._suptitle.get_text() if fig._suptitle is not None else ""
 
 
