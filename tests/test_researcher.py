@@ -114,7 +114,7 @@ def test_a_dry_run_of_a_bad_sweep_names_the_bad_jobs(tmp_path):
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("dry run: 2 jobs into outputs/multirun/")
     assert "  1 job(s) would be refused now (not in the estimates), e.g.:" in lines
-    assert any(line.startswith("    job 1 (lr=-1): lr=-1 is invalid") for line in lines)
+    assert "    job 1 (lr=-1): lr=-1.0 is invalid; expected a finite number > 0 (float32)" in lines
     assert list(tmp_path.iterdir()) == []
 
 
