@@ -27,6 +27,14 @@ SKIPPED = {
     "mlflow ui": "tracker UI: a server that runs until stopped",
     "srun ": "cluster: needs SLURM",
     "[ $? -eq 143 ]": "cluster: needs SLURM",
+    "code=$?": "cluster: the SLURM script's requeue logic",
+    "if [ ": "cluster: the SLURM script's requeue logic",
+    "scontrol ": "cluster: needs SLURM",
+    "fi": "cluster: the SLURM script's requeue logic",
+    "exit ": "cluster: the SLURM script's requeue logic",
+    "sbatch ": "cluster: needs SLURM",
+    "python train.py sweep=heatmap hydra/launcher=": "cluster: a SLURM or Ray launcher (tests/test_cluster.py)",
+    "ray ": "cluster: starts or stops a Ray cluster",
     "scripts/make_figures.sh": "every smoke sweep (minutes); run by tests/test_pipeline.py's figure checks",
     "python scripts/benchmark.py --winner": "allocates about 3 GB per process (the paper's winner corner)",
     "python train.py dataset=mnist": "downloads MNIST (network)",
@@ -40,9 +48,10 @@ def readme_commands() -> list[str]:
     text = (ROOT / "README.md").read_text()
     commands = []
     for block in re.findall(r"```bash\n(.*?)```", text, re.S):
-        for line in block.splitlines():
+        for line in block.replace("\\\n", " ").splitlines():  # continuation lines joined
             if line.strip() and not line.lstrip().startswith("#"):
-                commands.append(" ".join(shlex.split(line, comments=True)) if "$" not in line else line)
+                shell = "$" in line  # variables: kept as written
+                commands.append(line.strip() if shell else " ".join(shlex.split(line, comments=True)))
     return commands
 
 
