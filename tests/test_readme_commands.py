@@ -33,7 +33,7 @@ SKIPPED = {
     "fi": "cluster: the SLURM script's requeue logic",
     "exit ": "cluster: the SLURM script's requeue logic",
     "sbatch ": "cluster: needs SLURM",
-    "python train.py sweep=heatmap hydra/launcher=": "cluster: a SLURM or Ray launcher (tests/test_cluster.py)",
+    "python train.py sweep=heatmap hydra/launcher=": "cluster: a SLURM or Ray launcher (test_cluster.py)",
     "ray ": "cluster: starts or stops a Ray cluster",
     "scripts/make_figures.sh": "every smoke sweep (minutes); run by tests/test_pipeline.py's figure checks",
     "python scripts/benchmark.py --winner": "allocates about 3 GB per process (the paper's winner corner)",

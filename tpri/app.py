@@ -31,7 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 from tpri import preflight
 from tpri.config import ConfigError, plain_config
 from tpri.preflight import REFUSED, FailedJobs, Plan, one_line, record_failed_job
-from tpri.resources import LIBRARIES, estimate_memory, estimate_seconds, peak
+from tpri.resources import estimate_memory, estimate_seconds, peak
 from tpri.run import Interrupted, JobFailed, RunContext, RunDirError, RunRefused, run
 from tpri.run.provenance import mark_command
 from tpri.run.rundir import GONE, RunDir, check_output_location, claim_new_dir, find_job_dirs, point_link
@@ -294,13 +294,13 @@ def dry_run_text(plan: Plan) -> str:
     memory = [peak(estimate_memory(c)) for c in plan.configs]
     if seconds:
         lines.append(f"  time per job: {_span(seconds, _duration)} (one CPU thread; rough)")
-        lines.append(f"  memory per job: {_span(memory, _bytes)} (+ about {_bytes(LIBRARIES)} per process)")
+        lines.append(f"  memory per job: {_span(memory, _bytes)} (torch's runtime included)")
         total = sum(seconds)
         wall = total / max(1, min(plan.parallel, len(seconds)))
         lines.append(
             f"  total: {_duration(total)} of CPU time, about {_duration(wall)} at "
             f"{plan.parallel} at a time; peak memory about "
-            f"{_bytes(sum(sorted(memory)[-plan.parallel :]) + plan.parallel * LIBRARIES)}"
+            f"{_bytes(sum(sorted(memory)[-plan.parallel :]))}"
         )
     lines += [f"  before running: {line}" for line in preflight.missing_data(plan.configs)]
     if plan.errors:
@@ -485,6 +485,9 @@ def main() -> None:
     Own flags: `--resume DIR` (a job dir or a sweep dir, with its recorded config) and
     `--dry-run` (the jobs, varying keys and estimated time and memory; nothing is run)."""
     ignore_stray_warnings()  # a time-limit warning before or after training ends nothing
+    # stdout closed by a reader (`train.py | head -1`): the job goes on, its log lines stay in
+    # train.log, and logging does not print a traceback for each line it cannot show
+    logging.raiseExceptions = False
     _expose_plugins()
     register_configs()
     mark_command(sys.argv)
@@ -493,7 +496,7 @@ def main() -> None:
     if resume is not None:
         argv = _resume(resume, argv)
     flags = [a for a in argv if a in ("-m", "--multirun")]
-    argv = flags + [a for a in argv if a not in ("-m", "--multirun")]
+    argv = flags + [quote_non_ascii(a) for a in argv if a not in ("-m", "--multirun")]
     argv, plan = _check_command(argv, bool(dry_run))
     if dry_run:
         if plan is None:
@@ -516,6 +519,7 @@ def main() -> None:
         sys.exit(130)
     if plan is not None and plan.multirun and plan.output_dir is not None:
         print(sweep_summary(Path(_selected(argv, plan)), plan), flush=True)
+    _quiet_if_stdout_closed()
     if FailedJobs.found:
         print(f"{len(FailedJobs.found)} job(s) failed:", file=sys.stderr)
         print("\n".join(f"  {line}" for line in FailedJobs.found), file=sys.stderr)
@@ -528,6 +532,27 @@ def _selected(argv: list[str], plan: Plan) -> str:
         if arg.startswith("hydra.sweep.dir="):
             return arg.split("=", 1)[1].strip("'")
     return str(plan.output_dir)
+
+
+def quote_non_ascii(arg: str) -> str:
+    """`key=/data/ünï/run` -> `key='/data/ünï/run'`: Hydra's override grammar takes non-ASCII
+    characters (a path in any language, under any locale) only inside quotes. Values that
+    are already quoted, or that sweep, interpolate or nest (`,[]{}$'"`), are left as typed."""
+    key, sep, value = arg.partition("=")
+    if not sep or arg.startswith("-") or value.isascii() or any(c in value for c in ",[]{}()$'\"\\"):
+        return arg
+    return f"{key}='{value}'"
+
+
+def _quiet_if_stdout_closed() -> None:
+    """When the reader of stdout is gone, point stdout at /dev/null: Python's final flush
+    would otherwise print 'Exception ignored ... BrokenPipeError'."""
+    try:
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 if __name__ == "__main__":
