@@ -66,7 +66,7 @@ def test_parallel_local_jobs_share_the_machine(monkeypatch):
     assert for_launcher({**launcher, "n_jobs": -2}, jobs=100).memory == 8e9 // 7
     cfg = compose_config([*TINY, "batch_size=2000", "dataset.length=300", "model.hidden=128"])  # ~3 GB
     check_resources(cfg, budget=for_launcher({**launcher, "n_jobs": 1}, jobs=8))
-    shared = r"shared by the 8 jobs running at once \(hydra.launcher.n_jobs=8\)"
+    shared = r"shared by the 8 jobs running at once \(hydra.launcher.n_jobs=8; fewer: more each\)"
     with pytest.raises(ConfigError, match=shared):
         check_resources(cfg, budget=for_launcher({**launcher, "n_jobs": 8}, jobs=8))
 
