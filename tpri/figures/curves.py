@@ -30,7 +30,7 @@ from tpri.figures.style import (
     tick_labels,
 )
 from tpri.figures.tasks import check_pooled, header_lines, machine_line, pooled_line, refuse_mixed, with_task
-from tpri.figures.tuning import Choice, edge_note, select
+from tpri.figures.tuning import Choice, edge_note, runs_text, select
 
 MAX_SEED_LINES = 3  # up to this many seeds: every seed drawn, no band
 QUANTILES = (0.25, 0.75)
@@ -182,7 +182,9 @@ def legend_name(method: str, choice: Choice | None) -> str:
     """'TP — lr=0.1 (tuned over ...)' or 'TP — single setting, not tuned'."""
     if choice is None:
         return method
-    other = f"; {choice.diverged_other} runs of other settings diverged" if choice.diverged_other else ""
+    other = (
+        f"; {runs_text(choice.diverged_other)} of other settings diverged" if choice.diverged_other else ""
+    )
     return f"{method} — {choice.text()}{other}"
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 from tpri.collect import summarize
 from tpri.figures.curves import GRADIENT_PANELS, direction_column, diverged_at, gradient_source, tuned
 from tpri.figures.style import readable, value_text
-from tpri.figures.tuning import UNTUNED, choice_of, edge_note
+from tpri.figures.tuning import UNTUNED, choice_of, edge_note, runs_text
 
 
 def _num(value: float) -> str:
@@ -76,7 +76,7 @@ def convergence(df: pd.DataFrame, metrics=("train_loss", "test_accuracy")) -> li
     for choice in choices:
         if choice.diverged_other:
             method, n = choice.group["method"], choice.diverged_other
-            out.append(f"{method}: {n} runs of its other settings diverged")
+            out.append(f"{method}: {runs_text(n)} of its other settings diverged")
     edge = edge_note(choices)
     return [*out, edge] if edge else out
 
@@ -208,7 +208,7 @@ def length_scaling(table: pd.DataFrame) -> list[str]:
         out.append(f"{method}: solves " + ", ".join(parts))
         other = int(rows["diverged_other_settings"].sum())
         if other:
-            out.append(f"{method}: {other} runs of settings not chosen diverged")
+            out.append(f"{method}: {runs_text(other)} of settings not chosen diverged")
     return out
 
 

@@ -8,6 +8,7 @@ Nothing here changes matplotlib's global state: figures are built and saved insi
 from __future__ import annotations
 
 import functools
+import io
 import math
 import numbers
 import re
@@ -19,6 +20,8 @@ from pathlib import Path
 import matplotlib
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogFormatterSciNotation, LogLocator, NullFormatter
+
+from tpri.io import save_bytes
 
 RC = {
     "pdf.fonttype": 42,  # TrueType fonts in PDFs (editable, accepted by publishers)
@@ -234,10 +237,13 @@ def set_header(fig: Figure, title: str, lines: list[str]) -> None:
     width = max(60, int(fig.get_figwidth() * 17))  # characters of 9-pt text across the figure
     wrapped = [part for line in [title, *lines] for part in textwrap.wrap(line, width) or [""]]
     fig.suptitle("\n".join(wrapped), fontsize=9, linespacing=1.35)
+    fig.tpri_header = [title, *lines]  # the lines before wrapping, for captions and tests
 
 
 def header_text(fig: Figure) -> str:
     """The text of the header (for captions and tests)."""
+    if hasattr(fig, "tpri_header"):
+        return "\n".join(fig.tpri_header)
     return fig._suptitle.get_text() if fig._suptitle is not None else ""
 
 
@@ -247,6 +253,8 @@ def save(fig: Figure, out_dir: str | Path, name: str) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{name}.{ext}" for ext in ("png", "pdf")]
     with matplotlib.rc_context(RC):
-        for path in paths:
-            fig.savefig(path, dpi=150, bbox_inches="tight")
+        for path in paths:  # drawn in memory, then written atomically: a failure keeps the old file
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format=path.suffix[1:], dpi=150, bbox_inches="tight")
+            save_bytes(buffer.getvalue(), path)
     return paths

@@ -69,6 +69,11 @@ class Choice:
         }
 
 
+def runs_text(n: int) -> str:
+    """'1 run', '3 runs'."""
+    return f"{n} run" if n == 1 else f"{n} runs"
+
+
 def _group_text(choice: Choice) -> str:
     return " ".join(_fmt(v) for v in choice.group.values())
 
