@@ -15,6 +15,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# the python that has tpri: $PYTHON, else the checkout's .venv, else python3 / python on PATH
+# (the venv need not be activated)
+if [ -z "${PYTHON:-}" ]; then
+  for candidate in .venv/bin/python python3 python; do
+    if command -v "$candidate" > /dev/null && "$candidate" -c "import tpri" 2> /dev/null; then
+      PYTHON=$candidate
+      break
+    fi
+  done
+fi
+if [ -z "${PYTHON:-}" ] || ! "$PYTHON" -c "import tpri" 2> /dev/null; then
+  echo "$0: no python with tpri installed; activate its venv (source .venv/bin/activate)," \
+       "run 'make setup', or set PYTHON=/path/to/python" >&2
+  exit 2
+fi
+
 budget=${1:-smoke}
 [ $# -gt 0 ] && shift
 out=${OUT:-outputs/figures}
@@ -31,14 +47,14 @@ if [ ${#sweeps[@]} -eq 0 ]; then
 fi
 
 plot() {  # sweep name -> its figure(s): the kind and arguments in tpri/figures/registry.py
-  python -m tpri.figures.registry "$1" "$out/$1"
+  "$PYTHON" -m tpri.figures.registry "$1" "$out/$1"
 }
 
 mkdir -p "$out"
 for name in "${sweeps[@]}"; do
   start=$SECONDS
   echo "== python train.py sweep=$name hydra.sweep.dir=$out/$name ${extra[*]}"
-  if ! python train.py "sweep=$name" "hydra.sweep.dir=$out/$name" "${extra[@]}" \
+  if ! "$PYTHON" train.py "sweep=$name" "hydra.sweep.dir=$out/$name" "${extra[@]}" \
       > "$out/$name.log" 2>&1; then
     echo "   FAILED, see $out/$name.log" >&2
     exit 1
@@ -46,4 +62,4 @@ for name in "${sweeps[@]}"; do
   echo "   sweep: $((SECONDS - start)) s"
   plot "$name" | grep -E '\.(png|pdf|csv)$' | sed 's/^/   /'
 done
-python scripts/plot_report.py "$out" | sed 's/^/== /'   # index.html: every figure below $out
+"$PYTHON" scripts/plot_report.py "$out" | sed 's/^/== /'   # index.html: every figure below $out

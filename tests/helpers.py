@@ -45,3 +45,21 @@ def read_metrics(path: Path, drop=("time",)) -> list[dict]:
     """metrics.csv rows without the wall-clock column."""
     with open(path) as f:
         return [{k: v for k, v in row.items() if k not in drop} for row in csv.DictReader(f)]
+
+
+NOBODY = 65534  # the unprivileged user of the environment tests
+
+
+def as_nobody(argv: list[str], env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
+    """Run `argv` as the unprivileged user nobody, without HOME (root writes anywhere, so
+    read-only dirs are tried as nobody), with this checkout importable; needs root and setpriv."""
+    base = {k: v for k, v in os.environ.items() if k != "HOME"}  # nobody has no home
+    base = {**base, "PYTHONPATH": str(ROOT), **(env or {})}
+    drop = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+    return subprocess.run(drop + argv, env=base, capture_output=True, text=True, timeout=300, **kwargs)
+
+
+def can_drop_privileges() -> bool:
+    import shutil
+
+    return os.geteuid() == 0 and shutil.which("setpriv") is not None

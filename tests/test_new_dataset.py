@@ -11,6 +11,7 @@ import sys
 import textwrap
 
 import pytest
+from datafiles import write_idx_dataset
 from helpers import CONF
 
 import tpri.data
@@ -122,3 +123,9 @@ def test_a_sweep_over_a_new_dataset_is_checked_before_it_starts(recall, monkeypa
     assert preflight([*sweep, "model.hidden=8,16"], True, str(CONF)) == []
     errors = preflight([*sweep, "dataset.length=1,4"], True, str(CONF))
     assert errors == ["job 0 (dataset.length=1): dataset.length=1: recall needs T >= 2"]
+
+
+def test_a_data_dir_may_be_a_path_object(tmp_path):
+    write_idx_dataset(tmp_path)
+    task = tpri.data.make_task("mnist", data_dir=tmp_path, size_chunk=4)
+    assert (task.length, task.input_size) == (196, 4)

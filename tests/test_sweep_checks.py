@@ -103,3 +103,16 @@ def test_invalid_optuna_trials_fail_and_the_study_goes_on(tmp_path, capsys, monk
     assert len(summaries) + len(failed) == 4  # the valid trials trained
     assert all(s["status"] == "completed" for s in summaries)
     assert (tmp_path / "sweep" / "optimization_results.yaml").exists()
+
+
+def test_two_multiruns_into_one_sweep_dir_list_only_their_own_failed_jobs(tmp_path, monkeypatch):
+    from tpri.preflight import COMMAND_ID, failed_jobs, record_failed_job
+
+    for command, job in (("first", "[job 0] failed: a"), ("second", "[job 0] failed: b")):
+        monkeypatch.setenv(COMMAND_ID, command)
+        record_failed_job(str(tmp_path), job + "\n  (two lines)")
+    monkeypatch.setenv(COMMAND_ID, "first")
+    record_failed_job(str(tmp_path), "[job 1] failed: c")
+    assert failed_jobs(str(tmp_path), "first") == ["[job 0] failed: a (two lines)", "[job 1] failed: c"]
+    assert failed_jobs(str(tmp_path), "second") == ["[job 0] failed: b (two lines)"]
+    assert failed_jobs(str(tmp_path / "none"), "first") == []

@@ -208,11 +208,14 @@ def main() -> None:
     overrides, so the value-less flags `-m` / `--multirun` are moved to the front:
     `train.py a=1 -m b=1,2` works."""
     ignore_stray_warnings()  # a time-limit warning before or after training ends nothing
+    # stdout closed by a reader (`train.py | head -1`): the job goes on, its log lines stay in
+    # train.log, and logging does not print a traceback for each line it cannot show
+    logging.raiseExceptions = False
     _expose_plugins()
     register_configs()
     mark_command(sys.argv)
     flags = [a for a in sys.argv[1:] if a in ("-m", "--multirun")]
-    sys.argv[1:] = flags + [a for a in sys.argv[1:] if a not in ("-m", "--multirun")]
+    sys.argv[1:] = flags + [quote_non_ascii(a) for a in sys.argv[1:] if a not in ("-m", "--multirun")]
     sys.argv[1:] = _check_command(sys.argv[1:])
     mark_launcher()
     FailedJobs.found, FailedJobs.sweep_dir = [], None
@@ -221,10 +224,32 @@ def main() -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    _quiet_if_stdout_closed()
     if FailedJobs.found:
         print(f"{len(FailedJobs.found)} job(s) failed:", file=sys.stderr)
         print("\n".join(f"  {line}" for line in FailedJobs.found), file=sys.stderr)
         sys.exit(1)
+
+
+def quote_non_ascii(arg: str) -> str:
+    """`key=/data/ünï/run` -> `key='/data/ünï/run'`: Hydra's override grammar takes non-ASCII
+    characters (a path in any language, under any locale) only inside quotes. Values that
+    are already quoted, or that sweep, interpolate or nest (`,[]{}$'"`), are left as typed."""
+    key, sep, value = arg.partition("=")
+    if not sep or arg.startswith("-") or value.isascii() or any(c in value for c in ",[]{}()$'\"\\"):
+        return arg
+    return f"{key}='{value}'"
+
+
+def _quiet_if_stdout_closed() -> None:
+    """When the reader of stdout is gone, point stdout at /dev/null: Python's final flush
+    would otherwise print 'Exception ignored ... BrokenPipeError'."""
+    try:
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io as stdio
 import json
 import os
 import resource
@@ -37,6 +38,7 @@ from torch import nn
 
 import tpri
 from tpri.cli import Parser
+from tpri.io import save_text
 
 METHODS = ("plain_rnn", "bp", "tp_graph", "tp_local")
 WINNER = (784, 512, 512)  # the paper's largest cell of the winner sweep: T, d, batch
@@ -348,16 +350,14 @@ def print_cell(rows: list[dict]) -> None:
 
 def write_csv(rows: list[dict], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(
-                {
-                    k: (f"{v:.4f}" if isinstance(v, float) else ("" if v is None else v))
-                    for k, v in row.items()
-                }
-            )
+    text = stdio.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=COLUMNS)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(
+            {k: (f"{v:.4f}" if isinstance(v, float) else ("" if v is None else v)) for k, v in row.items()}
+        )
+    save_text(text.getvalue(), path)  # atomic: a failed write keeps the previous table
 
 
 def main(argv=None) -> int:

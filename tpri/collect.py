@@ -28,6 +28,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from tpri.data import TASKS
+from tpri.io import save_text
 
 ID_COLUMNS = [
     "job_dir",
@@ -195,10 +196,14 @@ def read_summary(job: Path) -> dict:
     path = job / "summary.json"
     if not path.exists():
         raise Unreadable("no summary.json (unfinished)")
+    if not path.is_file():
+        raise Unreadable("summary.json is not a file")
     try:
         summary = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise Unreadable("unparsable summary.json") from e
+    except OSError as e:
+        raise Unreadable(f"unreadable summary.json ({e.strerror})") from e
     if not isinstance(summary, dict) or summary.get("status") in UNFINISHED:
         state = summary.get("status") if isinstance(summary, dict) else None
         raise Unreadable("interrupted" if state == "interrupted" else "still running")
@@ -210,8 +215,15 @@ def read_metrics(job: Path, name: str = "metrics.csv") -> pd.DataFrame:
     path = job / name
     if not path.exists():
         return pd.DataFrame()
-    with open(path, newline="") as f:
-        rows = [row for row in csv.reader(f) if row]
+    if not path.is_file():
+        raise Unreadable(f"{name} is not a file")
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = [row for row in csv.reader(f) if row]
+    except UnicodeDecodeError as e:
+        raise Unreadable(f"{name} is not UTF-8 text (byte {e.start})") from e
+    except OSError as e:
+        raise Unreadable(f"unreadable {name} ({e.strerror})") from e
     if not rows:
         return pd.DataFrame()
     header, body = rows[0], rows[1:]
@@ -324,7 +336,7 @@ def write_results(root: str | Path, out: str | Path | None = None) -> Path:
     df = collect(root)
     if df.empty:
         raise DataError(f"{root}: no finished runs to collect")
-    df.to_csv(out, index=False)
+    save_text(df.to_csv(index=False), out)  # atomic: a failed write keeps the previous table
     return out
 
 

@@ -250,7 +250,7 @@ def check_resources(cfg: dict, available: int | None = None, budget: Budget | No
     total = peak(parts)
     _check_gpu(cfg, parts, budget.gpus)
     if budget.memory is not None and total > budget.memory:
-        part = max(parts, key=parts.get)
+        part = max(SHRINK.keys() & parts.keys(), key=parts.get)
         raise ConfigError(
             f"memory: this job needs about {_gb(total)} ({part} {_gb(parts[part])}), "
             f"more than the {_gb(budget.memory)} {budget.memory_from}; shrink {SHRINK[part](cfg)}"
@@ -305,6 +305,23 @@ SHRINK = {  # the keys that size each part of the estimate
         cfg, "dataset.n_train", "dataset.n_tokens", "dataset.test_size", "dataset.eval_size", "dataset.length"
     ),
 }
+
+
+def out_of_memory_hint(cfg: dict) -> str:
+    """What to shrink when a job ran out of memory: the keys that size a training step, then
+    those of an evaluation (EVAL_CHUNK sequences at a time) and of the dataset."""
+    keys = []
+    for part in ("training batch", "evaluation", "dataset"):
+        keys += [k for k in SHRINK[part](cfg).split(", ") if k and k not in keys]
+    return f"shrink one of {', '.join(keys)}"
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """A failed allocation: MemoryError, CUDA's OutOfMemoryError, or torch's CPU allocator's
+    RuntimeError."""
+    if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError":
+        return True
+    return isinstance(err, RuntimeError) and "can't allocate memory" in str(err)
 
 
 def _keys(cfg: dict, *keys: str) -> str:

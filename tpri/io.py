@@ -31,9 +31,13 @@ def _umask() -> int:
 
 def write_atomic(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
     """Write `path` through `write(file)`; on any failure the old file (if any) is untouched
-    and no temp file is left. `write` may raise to reject the content (e.g. a bad checksum)."""
+    and no temp file is left. `write` may raise to reject the content (e.g. a bad checksum).
+    An OSError of the file system (read-only dir, full disk) names `path`, not the temp file."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}-", suffix=TEMP_SUFFIX)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}-", suffix=TEMP_SUFFIX)
+    except OSError as err:
+        raise _naming(err, path) from None
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -41,9 +45,19 @@ def write_atomic(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
             os.fsync(f.fileno())
             os.fchmod(f.fileno(), 0o666 & ~_umask())
         os.replace(tmp, path)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        raise _naming(err, path) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _naming(err: OSError, path: Path) -> OSError:
+    """The same error (same type and errno), naming the destination."""
+    if err.errno is None:
+        return err
+    return type(err)(err.errno, err.strerror, str(path))
 
 
 def save_bytes(data: bytes, path: str | Path) -> None:

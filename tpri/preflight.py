@@ -15,6 +15,9 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import os
+import socket
+import time
 import typing
 from collections.abc import Callable
 from pathlib import Path
@@ -334,6 +337,9 @@ def _accepted_keys(cause) -> str:
 
 
 FAILED_JOBS = "failed_jobs.txt"  # in the sweep dir: one line per job that failed while running
+# which command launched a job (inherited by its workers): each line of FAILED_JOBS starts with
+# it, so two multiruns into one sweep dir each list their own failures only
+COMMAND_ID = "TPRI_MULTIRUN_ID"
 
 
 class FailedJobs(Callback):
@@ -345,16 +351,27 @@ class FailedJobs(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         FailedJobs.sweep_dir = config.hydra.sweep.dir
-        (Path(config.hydra.sweep.dir) / FAILED_JOBS).unlink(missing_ok=True)  # this command's only
+        os.environ[COMMAND_ID] = f"{socket.gethostname()}-{os.getpid()}-{time.time_ns()}"
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
-        path = Path(config.hydra.sweep.dir) / FAILED_JOBS
-        FailedJobs.found = path.read_text().splitlines() if path.exists() else []
+        FailedJobs.found = failed_jobs(config.hydra.sweep.dir, os.environ.get(COMMAND_ID, ""))
+
+
+def failed_jobs(sweep_dir: str, command: str) -> list[str]:
+    """The lines that the jobs of `command` recorded in the sweep dir (others' are left)."""
+    path = Path(sweep_dir) / FAILED_JOBS
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    prefix = f"{command}\t"
+    return [line.removeprefix(prefix) for line in lines if line.startswith(prefix)]
 
 
 def record_failed_job(sweep_dir: str, line: str) -> None:
-    """Append one job's failure line (one write in append mode: parallel jobs do not mix)."""
+    """Append one job's failure line, tagged with its command (one write in append mode:
+    parallel jobs do not mix)."""
     path = Path(sweep_dir) / FAILED_JOBS
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        f.write(" ".join(line.split()) + "\n")
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(f"{os.environ.get(COMMAND_ID, '')}\t{' '.join(line.split())}\n")

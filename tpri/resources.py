@@ -6,9 +6,9 @@ step keeps from the model class, whether layer inverses are kept from the direct
 The estimate follows the shapes the code creates (float32 values, int64 token ids): a training
 step keeps a few tensors (B, T, d) per method (states, adjoints or targets and displacements,
 gate activations for the GRU), a text model's per-step logits (B, T, V), and an evaluation
-concatenates the predictions of the whole evaluation set. Against the measured peak RSS of
-CPU runs (temporal order, B = 5000 to 20000, BP, TP and GRU) it is within about 15%; the
-libraries' own memory (torch, scikit-learn: a few hundred MB) is not counted.
+concatenates the predictions of the whole evaluation set. It is calibrated on the peak RSS
+a job adds to a process that imported torch (tests/measure_memory.py prints the ratios); the
+imported libraries' own memory (a few hundred MB) is not counted, their first use is (RUNTIME).
 """
 
 from __future__ import annotations
@@ -16,6 +16,10 @@ from __future__ import annotations
 from tpri.build import DIRECTIONS, MODELS
 from tpri.data import TASKS
 from tpri.data.base import EVAL_CHUNK, FLOAT, Shape
+
+# what torch's first forward and backward add to a process (thread pools, kernel workspaces):
+# the gap between the measured peak of CPU jobs and their tensors, about 170 MB
+RUNTIME = 150 * 2**20
 
 
 def _parameters(cfg: dict, shape: Shape) -> int:
@@ -29,10 +33,27 @@ def _parameters(cfg: dict, shape: Shape) -> int:
     return FLOAT * (4 * (recurrent + embedding) + inverse)
 
 
+CLOSED_FORM_FLOATS = 2  # TP's closed-form updates keep the states and the displacements
+# the layer inverses' per-step d x d factors a TP step holds (T of them, a few each): calibrated
+# on the winner corner (MNIST T=784, d=512, B=512), where they outweigh the (B, T, d) tensors
+INVERSE_STEP_FLOATS = 4
+
+
 def _per_step_state(cfg: dict) -> int:
-    """Floats of width d a training step keeps per sequence and step."""
+    """Floats of width d a training step keeps per sequence and step: autograd's graph for BP;
+    for TP and DTP the states and displacements only when the model updates in closed form
+    (`local_backward`, `graph_backward`: local mode, graph mode off CUDA; the rest works in
+    chunks of tpri.inverse.CHUNK_ELEMENTS), else autograd's graph and the targets' floats."""
     cls, direction = MODELS[cfg["model"]["name"]], DIRECTIONS[cfg["optimizer"]["name"]]
-    return cls.BP_FLOATS + (cls.TP_FLOATS if direction.inverts else 0)
+    if not direction.inverts:
+        return cls.BP_FLOATS
+    if cfg.get("log_gradients") or cfg.get("log_cosine"):  # BP's adjoints or gradient as well
+        return cls.BP_FLOATS + CLOSED_FORM_FLOATS + cls.TP_FLOATS
+    local = cfg["optimizer"].get("update", "graph") == "local"
+    closed = hasattr(cls, "local_backward") if local else hasattr(cls, "graph_backward")
+    if closed and (local or cfg.get("device", "cpu") != "cuda"):
+        return CLOSED_FORM_FLOATS
+    return cls.BP_FLOATS + cls.TP_FLOATS
 
 
 def _training(cfg: dict, shape: Shape) -> int:
@@ -40,7 +61,12 @@ def _training(cfg: dict, shape: Shape) -> int:
     embedded = cfg["model"].get("embedding_dim", 0)
     per_step = shape.inputs * shape.bytes_per_input + 2 * FLOAT * embedded + FLOAT * d * _per_step_state(cfg)
     logits = 3 * FLOAT * shape.outputs * (shape.length if shape.per_step else 1)  # + softmax, grad
-    return batch * (shape.length * per_step + logits)
+    inverse = (
+        INVERSE_STEP_FLOATS * FLOAT * shape.length * d * d
+        if DIRECTIONS[cfg["optimizer"]["name"]].inverts
+        else 0
+    )
+    return batch * (shape.length * per_step + logits) + inverse
 
 
 def _evaluation(cfg: dict, shape: Shape) -> int:
@@ -48,10 +74,13 @@ def _evaluation(cfg: dict, shape: Shape) -> int:
     floats = MODELS[cfg["model"]["name"]].EVAL_FLOATS
     chunk = min(EVAL_CHUNK, max(shape.n_test, shape.n_eval))
     states = chunk * shape.length * FLOAT * d * floats
+    # TP and DTP keep the last batch's displacements (B, T, d) through the evaluation
+    direction = DIRECTIONS[cfg["optimizer"]["name"]]
+    kept = cfg["batch_size"] * shape.length * FLOAT * d if direction.inverts else 0
     per_seq = FLOAT * shape.outputs * (shape.length if shape.per_step else 1)
     # both splits' predictions, and the log-softmax of the larger one
     predictions = per_seq * (shape.n_test + shape.n_eval + max(shape.n_test, shape.n_eval))
-    return states + predictions
+    return states + predictions + kept
 
 
 def _dataset(shape: Shape) -> int:
@@ -61,10 +90,11 @@ def _dataset(shape: Shape) -> int:
 
 
 def estimate_memory(cfg: dict) -> dict[str, int]:
-    """Estimated bytes by part of a checked config: parameters, dataset, training batch,
-    evaluation. The peak is parameters + dataset + the larger of the last two (`peak`)."""
+    """Estimated bytes by part of a checked config: runtime, parameters, dataset, training
+    batch, evaluation. The peak is the first three + the larger of the last two (`peak`)."""
     shape = TASKS[cfg["dataset"]["name"]].shape(cfg["dataset"])
     return {
+        "runtime": RUNTIME,
         "parameters": _parameters(cfg, shape),
         "dataset": _dataset(shape),
         "training batch": _training(cfg, shape),
@@ -73,4 +103,5 @@ def estimate_memory(cfg: dict) -> dict[str, int]:
 
 
 def peak(parts: dict[str, int]) -> int:
-    return parts["parameters"] + parts["dataset"] + max(parts["training batch"], parts["evaluation"])
+    fixed = parts.get("runtime", 0) + parts["parameters"] + parts["dataset"]
+    return fixed + max(parts["training batch"], parts["evaluation"])

@@ -31,11 +31,12 @@ from typing import Any, Callable, Protocol
 
 from tpri.config import ConfigError
 from tpri.io import save_json
+from tpri.run.rundir import STATUSES as RUN_STATUSES
 
 log = logging.getLogger("tpri")
 
 INSTALL_HINT = "pip install 'tpri[trackers]'"
-STATUSES = ("completed", "diverged", "failed", "interrupted")
+STATUSES = tuple(s for s in RUN_STATUSES if s != "running")  # a tracker sees only an end
 IDS_FILE = "trackers.json"  # in the run dir: {tracker: {"run_id": ...}} to continue on resume
 # MLflow's HTTP client retries a dead server for minutes by default; a tracker fails fast
 MLFLOW_HTTP = {

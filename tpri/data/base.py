@@ -6,6 +6,7 @@ options alone and without allocating anything: its options' schema and checks, i
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import NamedTuple
 
@@ -21,6 +22,18 @@ OBJECTIVES = ("classification", "regression", "language_model")
 REGRESSION_TOLERANCE = 0.04
 FLOAT, INDEX = 4, 8  # bytes of a float32 value, of an int64 token id
 EVAL_CHUNK = 1000  # sequences per forward pass when a model is evaluated on a task's fixed sets
+
+
+def data_folder(data_dir: str) -> Path:
+    """`data_dir` with `~` expanded; FileNotFoundError (one line, what to set) when there is no
+    home directory to expand it to (HOME unset and a user without a passwd entry)."""
+    folder = os.path.expanduser(data_dir)
+    if folder.startswith("~"):
+        raise FileNotFoundError(
+            f"dataset.data_dir={data_dir}: no home directory to expand '~' to (HOME is unset); "
+            "set TPRI_DATA=/path/to/data or dataset.data_dir=/path/to/data"
+        )
+    return Path(folder)
 
 
 class Shape(NamedTuple):
@@ -68,7 +81,8 @@ class Task:
         """Raise ConfigError (a ValueError) naming the first bad `dataset.KEY`: every value
         against `Options` (types, ranges, choices), then `check_rules`. Constructors call it
         with their arguments; the config check calls the same two steps."""
-        check_section("dataset.", options, cls.Options)
+        options = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in options.items()}
+        check_section("dataset.", options, cls.Options)  # a path may be a pathlib.Path
         cls.check_rules(options)
 
     @classmethod

@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import gzip
 import math
-import os
 import struct
 import zlib
 from collections.abc import Callable, Sequence
@@ -27,7 +26,7 @@ import torch
 from omegaconf import MISSING
 from torch import Tensor
 
-from tpri.data.base import FLOAT, Shape, TensorTask
+from tpri.data.base import FLOAT, Shape, TensorTask, data_folder
 from tpri.data.download import DataFileError, check_md5, extract_files, fetch, missing_files_error
 from tpri.io import load_pickle
 from tpri.spec import ConfigError, seed, size, spec
@@ -394,7 +393,7 @@ class IdxImages(ImageTask):
 
     @classmethod
     def files(cls, options: dict) -> list[Path]:
-        return _idx_paths(cls.name, Path(os.path.expanduser(options["data_dir"])), download=False)
+        return _idx_paths(cls.name, data_folder(options["data_dir"]), download=False)
 
     pixels = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
     images = (60_000, 10_000)
@@ -412,7 +411,7 @@ class IdxImages(ImageTask):
         order = dict(size_chunk=size_chunk, permute=permute, permute_seed=permute_seed)
         files = dict(data_dir=data_dir, download=download, n_train=n_train)
         self.check_options(dict(name=self.name, **files, **order, normalize=normalize))
-        folder = Path(os.path.expanduser(data_dir))
+        folder = data_folder(data_dir)
         x_train, y_train, x_test, y_test = decode_once(_decode_idx, _idx_paths(self.name, folder, download))
         x_train, y_train = take_first(n_train, x_train, y_train, self.name)
         pixels = (lambda x: standardize(self.name, _flat(x))) if normalize else _flat
@@ -544,7 +543,7 @@ class CIFAR10(ImageTask):
 
     @classmethod
     def files(cls, options: dict) -> list[Path]:
-        return _cifar_paths(Path(os.path.expanduser(options["data_dir"])), download=False)
+        return _cifar_paths(data_folder(options["data_dir"]), download=False)
 
     pixels, channels = 1024, 3
     images = (50_000, 10_000)
@@ -565,7 +564,7 @@ class CIFAR10(ImageTask):
         layout = dict(grayscale=grayscale, channels_as_steps=channels_as_steps)
         files = dict(data_dir=data_dir, download=download, n_train=n_train)
         self.check_options(dict(name=self.name, **files, **layout, **order, normalize=normalize))
-        folder = Path(os.path.expanduser(data_dir))
+        folder = data_folder(data_dir)
         x_train, y_train, x_test, y_test = decode_once(_decode_cifar, _cifar_paths(folder, download))
         x_train, y_train = take_first(n_train, x_train, y_train, self.name)
         pixels = functools.partial(_cifar_pixels, **layout, normalize=normalize)

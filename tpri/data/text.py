@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +11,7 @@ import torch
 from omegaconf import MISSING
 from torch import Tensor
 
-from tpri.data.base import INDEX, Shape, TensorTask
+from tpri.data.base import INDEX, Shape, TensorTask, data_folder
 from tpri.data.download import DataFileError, fetch, missing_files_error
 from tpri.spec import ConfigError, size, spec
 
@@ -129,7 +128,7 @@ class PTBTask(TensorTask):
 
     @classmethod
     def files(cls, options: dict) -> list[Path]:
-        return _ptb_paths(Path(os.path.expanduser(options["data_dir"])), download=False)
+        return _ptb_paths(data_folder(options["data_dir"]), download=False)
 
     def __init__(
         self,
@@ -147,7 +146,7 @@ class PTBTask(TensorTask):
             length=length, windows=windows, order=order, n_tokens=n_tokens, n_test_tokens=n_test_tokens
         )
         self.check_options(dict(name=self.name, data_dir=data_dir, download=download, **tokens))
-        train_path, test_path = _ptb_paths(Path(os.path.expanduser(data_dir)), download)
+        train_path, test_path = _ptb_paths(data_folder(data_dir), download)
         train_words = read_words(train_path)
         self.vocab = build_vocab(train_words)
         train_ids = encode(train_words[:n_tokens], self.vocab)

@@ -10,11 +10,30 @@ off-screen with no pyplot state and no global style change, sometimes with the n
 drew. Each figure's header names the task as run, T, d, batch, iterations and seeds.
 """
 
-from tpri.figures.curves import plot_convergence, plot_gradients, plot_sensitivity
-from tpri.figures.grids import plot_heatmap, plot_winner, winner_table
-from tpri.figures.scaling import plot_compute, plot_length_scaling, solved_table
-from tpri.figures.style import METHOD_STYLES, header_text, label, method_style, save
-from tpri.figures.tasks import split_tasks, with_task
+import os
+import tempfile
+
+
+def _matplotlib_config_dir() -> None:
+    """Matplotlib prints two warning lines when it cannot write its config dir (~/.config/
+    matplotlib: no HOME, an unprivileged user): give it a per-user folder in the temp dir."""
+    if "MPLCONFIGDIR" in os.environ:
+        return
+    config = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    folder = os.path.join(config, "matplotlib")
+    existing = next(p for p in (folder, config, os.path.dirname(config), "/") if os.path.isdir(p))
+    if not (os.path.isabs(folder) and os.access(existing, os.W_OK | os.X_OK)):
+        uid = os.getuid() if hasattr(os, "getuid") else 0
+        os.environ["MPLCONFIGDIR"] = os.path.join(tempfile.gettempdir(), f"tpri-matplotlib-{uid}")
+
+
+_matplotlib_config_dir()
+
+from tpri.figures.curves import plot_convergence, plot_gradients, plot_sensitivity  # noqa: E402
+from tpri.figures.grids import plot_heatmap, plot_winner, winner_table  # noqa: E402
+from tpri.figures.scaling import plot_compute, plot_length_scaling, solved_table  # noqa: E402
+from tpri.figures.style import METHOD_STYLES, header_text, label, method_style, save  # noqa: E402
+from tpri.figures.tasks import split_tasks, with_task  # noqa: E402
 
 __all__ = [
     "METHOD_STYLES",

@@ -344,12 +344,20 @@ def _run(action, prog: str) -> int:
             code, message = 2, str(e)
         except DataError as e:
             code, message = 1, str(e)
+        except OSError as e:  # a read-only (archived) dir, a full disk: earlier files stay whole
+            code, message = 1, cannot_write(e)
     for warning in caught:
         if issubclass(warning.category, UserWarning):
             print(f"{prog}: warning: {warning.message}", file=sys.stderr)
     if code:
         print(f"{prog}: error: {message}", file=sys.stderr)
     return code
+
+
+def cannot_write(err: OSError) -> str:
+    """One line for a write that failed: where, why, and what to do."""
+    where = f"{err.filename}: " if err.filename else ""
+    return f"{where}cannot write here ({err.strerror or err}); use --out to write elsewhere"
 
 
 def plot_main(argv: list[str] | None = None, prog: str = "tpri-plot", kind: str | None = None) -> int:

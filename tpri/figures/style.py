@@ -8,6 +8,7 @@ Nothing here changes matplotlib's global state: figures are built and saved insi
 from __future__ import annotations
 
 import functools
+import io
 import math
 import numbers
 import re
@@ -19,6 +20,8 @@ from pathlib import Path
 import matplotlib
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogFormatterSciNotation, LogLocator, NullFormatter
+
+from tpri.io import save_bytes
 
 RC = {
     "pdf.fonttype": 42,  # TrueType fonts in PDFs (editable, accepted by publishers)
@@ -250,6 +253,8 @@ def save(fig: Figure, out_dir: str | Path, name: str) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{name}.{ext}" for ext in ("png", "pdf")]
     with matplotlib.rc_context(RC):
-        for path in paths:
-            fig.savefig(path, dpi=150, bbox_inches="tight")
+        for path in paths:  # drawn in memory, then written atomically: a failure keeps the old file
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format=path.suffix[1:], dpi=150, bbox_inches="tight")
+            save_bytes(buffer.getvalue(), path)
     return paths

@@ -25,7 +25,15 @@ import torch
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from tpri.config import ConfigError, check_config, check_overrides, check_resources, plain_config
+from tpri.config import (
+    ConfigError,
+    check_config,
+    check_overrides,
+    check_resources,
+    is_out_of_memory,
+    out_of_memory_hint,
+    plain_config,
+)
 from tpri.diagnostics import (
     bp_adjoints,
     bp_gradients,
@@ -194,6 +202,10 @@ class Session:
             self.record = Record(out, "classification", tag=self.context.tag)
             if prev.checkpoint is not None:  # the summary tells where the job had got to
                 self.record.restore(prev.checkpoint)
+            if is_out_of_memory(err):
+                hint = out_of_memory_hint(cfg)
+                self._write_summary("failed", f"out of memory building the job; {hint}")
+                raise JobFailed(f"{out}: out of memory building the job; {hint}") from None
             self._write_summary("failed", f"{type(err).__name__}: {err}")
             raise JobFailed(f"{out}: failed: {err}") from err
         self.provenance = provenance(self.job.device, self.context.overrides, self.started)
@@ -202,12 +214,10 @@ class Session:
         self.record = Record(out, self.job.task.objective, trackers, self.context.tag)
         for tracker in trackers:
             tracker.log_params(cfg)
-        if prev.checkpoint is not None and self._resume(prev.checkpoint):
+        resumed = prev.checkpoint is not None and self._resume(prev.checkpoint)
+        if resumed:
             log.info("%sresuming %s from iteration %d", self.context.tag, out, self.record.iteration)
-        else:
-            self._evaluate()
-        self._write_summary("running")
-        return self._train()
+        return self._train(evaluate_first=not resumed)
 
     def _resume(self, checkpoint: Checkpoint) -> bool:
         """Load a checkpoint; one that does not fit this job (shapes, states) is moved aside
@@ -237,9 +247,9 @@ class Session:
         return True
 
     # --- the loop ------------------------------------------------------------------------
-    def _train(self) -> dict:
+    def _train(self, evaluate_first: bool) -> dict:
         try:
-            return self._train_to_end()
+            return self._train_to_end(evaluate_first)
         except _Stop as stop:  # recorded `interrupted` with its checkpoint
             self._hand_over(stop)
 
@@ -255,8 +265,11 @@ class Session:
             )
         raise JobFailed(f"{self.rundir.path}: interrupted ({stop.reason})") from None
 
-    def _train_to_end(self) -> dict:
+    def _train_to_end(self, evaluate_first: bool) -> dict:
         try:
+            if evaluate_first:
+                self._evaluate()
+            self._write_summary("running")
             try:
                 with _bar(self.cfg["max_iter"], self.record.iteration) as bar:
                     self._loop(bar)
@@ -272,12 +285,13 @@ class Session:
         except OSError as err:  # a full disk, a vanished dir: the files keep their last whole state
             self._finish_quietly("failed", f"{type(err).__name__}: {err}")
             raise RunDirError(f"{self.rundir.path}: cannot write: {err}") from None
-        except (MemoryError, torch.cuda.OutOfMemoryError) as err:
-            self._finish_quietly("failed", f"out of memory: {err}")
-            raise JobFailed(f"{self.rundir.path}: out of memory; shrink batch_size or model.hidden") from None
         except (JobFailed, Interrupted, _Stop):
             raise
-        except BaseException as err:  # a bug: recorded, then raised
+        except BaseException as err:  # out of memory: one line; else a bug: recorded, then raised
+            if is_out_of_memory(err):
+                hint = out_of_memory_hint(self.cfg)
+                self._finish_quietly("failed", f"out of memory ({' '.join(str(err).split())[:200]}); {hint}")
+                raise JobFailed(f"{self.rundir.path}: out of memory; {hint}") from None
             self._finish_quietly("failed", f"{type(err).__name__}: {err}")
             raise
 
