@@ -20,6 +20,7 @@ from test_rundir import _wait_for_iteration, summary
 from tpri.budget import Budget, cgroup_memory, for_launcher, memory_here
 from tpri.config import ConfigError, check_resources
 from tpri.preflight import preflight
+from tpri.resources import estimate_memory, peak
 from tpri.run import run
 from tpri.run.provenance import scheduler
 from tpri.run.signals import LAUNCHER_ENV
@@ -64,9 +65,11 @@ def test_parallel_local_jobs_share_the_machine(monkeypatch):
     assert for_launcher({**launcher, "n_jobs": 4}, jobs=2).memory == 4e9  # only 2 run at once
     assert for_launcher({**launcher, "n_jobs": -1}, jobs=100).memory == 1e9  # one per CPU
     assert for_launcher({**launcher, "n_jobs": -2}, jobs=100).memory == 8e9 // 7
-    cfg = compose_config([*TINY, "batch_size=2000", "dataset.length=300", "model.hidden=128"])  # ~3 GB
+    cfg = compose_config([*TINY, "batch_size=2000", "dataset.length=300", "model.hidden=128"])
+    monkeypatch.setenv("TPRI_MEMORY_LIMIT", str(4 * peak(estimate_memory(cfg))))  # 4 such jobs fit
     check_resources(cfg, budget=for_launcher({**launcher, "n_jobs": 1}, jobs=8))
-    shared = r"shared by the 8 jobs running at once \(hydra.launcher.n_jobs=8\)"
+    check_resources(cfg, budget=for_launcher({**launcher, "n_jobs": 4}, jobs=8))
+    shared = r"shared by the 8 jobs running at once \(hydra.launcher.n_jobs=8; fewer: more each\)"
     with pytest.raises(ConfigError, match=shared):
         check_resources(cfg, budget=for_launcher({**launcher, "n_jobs": 8}, jobs=8))
 

@@ -6,9 +6,10 @@ recorded as failed while the study goes on."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
-from datafiles import write_idx_dataset
+from datafiles import write_cifar, write_idx_dataset, write_ptb
 from helpers import CONF, TINY, train_cli
 from test_bad_inputs import _corrupt, run_main
 
@@ -50,8 +51,15 @@ def test_a_sweep_with_one_bad_value_exits_2_before_any_job(args, bad, tmp_path):
 
 
 @pytest.mark.slow
-def test_every_job_of_every_shipped_sweep_is_valid(monkeypatch):
-    monkeypatch.setenv("TPRI_MEMORY_LIMIT", "16e9")
+def test_every_job_of_every_shipped_sweep_is_valid(monkeypatch, tmp_path):
+    monkeypatch.setenv("TPRI_MEMORY_LIMIT", "16e9")  # each job alone on a 16 GB machine:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})  # one joblib job at a time
+    # the data files the preflight looks for (tiny, in the real formats)
+    monkeypatch.setenv("TPRI_DATA", str(tmp_path))
+    for name in ("mnist", "fashion_mnist"):
+        write_idx_dataset(tmp_path / name)
+    write_cifar(tmp_path / "cifar10")
+    write_ptb(tmp_path / "ptb")
     for sweep in sorted(p.stem for p in (CONF / "sweep").glob("*.yaml")):
         assert preflight([f"sweep={sweep}"], False, str(CONF)) == [], sweep
 

@@ -202,5 +202,6 @@ def _joblib(launcher: dict, jobs: int) -> Budget:
     parallel = max(1, min(n_jobs, jobs))
     if parallel == 1:
         return machine
-    shared = f"shared by the {parallel} jobs running at once (hydra.launcher.n_jobs={launcher.get('n_jobs')})"
+    n = launcher.get("n_jobs")
+    shared = f"shared by the {parallel} jobs running at once (hydra.launcher.n_jobs={n}; fewer: more each)"
     return machine._replace(memory=machine.memory // parallel, memory_from=f"{machine.memory_from}, {shared}")

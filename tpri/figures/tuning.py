@@ -37,6 +37,7 @@ class Choice:
     runs: int  # runs of the chosen setting
     diverged_other: int = 0  # diverged runs of the settings not chosen
     edge: list[str] = field(default_factory=list)  # keys whose value is an end of its grid
+    hyper: dict = field(default_factory=dict)  # the optimizer's step sizes etc. as run
 
     @property
     def tuned(self) -> bool:
@@ -46,13 +47,17 @@ class Choice:
         """'lr=0.01' (the chosen values), '' when nothing was tuned."""
         return ", ".join(f"{k}={_fmt(v)}" for k, v in self.values.items())
 
+    def hyper_text(self) -> str:
+        """'lr=1e-05, momentum=0.9': the optimizer's numbers as run."""
+        return ", ".join(f"{k}={_fmt(v)}" for k, v in self.hyper.items())
+
     def setting_of(self, keys: list[str]) -> str:
         return ", ".join(f"{k}={_fmt(self.values[k])}" for k in keys)
 
     def text(self) -> str:
         """The legend's words for this choice: 'lr=0.01, tuned over lr ∈ {...}'."""
         if not self.tuned:
-            return UNTUNED
+            return f"{UNTUNED} ({self.hyper_text()})" if self.hyper else UNTUNED
         grids = "; ".join(f"{k} ∈ {{{grid_text(v)}}}" for k, v in self.grid.items())
         edge = f"; at the edge of its grid ({', '.join(self.edge)})" if self.edge else ""
         return f"{self.setting()}, tuned over {grids}{edge}"
@@ -62,6 +67,7 @@ class Choice:
         return {
             **self.group,
             "chosen": self.setting() or UNTUNED,
+            "hyperparameters": self.hyper_text(),
             "grid": "; ".join(f"{k}: {grid_text(v)}" for k, v in self.grid.items()),
             "at_edge": ", ".join(self.edge),
             "runs": self.runs,
@@ -95,6 +101,20 @@ def tuned_keys(jobs: pd.DataFrame, by: list[str]) -> list[str]:
     return kept
 
 
+HYPER = ("lr", "lr_target", "reg", "momentum", "lr_reverse")  # optimizer.* keys worth naming
+
+
+def _hyper(chosen: pd.DataFrame) -> dict:
+    """The numeric optimizer settings of the chosen runs (`optimizer.lr`, ...), as run."""
+    row = chosen.iloc[0]
+    out = {}
+    for key in HYPER:
+        value = row.get(f"optimizer.{key}")
+        if isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and value == value:
+            out[key] = value
+    return out
+
+
 def _choice(group: dict, jobs: pd.DataFrame, chosen: pd.DataFrame, by: list[str]) -> Choice:
     keys = tuned_keys(jobs, by)
     grid = {k: sorted(jobs[k].dropna().unique()) for k in keys}
@@ -102,6 +122,7 @@ def _choice(group: dict, jobs: pd.DataFrame, chosen: pd.DataFrame, by: list[str]
     edge = [k for k in keys if len(grid[k]) > 1 and values[k] in (grid[k][0], grid[k][-1])]
     other = jobs[~jobs["job_dir"].isin(chosen["job_dir"])]
     return Choice(
+        hyper=_hyper(chosen),
         group=group,
         values=values,
         grid=grid,
