@@ -204,9 +204,10 @@ def test_a_users_metrics_csv_in_a_dir_without_a_tpri_run_is_not_overwritten(tmp_
     (out / "metrics.csv").write_text("my,own\n1,2\n")
     proc = train_cli(*TINY, "max_iter=10", "eval_every=10", f"hydra.run.dir={out}", check=False)
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [
-        f"Invalid configuration: {out} holds files that are not a tpri run's (metrics.csv: "
+    (line,) = proc.stderr.strip().splitlines()
+    assert line == (
+        f"Refused: {out} holds files that are not a tpri run's (metrics.csv: "
         "no .hydra/config.yaml, summary.json or checkpoint.pt); nothing was changed. Use another output dir"
-    ]
+    )
     assert (out / "metrics.csv").read_text() == "my,own\n1,2\n"
     assert not (out / "summary.json").exists() and not (out / ".hydra").exists()
