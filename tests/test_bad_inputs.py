@@ -192,8 +192,8 @@ def test_every_yaml_option_has_a_schema_and_every_schema_field_a_yaml_value(comp
 def test_good_values_pass(composer):
     for overrides in (
         [],
-        ["optimizer=sgd", "optimizer.nesterov=false"],
-        ["optimizer=adam"],
+        ["optimizer=sgd", "lr=1e-5", "optimizer.nesterov=false"],
+        ["optimizer=adam", "lr=1e-3"],
         [*PTB],
         ["dataset=digits"],
         ["model=gru"],
@@ -203,6 +203,16 @@ def test_good_values_pass(composer):
         ["tuned_lr=0.1"],
     ):
         assert check_job(composer.compose, overrides) is None, overrides
+
+
+def test_a_bp_command_line_needs_its_step_size(composer):
+    assert check_job(composer.compose, ["optimizer=sgd"]) == (
+        "optimizer=sgd needs its step size on the command line (the default lr=0.1 is TP's): "
+        "e.g. lr=1e-5 for sgd (the paper's BP on temporal order, Nesterov 0.9), lr=1e-3 for adam"
+    )
+    assert "reg=1 has no effect" in check_job(composer.compose, ["optimizer=adam", "lr=1e-3", "reg=1"])
+    assert check_job(composer.compose, ["experiment=temporal_order_60_bp"]) is None  # lr set there
+    assert check_job(composer.compose, ["reg=1", "lr_target=0.1"]) is None  # TP reads both
 
 
 # --- through the CLI entry (in-process): exit 2, one line, nothing written or changed -------
@@ -218,7 +228,7 @@ CLI_BAD = [
     (["-m", "lr=0.1,abc,0.05"], "lr='abc'"),
     (["-m", "model.hidden=16,32,0"], "model.hidden=0"),
     (["-m", "model.hidden=16,32,0", "hydra/launcher=joblib"], "model.hidden=0"),
-    (["-m", "optimizer=sgd,adam", "optimizer.nesterov=true"], "optimizer.nesterov"),
+    (["-m", "optimizer=sgd,adam", "lr=1e-3", "optimizer.nesterov=true"], "optimizer.nesterov"),
 ]
 
 
@@ -314,7 +324,10 @@ def test_bad_data_file_single_run_names_the_file(name, make, file, tmp_path, cap
         capsys,
         monkeypatch,
     )
-    assert file in output and "Traceback" not in output and len(output.strip().splitlines()) == 1
+    lines = output.strip().splitlines()
+    if name != "missing":  # a job that started (missing files are refused before: no run dir)
+        assert lines.pop(0).startswith(f"run dir: {tmp_path}/run")
+    assert file in output and "Traceback" not in output and len(lines) == 1
     if name == "missing":
         assert code == 2 and not (tmp_path / "run").exists()
     else:

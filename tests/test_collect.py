@@ -1,6 +1,8 @@
 """Collecting job dirs into the results table, and the summaries over it."""
 
 import json
+import os
+import socket
 import warnings
 
 import numpy as np
@@ -75,10 +77,14 @@ def test_collect_skips_unparsable_and_running_summaries(tmp_path):
     write_job(tmp_path / "c")
     (tmp_path / "b" / "summary.json").write_text('{"status": "compl')
     (tmp_path / "c" / "summary.json").write_text(json.dumps({"status": "running"}))
+    (tmp_path / "c" / "run.lock").write_text(f"{os.getpid()} {socket.gethostname()}\n")  # alive
     with pytest.warns(UserWarning, match="unparsable summary.json") as record:
         df = collect(tmp_path)
-    assert "still running" in str(record[0].message)
+    assert "c (still running)" in str(record[0].message)
     assert list(df["job_dir"].unique()) == ["a"]
+    (tmp_path / "c" / "run.lock").unlink()  # a running job holds its lock: this one was killed
+    with pytest.warns(UserWarning, match=r"c \(interrupted \(process gone\)\)"):
+        collect(tmp_path)
 
 
 def test_collect_skips_interrupted_and_keeps_failed_and_diverged(tmp_path):

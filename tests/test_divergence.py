@@ -40,7 +40,8 @@ def test_singular_w_without_regularization_ends_as_diverged(monkeypatch, tmp_pat
 
     summary = run_tampered(monkeypatch, tmp_path, zero_w, "reg=0")
     assert summary["status"] == "diverged"
-    assert "Cholesky" in summary["reason"] and "iteration 1:" in summary["reason"]
+    assert "Cholesky" in summary["reason"] and "the update from iteration 0:" in summary["reason"]
+    assert summary["iteration"] == 0  # the same iteration as the reason's, one number
 
 
 def test_exploding_loss_triggers_the_papers_divergence_rule(tmp_path):

@@ -61,5 +61,5 @@ def test_a_killed_joblib_worker_ends_the_sweep_with_one_line_and_honest_statuses
         assert not (tmp_path / job / "run.lock").exists() or RunDir(tmp_path / job).mark_lost("x") is False
     assert _status(tmp_path / "1") == (
         "failed",
-        "its worker process died (SIGKILL(-9)); rerun the same command to resume it",
+        f"its worker process died (SIGKILL(-9)); resume: python {ROOT / 'train.py'} --resume {tmp_path}",
     )

@@ -66,7 +66,12 @@ def test_a_refused_rerun_leaves_every_file_byte_identical(finished, tmp_path, ba
 def test_refusal_names_the_changed_keys(finished, tmp_path):
     out = copy_of(finished, tmp_path)
     cfg = compose_config([*TINY, "max_iter=60", "eval_every=20", "lr=0.2"])
-    with pytest.raises(RunRefused, match=r"\['lr', 'optimizer.lr'\]"):
+    with pytest.raises(RunRefused) as refused:  # optimizer.lr follows lr: named once
+        run(cfg, out)
+    assert "another config: lr changed 0.1 -> 0.2; nothing was changed" in str(refused.value)
+    assert "optimizer.lr" not in str(refused.value)
+    cfg = compose_config([*TINY, "max_iter=60", "eval_every=20", "lr=0.2", "seed=3"])
+    with pytest.raises(RunRefused, match=r"another config: lr changed 0.1 -> 0.2, seed changed 0 -> 3;"):
         run(cfg, out)
 
 
@@ -416,10 +421,19 @@ def test_best_and_last_weights_load_back(cfg, tmp_path):
 
 def test_sweep_log_lines_carry_the_job_number_and_each_job_ends_with_one_summary_line(tmp_path):
     proc = train_cli(*TINY, "max_iter=20", "eval_every=10", f"hydra.sweep.dir={tmp_path}", "-m", "seed=0,1")
-    lines = [line for line in proc.stdout.splitlines() if "[tpri]" in line]
+    out = proc.stdout.splitlines()
+    assert out[0].startswith(f"sweep dir: {tmp_path}  (2 jobs, launcher basic; stopped? resume: ")
+    assert out[-4:] == [
+        f"sweep done: 2 jobs: 2 completed, 0 diverged, 0 failed, 0 interrupted; {tmp_path}",
+        f"  table:   tpri-status {tmp_path}",
+        f"  collect: python scripts/collect.py {tmp_path}",
+        f"  plot:    python scripts/plot_convergence.py {tmp_path}",
+    ]
+    lines = [line for line in out if "[tpri]" in line]
     for job in "01":
         mine = [line for line in lines if f"[job {job}] " in line]
-        assert len(mine) == 4  # three evaluations and the closing line
+        assert len(mine) == 5  # three evaluations, the closing line, the count of jobs done
+        assert mine.pop().endswith(f"[job {job}] {int(job) + 1} of 2 jobs done")
         end = summary(tmp_path / job)
         best = end["best"]
         assert f"[job {job}] completed at iteration 20: test_accuracy final " in mine[-1]
@@ -530,5 +544,7 @@ def test_a_refused_sweep_changes_nothing_and_names_every_job(tmp_path):
     proc = train_cli(*args, "lr=0.3", check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     for job in "01":
-        assert f"job {job} (seed={job}): {tmp_path / job} holds a run with a different config" in proc.stderr
+        line = f"job {job} (seed={job}): Refused: {tmp_path / job} holds a run of another config: lr changed"
+        assert line in proc.stderr
+    assert proc.stderr.startswith("Refused: 2 invalid job(s); no job was started")
     assert snapshot(tmp_path) == before  # multirun.yaml included

@@ -17,22 +17,27 @@ import importlib.util
 import logging
 import os
 import re
+import shlex
 import sys
+from collections import Counter
 from pathlib import Path
 
 import hydra
+import yaml
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from tpri import preflight
 from tpri.config import ConfigError, plain_config
-from tpri.preflight import FailedJobs, record_failed_job
+from tpri.preflight import REFUSED, FailedJobs, Plan, one_line, record_failed_job
+from tpri.resources import estimate_memory, estimate_seconds, peak
 from tpri.run import Interrupted, JobFailed, RunContext, RunDirError, RunRefused, run
 from tpri.run.provenance import mark_command
-from tpri.run.rundir import RunDir
-from tpri.run.signals import ignore_stray_warnings, mark_launcher
+from tpri.run.rundir import GONE, RunDir, check_output_location, claim_new_dir, find_job_dirs, point_link
+from tpri.run.signals import exit_with_launcher, ignore_stray_warnings, in_worker, mark_launcher
 from tpri.schema import register_configs
+from tpri.status import FINISHED, counts_line, program, read_job
 
 
 def config_source() -> str:
@@ -49,6 +54,7 @@ CONFIG_DIR = config_source()
 # Hydra's root logger is at INFO: alembic (imported by Optuna's sweeper, run by MLflow's store)
 # would print "setup plugin ..." / migration lines.
 logging.getLogger("alembic").setLevel(logging.WARNING)
+log = logging.getLogger("tpri")
 
 
 def _context() -> RunContext:
@@ -68,46 +74,98 @@ def _job_number(hc) -> str:
     return subdir if subdir.isdigit() else str(hc.job.num)
 
 
-def _fail(message: str, code: int, sweep: bool) -> str:
+def _fail(message: str, code: int, sweep_dir: str | None) -> str:
     """One line on stderr; a single run exits, a sweep notes the job as failed (listed at its
     end) and goes on with its other jobs. The return value makes Optuna record a failed trial."""
     print(message, file=sys.stderr)
-    if not sweep:
+    if sweep_dir is None:
         sys.exit(code)
-    record_failed_job(HydraConfig.get().sweep.dir, message)
+    record_failed_job(sweep_dir, message)
     return f"failed: {message}"
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
-def _hydra_main(cfg: DictConfig) -> float | str:
-    """Train one job into Hydra's output dir; returns the final train loss (for sweepers),
-    inf when it diverged, and in a sweep the text 'failed: reason' when it failed."""
-    context = _context()
-    sweep = bool(context.tag)
+_busy: list[bool] = []  # a job runs in this process (a worker's launcher watch waits for it)
+
+
+def run_job(cfg: dict, out: str, context: RunContext, sweep_dir: str | None) -> float | str:
+    """Train one job; exit (single run) or return 'failed: reason' (sweep) on failure; the
+    final train loss (for sweepers), inf when it did not complete."""
+    resume = f"; resume: {resume_command(sweep_dir or out)}"
+    _busy.append(True)
     try:
-        summary = run(plain_config(cfg), HydraConfig.get().runtime.output_dir, context)
+        summary = run(cfg, out, context)
     except ConfigError as err:
-        return _fail(f"{context.tag}Invalid configuration: {err}", 2, sweep)
+        return _fail(f"{context.tag}Invalid configuration: {err}", 2, sweep_dir)
     except RunRefused as err:
-        return _fail(f"{context.tag}Refused: {err}", 2, sweep)
-    except (RunDirError, JobFailed) as err:
-        return _fail(f"{context.tag}{err}", 1, sweep)
+        return _fail(f"{context.tag}Refused: {err}", 2, sweep_dir)
+    except JobFailed as err:  # a sweep's summary names the command that resumes it
+        return _fail(f"{context.tag}{err}{'' if sweep_dir else resume}", 1, sweep_dir)
+    except RunDirError as err:
+        return _fail(f"{context.tag}{err}", 1, sweep_dir)
     except Interrupted as err:
         with contextlib.suppress(OSError):  # SIGHUP: the terminal may be gone
-            print(f"{context.tag}{err}", file=sys.stderr)
+            print(f"{context.tag}{err}{resume}", file=sys.stderr)
         sys.exit(err.exit_code)
+    finally:
+        _busy.clear()
     loss = (summary.get("final") or {}).get("train_loss")
     return float("inf") if loss is None or summary["status"] != "completed" else loss
 
 
-def _check_command(argv: list[str]) -> list[str]:
-    """Compose and check every job the command would run; exit 2 listing the invalid ones.
-    Returns the command for Hydra: `argv`, with the planned sweeper for a basic sweep (it
-    launches the checked jobs without composing each again, and not the finished ones:
-    hydra_plugins/tpri_plugins/sweeper.py)."""
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
+def _hydra_main(cfg: DictConfig) -> float | str:
+    """Train one job into Hydra's output dir (see `run_job`); in a sweep, one line when the
+    job starts in a worker and one counting the jobs done when it ends."""
+    context = _context()
+    hc = HydraConfig.get()
+    sweep_dir = hc.sweep.dir if context.tag else None
+    if in_worker():
+        exit_with_launcher(lambda: bool(_busy))
+        shown = " ".join(context.overrides)
+        log.info("%sstarted in process %d: %s", context.tag, os.getpid(), shown)
+    try:
+        return run_job(plain_config(cfg), hc.runtime.output_dir, context, sweep_dir)
+    finally:
+        if sweep_dir is not None:
+            log.info("%s%s", context.tag, jobs_done(Path(sweep_dir)))
+
+
+def jobs_done(sweep_dir: Path) -> str:
+    """`k of N jobs done`: the jobs of the sweep (N from its launcher) no longer running."""
+    total = int(os.environ.get(SWEEP_JOBS_ENV) or 0)
+    dirs = [sweep_dir / str(n) for n in range(total)] if total else find_job_dirs(sweep_dir)
+    done = sum(read_job(d)["status"] in FINISHED for d in dirs if d.is_dir())
+    return f"{done} of {total or len(dirs)} jobs done"
+
+
+SWEEP_JOBS_ENV = "TPRI_SWEEP_JOBS"  # the number of jobs of the sweep, for its workers
+
+
+def resume_command(directory: str | Path) -> str:
+    """The command that resumes a job dir or a sweep dir, as the user started tpri (a dir
+    below the current one relative to it)."""
+    path = Path(directory)
+    if path.is_absolute() and path.is_relative_to(Path.cwd()):
+        path = path.relative_to(Path.cwd())
+    return f"{program()} --resume {shlex.quote(str(path))}"
+
+
+# --- the command line ------------------------------------------------------------------------
+
+
+def _parse(argv: list[str]):
     from hydra._internal.utils import get_args_parser
 
-    args = get_args_parser().parse_args(argv)
+    return get_args_parser().parse_args(argv)
+
+
+def _check_command(argv: list[str], dry_run: bool = False) -> tuple[list[str], Plan | None]:
+    """Compose and check every job the command would run; exit 2 listing the invalid ones.
+    Returns the command for Hydra (`argv`, with the planned sweeper for a basic sweep: it
+    launches the checked jobs without composing each again, and not the finished ones:
+    hydra_plugins/tpri_plugins/sweeper.py) and the plan, None for commands that train nothing
+    (--help, --info, --cfg, another config)."""
+    args = _parse(argv)
     other = (
         args.help
         or args.hydra_help
@@ -119,21 +177,236 @@ def _check_command(argv: list[str]) -> list[str]:
         or args.experimental_rerun
     )
     if other:  # not a training command (--cfg is checked: it shows what would run), or another config
-        return argv
-    plan = preflight.plan(args.overrides, args.multirun, CONFIG_DIR)
-    errors = plan.errors
+        return argv, None
+    plan = preflight.plan(args.overrides, args.multirun, CONFIG_DIR, check_data=not dry_run)
+    errors = [] if dry_run else plan.errors  # a dry run lists them with the plan
     if len(errors) == 1 and not errors[0].startswith("job "):
-        print(f"Invalid configuration: {errors[0]}", file=sys.stderr)
+        label = "" if errors[0].startswith(REFUSED) else "Invalid configuration: "
+        print(f"{label}{errors[0]}", file=sys.stderr)
     elif errors:
-        print(f"Invalid configuration: {len(errors)} invalid job(s); no job was started", file=sys.stderr)
+        refused = all(e.split("): ", 1)[-1].startswith(REFUSED) for e in errors)
+        label = "Refused" if refused else "Invalid configuration"
+        print(f"{label}: {len(errors)} invalid job(s); no job was started", file=sys.stderr)
         print("\n".join(errors), file=sys.stderr)
     if errors:
         sys.exit(2)
     preflight.CHECKED = plan
-    if plan.jobs is None or any(o.lstrip("+~").startswith("hydra/sweeper=") for o in args.overrides):
-        return argv
-    at = argv.index(args.overrides[0]) if args.overrides else len(argv)  # among the overrides
-    return [*argv[:at], "hydra/sweeper=planned", *argv[at:]]
+    if plan.jobs is not None and not any(o.lstrip("+~").startswith("hydra/sweeper=") for o in args.overrides):
+        at = argv.index(args.overrides[0]) if args.overrides else len(argv)  # among the overrides
+        argv = [*argv[:at], "hydra/sweeper=planned", *argv[at:]]
+    return argv, None if args.cfg else plan
+
+
+def _pin_output_dir(argv: list[str], plan: Plan) -> tuple[list[str], Plan]:
+    """Fix the command's output dir before Hydra starts: a new timestamped dir is created now
+    (unique: `-2`, `-3` appended when another command took it) and linked as outputs/latest
+    (outputs/multirun/latest); the first line printed names it and how to resume."""
+    key = "hydra.sweep.dir" if plan.multirun else "hydra.run.dir"
+    given = any(a.split("=", 1)[0] == key for a in argv)
+    out = plan.output_dir
+    if out is None:
+        return argv, plan
+    try:
+        if plan.fresh and not given:
+            check_output_location(out)
+            out = claim_new_dir(out)
+            group = out.parent.parent  # outputs/runs/<date>/<time>: outputs/runs
+            point_link((group if plan.multirun else group.parent) / "latest", out)
+    except RunDirError as err:
+        print(err, file=sys.stderr)
+        sys.exit(1)
+    plan = plan._replace(output_dir=out)  # the dir claimed
+    print(first_line(out, plan), flush=True)
+    return (argv if given else [*argv, f"{key}={_override_value(out)}"]), plan
+
+
+def _override_value(path: Path) -> str:
+    text = str(path)
+    return text if re.fullmatch(r"[\w./-]+", text) else "'" + text.replace("'", "\\'") + "'"
+
+
+def first_line(out: Path, plan: Plan) -> str:
+    if not plan.multirun:
+        return f"run dir: {out}  (stopped? resume: {resume_command(out)})"
+    jobs = "jobs drawn by the sweeper" if plan.jobs is None else f"{len(plan.jobs)} jobs"
+    at_a_time = f", {plan.parallel} at a time" if plan.parallel > 1 else ""
+    return (
+        f"sweep dir: {out}  ({jobs}, launcher {plan.launcher}{at_a_time}; "
+        f"stopped? resume: {resume_command(out)})"
+    )
+
+
+def sweep_summary(sweep_dir: Path, plan: Plan) -> str:
+    """The closing lines of a sweep: counts per status, the dir, what to run next."""
+    os.environ.pop(SWEEP_JOBS_ENV, None)
+    dirs = [sweep_dir / str(n) for n in range(len(plan.jobs or []))] or find_job_dirs(sweep_dir)
+    counts = Counter(read_job(d)["status"] for d in dirs if d.is_dir())
+    checkout = program() != "tpri-train"
+    collect = "python scripts/collect.py" if checkout else "tpri-collect"
+    kind = plot_kind(sweep_name(sweep_dir))
+    plot = f"python scripts/plot_{kind}.py" if checkout else f"tpri-plot {kind}"
+    lines = [
+        f"sweep done: {counts_line(counts, FINISHED[:4])}; {sweep_dir}",
+        f"  table:   tpri-status {sweep_dir}",
+        f"  collect: {collect} {sweep_dir}",
+        f"  plot:    {plot} {sweep_dir}",
+    ]
+    if counts[GONE] or counts["interrupted"] or counts["failed"]:
+        lines.append(f"  resume:  {resume_command(sweep_dir)}")
+    return "\n".join(lines)
+
+
+def sweep_name(sweep_dir: Path) -> str | None:
+    """The `sweep=NAME` config of a sweep dir (its multirun.yaml), if any."""
+    try:
+        record = yaml.safe_load((sweep_dir / "multirun.yaml").read_text())
+        return record["hydra"]["runtime"]["choices"].get("sweep")
+    except Exception:  # noqa: BLE001  (no record: a plain -m sweep)
+        return None
+
+
+def plot_kind(name: str | None) -> str:
+    """The figure a sweep is made for: the kind its name starts with, else convergence."""
+    from tpri.figures.cli import KINDS
+
+    return next((k for k in KINDS if name and name.startswith(k)), "convergence")
+
+
+def print_plan(plan: Plan) -> None:
+    """What `--dry-run` prints: jobs, varying keys, estimated time and memory; nothing runs."""
+    print(dry_run_text(plan))
+
+
+def dry_run_text(plan: Plan) -> str:
+    where = f"into {plan.output_dir}" if plan.output_dir else ""
+    if not plan.multirun:
+        head = f"dry run: 1 job {where}"
+    elif plan.jobs is None:
+        head = f"dry run: a sweep whose jobs the sweeper draws as it runs, {where}"
+    else:
+        head = f"dry run: {len(plan.jobs)} jobs {where}, launcher {plan.launcher}, {plan.parallel} at a time"
+    lines = [head.replace("  ", " ").rstrip()]
+    for key in plan.swept:
+        values = [o.split("=", 1)[1] for job in plan.jobs or [] for o in job if o.startswith(key + "=")]
+        values = list(dict.fromkeys(values))
+        lines.append(f"  {key}: {len(values)} values: {', '.join(values)}")
+    seconds = [estimate_seconds(c) for c in plan.configs]
+    memory = [peak(estimate_memory(c)) for c in plan.configs]
+    if seconds:
+        lines.append(f"  time per job: {_span(seconds, _duration)} (one CPU thread; rough)")
+        lines.append(f"  memory per job: {_span(memory, _bytes)} (torch's runtime included)")
+        total = sum(seconds)
+        wall = total / max(1, min(plan.parallel, len(seconds)))
+        lines.append(
+            f"  total: {_duration(total)} of CPU time, about {_duration(wall)} at "
+            f"{plan.parallel} at a time; peak memory about "
+            f"{_bytes(sum(sorted(memory)[-plan.parallel :]))}"
+        )
+    lines += [f"  before running: {line}" for line in preflight.missing_data(plan.configs)]
+    if plan.errors:
+        lines.append(f"  {len(plan.errors)} job(s) would be refused now (not in the estimates), e.g.:")
+        lines += [f"    {line}" for line in plan.errors[:3]]
+    lines.append("nothing was run or created (run the same command without --dry-run)")
+    return "\n".join(lines)
+
+
+def _span(values: list[float], fmt) -> str:
+    low, high = min(values), max(values)
+    if fmt(low) == fmt(high):
+        return fmt(low)
+    return f"{fmt(low)} .. {fmt(high)} (median {fmt(sorted(values)[len(values) // 2])})"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _bytes(n: float) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.0f} MB"
+
+
+# --- resume ------------------------------------------------------------------------------------
+
+
+def _resume(directory: str, extra: list[str]) -> list[str] | None:
+    """`--resume DIR [key=value ...]`: a sweep dir (holding multirun.yaml) becomes the Hydra
+    command that reruns it into DIR (returned); a job dir is resumed here with its recorded
+    config (the extra values on top, e.g. max_iter=4000), and the process exits."""
+    path = Path(directory)
+    if path.is_symlink():  # outputs/latest: the dir it names, in every record
+        path = Path(os.path.relpath(path.resolve()))
+    if (path / "multirun.yaml").is_file():
+        return _sweep_argv(path, extra)
+    record = path / ".hydra" / "config.yaml"
+    try:
+        cfg = yaml.safe_load(record.read_text())
+        assert isinstance(cfg, dict)
+    except Exception:  # noqa: BLE001
+        print(
+            f"--resume {directory}: no readable {record}; expected a job dir (holding .hydra/) "
+            "or a sweep dir (holding multirun.yaml)",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    try:
+        cfg = OmegaConf.to_container(OmegaConf.merge(cfg, OmegaConf.from_dotlist(extra)))
+    except Exception as err:  # noqa: BLE001
+        print(f"--resume {directory}: {' '.join(extra)}: {one_line(err)}", file=sys.stderr)
+        sys.exit(2)
+    overrides = _read_list(path / ".hydra" / "overrides.yaml")
+    hydra_file = path / ".hydra" / "hydra.yaml"
+    hydra_yaml = hydra_file.read_text() if hydra_file.is_file() else None
+    _log_to(path / "train.log")
+    print(f"run dir: {path}  (resuming; stopped? resume: {resume_command(path)})", flush=True)
+    run_job(cfg, str(path), RunContext(overrides, hydra_yaml), None)
+    sys.exit(0)
+
+
+def _sweep_argv(path: Path, extra: list[str]) -> list[str]:
+    record = yaml.safe_load((path / "multirun.yaml").read_text())
+    overrides = record["hydra"]["overrides"]
+    skip = ("hydra.sweep.dir", "hydra.run.dir", "hydra.mode")
+    hydra_overrides = [o for o in overrides["hydra"] if o.split("=", 1)[0] not in skip]
+    return ["-m", *hydra_overrides, *overrides["task"], *extra, f"hydra.sweep.dir={_override_value(path)}"]
+
+
+def _read_list(path: Path) -> list[str]:
+    try:
+        items = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return []
+    return [str(i) for i in items] if isinstance(items, list) else []
+
+
+def _log_to(log_file: Path) -> None:
+    """Hydra's job logging for a run started without Hydra: the console and `train.log`."""
+    fmt = logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    for handler in (logging.StreamHandler(sys.stdout), logging.FileHandler(log_file)):
+        handler.setFormatter(fmt)
+        root.addHandler(handler)
+
+
+def _pop_flag(argv: list[str], flag: str, takes_value: bool = False) -> tuple[list[str], str | bool | None]:
+    """`argv` without `flag` (and its value: `--flag V` or `--flag=V`), and the value found."""
+    rest, value = [], None
+    args = iter(argv)
+    for arg in args:
+        if arg == flag:
+            value = next(args, None) if takes_value else True
+            if takes_value and value is None:
+                print(f"{flag}: expected a value ({flag} DIR)", file=sys.stderr)
+                sys.exit(2)
+        elif takes_value and arg.startswith(flag + "="):
+            value = arg.split("=", 1)[1]
+        else:
+            rest.append(arg)
+    return rest, value
 
 
 def _launch() -> None:
@@ -179,12 +452,13 @@ def _lost_workers(err: Exception, sweep_dir: Path) -> None:
     """One line naming the jobs a dead worker took down (recorded `failed`), exit 1."""
     codes = re.search(r"exit codes of the workers are \{(.*?)\}", str(err))
     how = f" ({codes[1]})" if codes else ""
-    reason = f"its worker process died{how}; rerun the same command to resume it"
+    resume = resume_command(sweep_dir)
+    reason = f"its worker process died{how}; resume: {resume}"
     lost = [job.name for job in sorted(sweep_dir.iterdir()) if job.is_dir() and RunDir(job).mark_lost(reason)]
     jobs = ", ".join(lost) if lost else "none left running"
     print(
         f"sweep {sweep_dir} stopped: a worker process died{how}; jobs recorded failed: {jobs}; "
-        "rerun the same command to resume them",
+        f"resume: {resume}",
         file=sys.stderr,
     )
     sys.exit(1)
@@ -206,7 +480,10 @@ def main() -> None:
     """Console entry: check every job, then hand the command to Hydra; exit 1 after a
     multirun in which some jobs failed, listing them. Hydra's argparse rejects flags between
     overrides, so the value-less flags `-m` / `--multirun` are moved to the front:
-    `train.py a=1 -m b=1,2` works."""
+    `train.py a=1 -m b=1,2` works.
+
+    Own flags: `--resume DIR` (a job dir or a sweep dir, with its recorded config) and
+    `--dry-run` (the jobs, varying keys and estimated time and memory; nothing is run)."""
     ignore_stray_warnings()  # a time-limit warning before or after training ends nothing
     # stdout closed by a reader (`train.py | head -1`): the job goes on, its log lines stay in
     # train.log, and logging does not print a traceback for each line it cannot show
@@ -214,21 +491,47 @@ def main() -> None:
     _expose_plugins()
     register_configs()
     mark_command(sys.argv)
-    flags = [a for a in sys.argv[1:] if a in ("-m", "--multirun")]
-    sys.argv[1:] = flags + [quote_non_ascii(a) for a in sys.argv[1:] if a not in ("-m", "--multirun")]
-    sys.argv[1:] = _check_command(sys.argv[1:])
+    argv, resume = _pop_flag(sys.argv[1:], "--resume", takes_value=True)
+    argv, dry_run = _pop_flag(argv, "--dry-run")
+    if resume is not None:
+        argv = _resume(resume, argv)
+    flags = [a for a in argv if a in ("-m", "--multirun")]
+    argv = flags + [quote_non_ascii(a) for a in argv if a not in ("-m", "--multirun")]
+    argv, plan = _check_command(argv, bool(dry_run))
+    if dry_run:
+        if plan is None:
+            print("--dry-run: expected a training command (not --cfg, --help, --info)", file=sys.stderr)
+            sys.exit(2)
+        print_plan(plan)
+        return
+    if plan is not None:
+        argv, plan = _pin_output_dir(argv, plan)
+        if plan.multirun:
+            os.environ[SWEEP_JOBS_ENV] = str(len(plan.jobs or []))
+    sys.argv[1:] = argv
     mark_launcher()
     FailedJobs.found, FailedJobs.sweep_dir = [], None
     try:
         _launch()
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        where = f"; resume: {resume_command(plan.output_dir)}" if plan and plan.output_dir else ""
+        print(f"interrupted{where}", file=sys.stderr)
         sys.exit(130)
+    if plan is not None and plan.multirun and plan.output_dir is not None:
+        print(sweep_summary(Path(_selected(argv, plan)), plan), flush=True)
     _quiet_if_stdout_closed()
     if FailedJobs.found:
         print(f"{len(FailedJobs.found)} job(s) failed:", file=sys.stderr)
         print("\n".join(f"  {line}" for line in FailedJobs.found), file=sys.stderr)
         sys.exit(1)
+
+
+def _selected(argv: list[str], plan: Plan) -> str:
+    """The sweep dir the command ran into (the pinned or given hydra.sweep.dir)."""
+    for arg in reversed(argv):
+        if arg.startswith("hydra.sweep.dir="):
+            return arg.split("=", 1)[1].strip("'")
+    return str(plan.output_dir)
 
 
 def quote_non_ascii(arg: str) -> str:

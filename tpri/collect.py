@@ -17,8 +17,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-import re
 import warnings
 from pathlib import Path
 
@@ -29,6 +27,7 @@ from omegaconf import OmegaConf
 
 from tpri.data import TASKS
 from tpri.io import save_text
+from tpri.run.rundir import GONE, find_job_dirs, observed_status
 
 ID_COLUMNS = [
     "job_dir",
@@ -81,17 +80,7 @@ class DataError(ValueError):
 
 def find_jobs(root: str | Path) -> list[Path]:
     """Every dir below `root` (itself included) holding a `.hydra/` dir, in natural order."""
-    jobs = []
-    for path, dirs, _ in os.walk(root):
-        if ".hydra" in dirs:
-            jobs.append(Path(path))
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-    return sorted(jobs, key=_natural)
-
-
-def _natural(path: Path) -> list:
-    """Sort key putting `sweep/2` before `sweep/10`."""
-    return [int(s) if s.isdigit() else s for s in re.split(r"(\d+)", path.as_posix())]
+    return [job for job in find_job_dirs(root) if (job / ".hydra").is_dir()]
 
 
 def read_config(job: Path) -> dict:
@@ -205,8 +194,8 @@ def read_summary(job: Path) -> dict:
     except OSError as e:
         raise Unreadable(f"unreadable summary.json ({e.strerror})") from e
     if not isinstance(summary, dict) or summary.get("status") in UNFINISHED:
-        state = summary.get("status") if isinstance(summary, dict) else None
-        raise Unreadable("interrupted" if state == "interrupted" else "still running")
+        state = observed_status(job, summary.get("status") if isinstance(summary, dict) else None)
+        raise Unreadable(state if state in ("interrupted", GONE) else "still running")
     return summary
 
 

@@ -50,6 +50,7 @@ from tpri.data import check_files
 from tpri.run.rundir import RunDir, RunRefused
 from tpri.schema import GROUPS, Spec, register_configs
 
+REFUSED = "Refused: "  # starts the line of a job whose dir holds another run
 # sweepers that launch the expansion of hydra.sweeper.params and the command line's overrides
 BASIC_SWEEPERS = (
     f"{BasicSweeper.__module__}.{BasicSweeper.__name__}",
@@ -66,6 +67,14 @@ class Plan(NamedTuple):
     errors: list[str]
     jobs: list[list[str]] | None = None
     finished: frozenset[int] = frozenset()
+    # what `--dry-run` and the first line show (tpri.app)
+    multirun: bool = False
+    output_dir: Path | None = None  # the run dir, or the sweep dir of a multirun
+    fresh: bool = False  # output_dir is the timestamped default (`${now:...}`): a new dir
+    swept: tuple[str, ...] = ()  # the keys that vary, in order
+    configs: tuple[dict, ...] = ()  # the configs of the jobs that can run
+    launcher: str = "basic"  # hydra/launcher choice
+    parallel: int = 1  # jobs at a time (joblib's n_jobs)
 
 
 CHECKED: Plan | None = None  # the plan of the command this process runs (set by tpri.app)
@@ -78,8 +87,15 @@ def preflight(
     return plan(overrides, multirun, config_dir, config_name).errors
 
 
-def plan(overrides: list[str], multirun: bool, config_dir: str, config_name: str = "config") -> Plan:
-    """Compose and check every job of `train.py [-m] overrides`; nothing is written."""
+def plan(
+    overrides: list[str],
+    multirun: bool,
+    config_dir: str,
+    config_name: str = "config",
+    check_data: bool = True,
+) -> Plan:
+    """Compose and check every job of `train.py [-m] overrides`; nothing is written. Without
+    `check_data` (a dry run), missing dataset files do not stop it (`missing_data` lists them)."""
     register_configs()
     try:
         null_groups(overrides)
@@ -94,28 +110,51 @@ def plan(overrides: list[str], multirun: bool, config_dir: str, config_name: str
         except Exception as err:  # noqa: BLE001  (any composition error becomes one line)
             return Plan([one_line(err)])
         multirun = multirun or base.hydra.mode == RunMode.MULTIRUN
-        data = DataFiles()
+        info = _plan_info(base, multirun)
+        data = DataFiles() if check_data else None
         try:
             if not multirun:
-                run_dir = _selected_path(base, "hydra.run.dir")
                 compose = functools.partial(_single_run, hydra, config_name, base)
-                error = inspect_job(compose, overrides, run_dir, data).error
-                return Plan([error] if error else [])
+                check = inspect_job(compose, overrides, info["output_dir"], data)
+                return Plan([check.error] if check.error else [], None, configs=_configs(check), **info)
             if base.hydra.sweeper.get("_target_") not in BASIC_SWEEPERS:
                 # e.g. Optuna: trials are drawn while the study runs; the rest of the config is
                 # checked now (the swept keys at their defaults), each trial when it runs
-                error = inspect_job(lambda _: base, overrides, None, data).error
-                return Plan([error] if error else [])
-            return _plan_sweep(hydra, config_name, base, overrides, data)
+                check = inspect_job(lambda _: base, overrides, None, data)
+                return Plan([check.error] if check.error else [], None, configs=_configs(check), **info)
+            return _plan_sweep(hydra, config_name, base, overrides, data)._replace(**info)
         except MissingData as err:  # the whole command: one line, whichever jobs it concerns
             return Plan([str(err)])
 
 
-def _plan_sweep(hydra, config_name: str, base: DictConfig, overrides: list[str], data: DataFiles) -> Plan:
+def _configs(check) -> tuple[dict, ...]:
+    return () if check.config is None else (check.config,)
+
+
+def _plan_info(base: DictConfig, multirun: bool) -> dict:
+    """The output dir and launcher of a composed command."""
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    raw = OmegaConf.to_container(base.hydra.sweep if multirun else base.hydra.run)["dir"]
+    launcher = base.hydra.runtime.choices.get("hydra/launcher") or "basic"
+    n_jobs = base.hydra.launcher.get("n_jobs") if "joblib" in launcher else 1
+    if isinstance(n_jobs, int) and n_jobs < 0:  # joblib: -1 is every CPU, -2 all but one, ...
+        n_jobs = max(1, (os.cpu_count() or 1) + 1 + n_jobs)
+    return {
+        "multirun": multirun,
+        "output_dir": _selected_path(base, key),
+        "fresh": "${now:" in str(raw),
+        "launcher": str(launcher),
+        "parallel": n_jobs if isinstance(n_jobs, int) and n_jobs > 0 else 1,
+    }
+
+
+def _plan_sweep(
+    hydra, config_name: str, base: DictConfig, overrides: list[str], data: DataFiles | None
+) -> Plan:
     composer = JobComposer(hydra, config_name, [o for o in overrides if _is_hydra(o)])
     jobs, swept = expand_sweep(base, [o for o in overrides if not _is_hydra(o)])
     budget = for_launcher(OmegaConf.to_container(base.hydra.launcher), len(jobs))
-    errors, finished = [], set()
+    errors, finished, configs = [], set(), []
     sweep_dir = _selected_path(base, "hydra.sweep.dir")
     numbered = OmegaConf.to_container(base.hydra.sweep)["subdir"] == "${hydra.job.num}"
     for num, job in enumerate(jobs):
@@ -126,7 +165,21 @@ def _plan_sweep(hydra, config_name: str, base: DictConfig, overrides: list[str],
             errors.append(f"job {num} ({shown}): {check.error}")
         elif check.finished:
             finished.add(num)
-    return Plan(errors, jobs, frozenset(finished))
+        configs += _configs(check)
+    order = [k for k in dict.fromkeys(o.split("=", 1)[0] for job in jobs for o in job) if k in swept]
+    return Plan(errors, jobs, frozenset(finished), swept=tuple(order), configs=tuple(configs))
+
+
+def missing_data(configs) -> list[str]:
+    """One line per dataset (and folder) of `configs` whose files are missing."""
+    data, lines = DataFiles(), []
+    for cfg in configs:
+        try:
+            data.check(cfg["dataset"])
+        except MissingData as err:
+            if str(err) not in lines:
+                lines.append(str(err))
+    return lines
 
 
 class MissingData(ConfigError):
@@ -240,6 +293,7 @@ def _single_run(hydra, config_name: str, base: DictConfig, overrides: list[str])
 class JobCheck(NamedTuple):
     error: str | None  # the one-line reason the job cannot run
     finished: bool = False  # its dir holds this very run, finished: nothing to launch
+    config: dict | None = None  # the job's config when it can run
 
 
 def check_job(
@@ -264,6 +318,7 @@ def inspect_job(
         plain = plain_config(compose(overrides))
         check_config(plain)
         check_overrides(plain, overrides)
+        check_bp_keys(plain, overrides)
         if data is not None:
             data.check(plain["dataset"])
         check_resources(plain, budget=budget)
@@ -272,16 +327,35 @@ def inspect_job(
             prev = rundir.read_previous()  # reads only
             rundir.check_same_run(plain, prev)
             if plain.get("restart"):  # trained again from scratch: never skipped
-                return JobCheck(None)
+                return JobCheck(None, config=plain)
             rundir.check_resumable(plain, prev)
-            return JobCheck(None, prev.finished(plain["max_iter"]))
+            return JobCheck(None, prev.finished(plain["max_iter"]), plain)
     except MissingData:
         raise
-    except (ConfigError, RunRefused) as err:
+    except ConfigError as err:
         return JobCheck(str(err))
+    except RunRefused as err:
+        return JobCheck(f"{REFUSED}{err}")
     except Exception as err:  # noqa: BLE001
         return JobCheck(one_line(err))
-    return JobCheck(None)
+    return JobCheck(None, config=plain)
+
+
+BP_OPTIMIZERS = ("sgd", "adam")
+BP_STEP_SIZES = "lr=1e-5 for sgd (the paper's BP on temporal order, Nesterov 0.9), lr=1e-3 for adam"
+
+
+def check_bp_keys(cfg: dict, overrides: list[str]) -> None:
+    """Choosing optimizer=sgd or adam on the command line needs its step size there too: the
+    default lr is TP's (0.1). Experiments (`experiment=*_bp`) and sweeps set it in their
+    configs. (TP-only keys given with a BP optimizer: `tpri.config.check_overrides`.)"""
+    name = cfg["optimizer"]["name"]
+    keys = {o.lstrip("+~").split("=", 1)[0] for o in overrides}
+    if name in BP_OPTIMIZERS and "optimizer" in keys and not keys & {"lr", "optimizer.lr"}:
+        raise ConfigError(
+            f"optimizer={name} needs its step size on the command line (the default lr={cfg['lr']} "
+            f"is TP's): e.g. {BP_STEP_SIZES}"
+        )
 
 
 def strict_booleans(cfg: DictConfig, overrides: list[str]) -> None:
@@ -297,7 +371,21 @@ def strict_booleans(cfg: DictConfig, overrides: list[str]) -> None:
             raise ConfigError(f"{key}={show(value)} is invalid; expected true or false")
 
 
+LAUNCHERS_HINT = "pip install 'tpri[launchers]'"  # the Hydra plugins of the `launchers` extra
+PLUGINS = ("joblib", "submitit", "optuna")
+
+
 def one_line(err: BaseException) -> str:
+    """A composition error as one line naming the full key (see `_one_line`); a launcher or
+    sweeper of the `launchers` extra that is not installed names the pip command."""
+    line = _one_line(err)
+    plugin_group = "hydra/launcher" in line or "hydra/sweeper" in line
+    if plugin_group and any(name in line for name in PLUGINS):
+        line += f" (the joblib, submitit and Optuna plugins come with: {LAUNCHERS_HINT})"
+    return line
+
+
+def _one_line(err: BaseException) -> str:
     """A composition error as one line naming the full key: the OmegaConf cause when there is
     one (wrong type, unknown key, null where a value is required), else Hydra's message."""
     cause = err

@@ -13,6 +13,8 @@ imported libraries' own memory (a few hundred MB) is not counted, their first us
 
 from __future__ import annotations
 
+import math
+
 from tpri.build import DIRECTIONS, MODELS
 from tpri.data import TASKS
 from tpri.data.base import EVAL_CHUNK, FLOAT, Shape
@@ -105,3 +107,28 @@ def estimate_memory(cfg: dict) -> dict[str, int]:
 def peak(parts: dict[str, int]) -> int:
     fixed = parts.get("runtime", 0) + parts["parameters"] + parts["dataset"]
     return fixed + max(parts["training batch"], parts["evaluation"])
+
+
+# --- time -----------------------------------------------------------------------------------
+
+# one CPU thread, this machine (README's benchmark table, --iters 50): about 35 us per time step
+# of a small batch plus 0.16 ns per multiply-add of the (B, d) x (d, d + n) step products
+STEP_SECONDS, MAC_SECONDS = 35e-6, 1.6e-10
+START_SECONDS = 2.0  # a job's own start: building the task, the model, the evaluation sets
+
+
+def estimate_seconds(cfg: dict) -> float:
+    """A rough wall time of a checked config on one CPU thread: its iterations, evaluations
+    and start (within a factor of about 2 of the benchmark's cells and of the default job)."""
+    shape = TASKS[cfg["dataset"]["name"]].shape(cfg["dataset"])
+    model, batch = cfg["model"], cfg["batch_size"]
+    d = model["hidden"]
+    n = model.get("embedding_dim", shape.inputs)
+    gates = MODELS[model["name"]].GATES
+    macs = gates * d * (d + n) + (d * shape.outputs if shape.per_step else 0)
+    step = shape.length * (STEP_SECONDS + MAC_SECONDS * batch * macs)
+    evaluated = shape.n_test + shape.n_eval
+    chunks = math.ceil(shape.n_test / EVAL_CHUNK) + math.ceil(shape.n_eval / EVAL_CHUNK)
+    evaluation = shape.length * (chunks * STEP_SECONDS + MAC_SECONDS / 3 * evaluated * macs)
+    evaluations = cfg["max_iter"] // cfg["eval_every"] + 1
+    return START_SECONDS + cfg["max_iter"] * step + evaluations * evaluation

@@ -60,7 +60,7 @@ from tpri.run.rundir import (
     RunDirError,
     trajectory_config,
 )
-from tpri.run.signals import Interrupted, SignalCatcher, launcher_gone
+from tpri.run.signals import Interrupted, SignalCatcher, in_worker, launcher_gone
 
 log = logging.getLogger("tpri")
 
@@ -260,8 +260,7 @@ class Session:
         stays `interrupted`: the job resumes from its checkpoint."""
         if self.signals.received:
             self.signals.stop(
-                f"{self.rundir.path}: interrupted at iteration {self.record.iteration} "
-                f"({stop.reason}); rerun the same command to resume"
+                f"{self.rundir.path}: interrupted at iteration {self.record.iteration} ({stop.reason})"
             )
         raise JobFailed(f"{self.rundir.path}: interrupted ({stop.reason})") from None
 
@@ -321,7 +320,7 @@ class Session:
             evaluated = done % cfg["eval_every"] == 0 or done == cfg["max_iter"]
             if evaluated:
                 row = self._evaluate()
-                bar.set_postfix(loss=f"{row['train_loss']:.4g}", acc=f"{row['test_accuracy']:.3f}")
+                bar.set_postfix(train_loss=f"{row['train_loss']:.4g}", test_acc=f"{row['test_accuracy']:.3f}")
             due = self.rules.loss_due(done, cfg["max_iter"], evaluated)
             reason = due and self.rules.loss_reason(record.rows, done)
             if reason:
@@ -339,7 +338,9 @@ class Session:
         try:
             return self.job.direction.backward(self.job.model, x, y, self.job.task.loss)
         except Diverged as err:
-            raise Diverged(f"numerical fault at iteration {it + 1}: {err}; {self._cause()}") from None
+            # `it` updates were applied: the closing line's iteration, named once
+            fault = f"numerical fault in the update from iteration {it}: {err}"
+            raise Diverged(f"{fault}; {self._cause()}") from None
 
     def _cause(self) -> str:
         """Which knob most likely caused a divergence, from the state of the parameters."""
@@ -477,8 +478,9 @@ def _trackers(cfg: dict, out: Path, tag: str) -> list:
 
 @contextlib.contextmanager
 def _bar(total: int, initial: int):
-    """A progress bar on a terminal, with log lines printed around it; nothing otherwise."""
-    interactive = sys.stderr.isatty()
+    """A progress bar on a terminal, with log lines printed around it; nothing otherwise, nor
+    in a launcher's worker (parallel jobs would redraw one line in turn)."""
+    interactive = sys.stderr.isatty() and not in_worker()
     with contextlib.ExitStack() as stack:
         if interactive:
             stack.enter_context(logging_redirect_tqdm(loggers=[logging.getLogger()]))

@@ -21,6 +21,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import socket
 import time
 from dataclasses import dataclass, field
@@ -351,11 +352,12 @@ class RunDir:
         theirs = prev.config
         if theirs is None:
             return
-        changed = sorted(_diff_keys(trajectory_config(cfg), theirs))
-        if changed:
+        changes = changed_values(theirs, trajectory_config(cfg))
+        if changes:
+            shown = ", ".join(f"{key} changed {_show(old)} -> {_show(new)}" for key, old, new in changes)
             raise RunRefused(
-                f"{self.path} holds a run with a different config (keys {changed}); "
-                "nothing was changed. Use another output dir or the original config"
+                f"{self.path} holds a run of another config: {shown}; nothing was changed. "
+                "Use the original value or another output dir"
             )
 
     def check_resumable(self, cfg: dict, prev: Previous) -> None:
@@ -476,12 +478,139 @@ def _valid_checkpoint(state) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class Holder:
+    """Who a job dir's `run.lock` names: the PID and host of the process that runs it."""
+
+    pid: int
+    host: str
+
+    def alive(self) -> bool | None:
+        """Whether that process still exists: None when it runs on another host (unknown)."""
+        if self.host != socket.gethostname():
+            return None
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # someone else's process: it exists
+            return True
+        return True
+
+    def __str__(self) -> str:
+        return f"{self.pid} on {self.host}"
+
+
+GONE = "interrupted (process gone)"  # what readers report for a `running` job nobody runs
+
+
+def lock_holder(path: str | Path) -> Holder | None:
+    """The process `<path>/run.lock` names; None when there is no lock file or it names none
+    (a job writes it right after taking the lock)."""
+    try:
+        text = (Path(path) / LOCK).read_text(errors="replace").split()
+    except OSError:
+        return None
+    if len(text) < 2 or not text[0].isdigit():
+        return None
+    return Holder(int(text[0]), text[1])
+
+
+def observed_status(path: str | Path, status: str | None) -> str | None:
+    """The status a reader reports for a job dir whose summary says `status`: a `running` job
+    whose lock names a process of this host that no longer exists, or that holds no lock at
+    all (the lock lives as long as the process), is `interrupted (process gone)`: it was
+    killed (SIGKILL, a crash, a lost session) and `tpri-train --resume DIR` resumes it."""
+    if status != "running":
+        return status
+    lock = Path(path) / LOCK
+    holder = lock_holder(path)
+    if holder is None:
+        return status if lock.exists() else GONE
+    return GONE if holder.alive() is False else status
+
+
+def claim_new_dir(path: str | Path) -> Path:
+    """Create `path`, or `path-2`, `path-3`, ... when it exists: a fresh dir no other process
+    got (two commands started in the same second get two dirs). RunDirError if it cannot."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for n in range(1, 10_000):
+            candidate = path if n == 1 else path.with_name(f"{path.name}-{n}")
+            try:
+                candidate.mkdir()
+                return candidate
+            except FileExistsError:
+                continue
+    except OSError as err:
+        raise RunDirError(f"cannot use output dir: {_os_message(err, path)}") from None
+    raise RunDirError(f"cannot use output dir {path}: 10000 dirs of that name exist")
+
+
+def point_link(link: str | Path, target: str | Path) -> bool:
+    """Make `link` a symbolic link to `target` (relative), replacing an older link at once;
+    False (nothing changed) when something else than a link is in the way or it cannot."""
+    link = Path(link)
+    if link.exists() and not link.is_symlink():
+        return False
+    temp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
+    try:
+        temp.unlink(missing_ok=True)
+        os.symlink(os.path.relpath(Path(target).absolute(), link.parent.absolute()), temp)
+        os.replace(temp, link)
+    except OSError:
+        temp.unlink(missing_ok=True)
+        return False
+    return True
+
+
+def find_job_dirs(root: str | Path) -> list[Path]:
+    """Every dir below `root` (itself included) holding a job's record (`.hydra/`) or
+    summary, in natural order (`sweep/2` before `sweep/10`); symbolic links are not followed."""
+    jobs = []
+    for path, dirs, files in os.walk(root):
+        if RECORD in dirs or SUMMARY in files:
+            jobs.append(Path(path))
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+    return sorted(jobs, key=_natural)
+
+
+def _natural(path: Path) -> list:
+    return [int(s) if s.isdigit() else s for s in re.split(r"(\d+)", path.as_posix())]
+
+
 def _read_holder(fd: int) -> str:
     try:
         text = os.pread(fd, 200, 0).decode(errors="replace").split()
     except OSError:
         text = []
     return f"{text[0]} on {text[1]}" if len(text) >= 2 else "(unknown pid)"
+
+
+def changed_values(old: dict, new: dict) -> list[tuple[str, object, object]]:
+    """(key, old value, new value) of every key whose value differs, dotted and sorted; a
+    group's copy of a top-level key (`optimizer.lr: ${lr}`) is left out when the top-level key
+    shows the same change: a command changes `lr`, not both."""
+    keys = _diff_keys(new, old)
+    pairs = {key: (_get(old, key), _get(new, key)) for key in keys}
+    return [
+        (key, *pair)
+        for key, pair in sorted(pairs.items())
+        if "." not in key or pairs.get(key.rpartition(".")[2]) != pair
+    ]
+
+
+def _get(cfg: dict, key: str):
+    for part in key.split("."):
+        cfg = cfg.get(part) if isinstance(cfg, dict) else None
+    return cfg
+
+
+def _show(value) -> str:
+    if value is None:
+        return "(absent)"
+    return json.dumps(value) if isinstance(value, (str, bool, list, dict)) else str(value)
 
 
 def _diff_keys(a: dict, b: dict, prefix: str = "") -> set[str]:

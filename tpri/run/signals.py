@@ -12,6 +12,8 @@ import os
 import signal
 import socket
 import threading
+import time
+from collections.abc import Callable
 
 STOP_SIGNALS = tuple(
     getattr(signal, name)
@@ -105,3 +107,38 @@ def launcher_gone() -> str | None:
     except PermissionError:
         pass
     return None
+
+
+def _launcher() -> tuple[int, str] | None:
+    parts = os.environ.get(LAUNCHER_ENV, "").split()
+    if len(parts) != 2 or not parts[0].isdigit():
+        return None
+    return int(parts[0]), parts[1]
+
+
+def in_worker() -> bool:
+    """Whether this process runs jobs for a launcher in another process (a joblib worker,
+    a submitit job): its terminal output is shared, so it draws no progress bar."""
+    launcher = _launcher()
+    return launcher is not None and launcher != (os.getpid(), socket.gethostname())
+
+
+_watching: list[threading.Thread] = []
+
+
+def exit_with_launcher(busy: Callable[[], bool], period: float = 1.0) -> None:
+    """In a worker: a thread that ends this process once its launcher died and it runs no
+    job (`busy()` False); a running job stops by itself at its next evaluation. Idle joblib
+    workers (~0.5 GB each) would otherwise outlive a killed sweep by minutes."""
+    if _watching or not in_worker():
+        return
+
+    def watch() -> None:
+        while True:
+            time.sleep(period)
+            if not busy() and launcher_gone():
+                os._exit(0)
+
+    thread = threading.Thread(target=watch, name="tpri-launcher-watch", daemon=True)
+    _watching.append(thread)
+    thread.start()
