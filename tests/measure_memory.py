@@ -22,16 +22,22 @@ MNIST = ["dataset=mnist", "dataset.size_chunk=1", "model.hidden=512", "batch_siz
 CASES = {
     "TP graph": [*TO, "optimizer=tp"],
     "TP local": [*TO, "optimizer=tp", "optimizer.update=local"],
-    "BP (SGD)": [*TO, "optimizer=sgd"],
+    "BP (SGD)": [*TO, "optimizer=sgd", "lr=1e-3"],
     "GRU TP": [*TO, "model=gru", "optimizer=tp", "reg=1.0"],
-    "GRU BP": [*TO, "model=gru", "optimizer=sgd"],
+    "GRU BP": [*TO, "model=gru", "optimizer=sgd", "lr=1e-3"],
     "DTP": [*TO, "optimizer=dtp"],
     "long T (T=2000) TP": ["dataset.length=2000", "model.hidden=64", "batch_size=500", "optimizer=tp"],
-    "long T (T=2000) BP": ["dataset.length=2000", "model.hidden=64", "batch_size=500", "optimizer=sgd"],
+    "long T (T=2000) BP": [
+        "dataset.length=2000",
+        "model.hidden=64",
+        "batch_size=500",
+        "optimizer=sgd",
+        "lr=1e-3",
+    ],
     "big evaluation": ["dataset.length=100", "model.hidden=256", "dataset.test_size=50000", "batch_size=20"],
     "diagnostics": [*TO, "optimizer=tp", "log_gradients=true", "log_cosine=true"],
     "MNIST winner corner TP": [*MNIST, "optimizer=tp", "reg=1.0"],
-    "MNIST winner corner BP": [*MNIST, "optimizer=sgd"],
+    "MNIST winner corner BP": [*MNIST, "optimizer=sgd", "lr=1e-3"],
 }
 
 CHILD = r"""

@@ -21,7 +21,14 @@ def _limited():
 
 def test_a_job_out_of_memory_is_failed_with_one_line_naming_what_to_shrink(tmp_path):
     out = tmp_path / "run"
-    big = ["dataset.length=300", "model.hidden=256", "batch_size=1600", "optimizer=sgd", "max_iter=1"]
+    big = [
+        "dataset.length=300",
+        "model.hidden=256",
+        "batch_size=1600",
+        "optimizer=sgd",
+        "lr=1e-3",
+        "max_iter=1",
+    ]
     proc = subprocess.run(
         [sys.executable, str(ROOT / "train.py"), *TINY, *big, f"hydra.run.dir={out}"],
         cwd=ROOT,
