@@ -80,7 +80,8 @@ def _evaluation(cfg: dict, shape: Shape) -> int:
     d = cfg["model"]["hidden"]
     floats = MODELS[cfg["model"]["name"]].EVAL_FLOATS
     chunk = min(EVAL_CHUNK, max(shape.n_test, shape.n_eval))
-    states = chunk * shape.length * FLOAT * d * floats
+    embedded = cfg["model"].get("embedding_dim", 0)  # a text model's embedded tokens
+    states = chunk * shape.length * FLOAT * (d * floats + embedded)
     # TP and DTP keep the last batch's displacements (B, T, d) through the evaluation
     direction = DIRECTIONS[cfg["optimizer"]["name"]]
     kept = cfg["batch_size"] * shape.length * FLOAT * d if direction.inverts else 0

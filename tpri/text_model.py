@@ -35,6 +35,9 @@ class TextRNN(RNN):
     per_step_loss = True  # every step's prediction enters the loss
     token_inputs = True  # inputs are token ids (B, T)
     label = "RNN language model"
+    # evaluation computes the states in place (`RNN.states_in_place`): one float of width d
+    # per step (the embedded tokens count apart, tpri.resources)
+    EVAL_FLOATS = 1
 
     def __init__(
         self,
