@@ -30,7 +30,16 @@ from omegaconf import DictConfig, OmegaConf
 
 from tpri import preflight
 from tpri.config import ConfigError, plain_config
-from tpri.preflight import REFUSED, FailedJobs, Plan, one_line, record_failed_job
+from tpri.preflight import (
+    COMMAND_ID,
+    FAILED_JOBS,
+    REFUSED,
+    FailedJobs,
+    Plan,
+    failed_jobs,
+    one_line,
+    record_failed_job,
+)
 from tpri.resources import estimate_memory, estimate_seconds, peak
 from tpri.run import Interrupted, JobFailed, RunContext, RunDirError, RunRefused, run
 from tpri.run.provenance import mark_command
@@ -194,6 +203,8 @@ def _check_command(argv: list[str], dry_run: bool = False) -> tuple[list[str], P
     if plan.jobs is not None and not any(o.lstrip("+~").startswith("hydra/sweeper=") for o in args.overrides):
         at = argv.index(args.overrides[0]) if args.overrides else len(argv)  # among the overrides
         argv = [*argv[:at], "hydra/sweeper=planned", *argv[at:]]
+        deferred = dict(zip(args.overrides, preflight.defer_group_keys(args.overrides, plan.swept)))
+        argv = [deferred.get(a, a) for a in argv]
     return argv, None if args.cfg else plan
 
 
@@ -426,6 +437,8 @@ def _launch() -> None:
         _hydra_main()
     except Exception as err:
         _restore_env(FULL_ERROR, user_choice)
+        if FailedJobs.sweep_dir is not None and str(err) == OPTUNA_NOTHING_COMPLETED:
+            _no_trial_completed(Path(FailedJobs.sweep_dir))
         if type(err).__name__ != "TerminatedWorkerError" or FailedJobs.sweep_dir is None:
             run_and_report(functools.partial(_reraise, err))  # Hydra's own report of it
             raise
@@ -435,6 +448,20 @@ def _launch() -> None:
 
 
 FULL_ERROR = "HYDRA_FULL_ERROR"
+# what Optuna raises when the sweeper asks for the best trial of a study none of whose completed
+OPTUNA_NOTHING_COMPLETED = "No trials are completed yet."
+
+
+def _no_trial_completed(sweep_dir: Path) -> None:
+    """One line for an Optuna study whose every trial failed (no best value), exit 1."""
+    failed = failed_jobs(str(sweep_dir), os.environ.get(COMMAND_ID, ""))
+    first = f"; the first: {failed[0]}" if failed else ""
+    print(
+        f"sweep {sweep_dir}: no trial of the study completed, so it has no best value "
+        f"({len(failed)} failed{first}; all in {sweep_dir / FAILED_JOBS})",
+        file=sys.stderr,
+    )
+    sys.exit(1)
 
 
 def _reraise(err: BaseException):
