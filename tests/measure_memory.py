@@ -15,6 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 TO = ["dataset.length=200", "model.hidden=128", "batch_size=2000", "dataset.test_size=2000"]
 MNIST = ["dataset=mnist", "dataset.size_chunk=1", "model.hidden=512", "batch_size=512", "lr=0.1"]
@@ -38,6 +40,9 @@ CASES = {
     "diagnostics": [*TO, "optimizer=tp", "log_gradients=true", "log_cosine=true"],
     "MNIST winner corner TP": [*MNIST, "optimizer=tp", "reg=1.0"],
     "MNIST winner corner BP": [*MNIST, "optimizer=sgd", "lr=1e-3"],
+    # the paper's PTB job (10,000 words, batch 512, T=64, d=256, embedding 1024) on fewer
+    # tokens: 536 training and test windows, so one evaluation holds 536-window predictions
+    "PTB paper job, 600 tokens": ["experiment=ptb", "dataset.n_tokens=600", "dataset.n_test_tokens=600"],
 }
 
 CHILD = r"""
@@ -69,6 +74,19 @@ def fake_mnist(folder: Path) -> None:
         write_idx_dataset(folder / "mnist", n_train=60_000, n_test=10_000, gz=False)
 
 
+def fake_ptb(folder: Path, n_words: int = 10_000, n_tokens: int = 40_000) -> None:
+    """Random text of `n_words` distinct words (<eos>, <unk> included) in both PTB files."""
+    if (folder / "ptb" / "ptb.test.txt").exists():
+        return
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(n_words - 2)]
+    for name in ("ptb.train.txt", "ptb.test.txt"):
+        ids = np.concatenate([rng.permutation(len(words)), rng.integers(0, len(words), n_tokens)])
+        lines = [" ".join(words[i] for i in ids[k : k + 20]) for k in range(0, len(ids), 20)]
+        (folder / "ptb").mkdir(parents=True, exist_ok=True)
+        (folder / "ptb" / name).write_text("\n".join(lines) + "\n")
+
+
 def measure(overrides: list[str], data_dir: Path, timeout: int = 3000) -> dict:
     """{"measured": bytes, "estimate": bytes} of one job of 1 iteration, run in a fresh process."""
     with tempfile.TemporaryDirectory() as out:
@@ -89,6 +107,7 @@ def measure(overrides: list[str], data_dir: Path, timeout: int = 3000) -> dict:
 def main(names: list[str]) -> None:
     data_dir = Path(tempfile.gettempdir()) / "tpri-memory-data"
     fake_mnist(data_dir)
+    fake_ptb(data_dir)
     print("| configuration | estimate (MB) | measured (MB) | ratio |\n|---|---|---|---|")
     for name in names or CASES:
         m = measure(CASES[name], data_dir)

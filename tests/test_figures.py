@@ -400,3 +400,19 @@ def test_compute_with_and_without_memory(tmp_path):
     assert_written(figures.save(fig, tmp_path / "out", "compute"))
     old = figures.plot_compute(pd.read_csv(write_bench(tmp_path / "old.csv", memory=False)))
     assert len(old.axes) == 2 and "no peak_mib column" in figures.header_text(old)
+
+
+def test_compute_of_a_memory_only_csv(tmp_path):
+    """benchmark.py --no-time leaves median_ms empty: the figure draws the memory panel alone
+    (a log axis of no positive value was a traceback) and the findings give MiB only."""
+    bench = pd.read_csv(write_bench(tmp_path / "b.csv"))
+    bench["median_ms"] = float("nan")
+    bench["ratio_to_bp"] = float("nan")
+    fig = figures.plot_compute(bench)
+    assert [ax.get_ylabel() for ax in fig.axes] == ["peak memory (MiB)"]
+    assert "no median_ms values" in figures.header_text(fig)
+    lines = findings.compute(bench)
+    assert lines and all(line.endswith("MiB") and " ms" not in line for line in lines)
+    bench["peak_mib"] = float("nan")
+    with pytest.raises(DataError, match="neither times"):
+        figures.plot_compute(bench)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from helpers import ROOT, TINY
+from measure_memory import CASES, fake_mnist, fake_ptb, measure
 
 from tpri.config import is_out_of_memory, out_of_memory_hint
 
@@ -56,26 +57,10 @@ def test_what_counts_as_out_of_memory():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "name",
-    [
-        "TP graph",
-        "TP local",
-        "BP (SGD)",
-        "GRU TP",
-        "GRU BP",
-        "DTP",
-        "long T (T=2000) TP",
-        "big evaluation",
-        "diagnostics",
-        "MNIST winner corner TP",
-    ],
-)
+@pytest.mark.parametrize("name", list(CASES))
 def test_the_estimate_is_within_085_to_2_times_the_measured_peak(name):
-    sys.path.insert(0, str(Path(__file__).parent))
-    from measure_memory import CASES, fake_mnist, measure
-
     data_dir = Path(tempfile.gettempdir()) / "tpri-memory-data"
     fake_mnist(data_dir)
+    fake_ptb(data_dir)
     result = measure(CASES[name], data_dir)
     assert 0.85 <= result["estimate"] / result["measured"] <= 2.0, result

@@ -102,6 +102,11 @@ class DTP(TargetProp):
     """
 
     STEP_OPTIONS = ("momentum", "nesterov")  # step options of the forward optimizer it shares
+    # (B, T, d) tensors the reverse layer's training step holds at once (the states, the
+    # previous ones, noise, noisy states, f of them, the drive, g's graph and its gradient):
+    # the peak of a DTP step (tests/measure_memory.py, case DTP); no d x d inverse factors
+    REVERSE_FLOATS = 10
+    step_factors = False
 
     def __init__(
         self,

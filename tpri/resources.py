@@ -30,7 +30,7 @@ def _parameters(cfg: dict, shape: Shape) -> int:
     n = model.get("embedding_dim", shape.inputs)
     recurrent = cls.GATES * (d * d + d * n + 2 * d) + d * shape.outputs + shape.outputs
     embedding = shape.outputs * n if cls.token_inputs else 0  # one row per word
-    inverse = cls.GATES * 4 * d * d if direction.inverts else 0
+    inverse = cls.GATES * 4 * d * d if direction.step_factors else 0
     # values, gradients and up to two optimizer states each; the layer inverses' d x d factors
     return FLOAT * (4 * (recurrent + embedding) + inverse)
 
@@ -39,6 +39,7 @@ CLOSED_FORM_FLOATS = 2  # TP's closed-form updates keep the states and the displ
 # the layer inverses' per-step d x d factors a TP step holds (T of them, a few each): calibrated
 # on the winner corner (MNIST T=784, d=512, B=512), where they outweigh the (B, T, d) tensors
 INVERSE_STEP_FLOATS = 4
+DIAGNOSTIC_FLOATS = 2  # the update's displacements and BP's adjoints, kept for the diagnostics
 
 
 def _per_step_state(cfg: dict) -> int:
@@ -49,13 +50,17 @@ def _per_step_state(cfg: dict) -> int:
     cls, direction = MODELS[cfg["model"]["name"]], DIRECTIONS[cfg["optimizer"]["name"]]
     if not direction.inverts:
         return cls.BP_FLOATS
-    if cfg.get("log_gradients") or cfg.get("log_cosine"):  # BP's adjoints or gradient as well
-        return cls.BP_FLOATS + CLOSED_FORM_FLOATS + cls.TP_FLOATS
     local = cfg["optimizer"].get("update", "graph") == "local"
     closed = hasattr(cls, "local_backward") if local else hasattr(cls, "graph_backward")
     if closed and (local or cfg.get("device", "cpu") != "cuda"):
-        return CLOSED_FORM_FLOATS
-    return cls.BP_FLOATS + cls.TP_FLOATS
+        step = CLOSED_FORM_FLOATS
+    else:
+        step = cls.BP_FLOATS + cls.TP_FLOATS
+    step = max(step, direction.REVERSE_FLOATS)  # DTP: its reverse layer's training step
+    if cfg.get("log_gradients") or cfg.get("log_cosine"):
+        # after the step, BP's graph on the same batch beside the displacements and adjoints
+        return max(step, cls.BP_FLOATS + DIAGNOSTIC_FLOATS)
+    return step
 
 
 def _training(cfg: dict, shape: Shape) -> int:
@@ -65,7 +70,7 @@ def _training(cfg: dict, shape: Shape) -> int:
     logits = 3 * FLOAT * shape.outputs * (shape.length if shape.per_step else 1)  # + softmax, grad
     inverse = (
         INVERSE_STEP_FLOATS * FLOAT * shape.length * d * d
-        if DIRECTIONS[cfg["optimizer"]["name"]].inverts
+        if DIRECTIONS[cfg["optimizer"]["name"]].step_factors
         else 0
     )
     return batch * (shape.length * per_step + logits) + inverse

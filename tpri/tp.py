@@ -102,7 +102,8 @@ class Backprop(Stateless):
 
     displacements = None
 
-    inverts = False  # uses layer inverses (their d x d factors count in memory)
+    inverts = False  # propagates targets through layer inverses
+    step_factors = False  # keeps d x d factors of every step's regularized inverse
 
     def check(self, model: nn.Module) -> None:
         """BP trains any differentiable model."""
@@ -141,7 +142,9 @@ class TargetProp(Stateless):
     Raises `tpri.Diverged` on a failed factorisation or non-finite targets.
     """
 
-    inverts = True  # uses layer inverses (their d x d factors count in memory)
+    inverts = True  # propagates targets through layer inverses
+    step_factors = True  # keeps d x d factors of every step's regularized inverse
+    REVERSE_FLOATS = 0  # (B, T, d) tensors of a learned reverse layer's training (DTP's)
 
     def __init__(
         self,

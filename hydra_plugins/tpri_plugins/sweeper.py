@@ -36,7 +36,10 @@ class PlannedSweeper(BasicSweeper):
             line = ended_without_result(err)
             if line is None:
                 raise
-            raise SystemExit(line) from None  # one line on stderr, exit 1, no traceback
+            from tpri.app import resume_command
+
+            resume = resume_command(self.config.hydra.sweep.dir)
+            raise SystemExit(f"{line} ({resume})") from None  # one line on stderr, exit 1, no traceback
 
     def _plan(self):
         """The preflight's plan when it is this sweep's, else None (known once the sweep has

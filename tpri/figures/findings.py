@@ -218,11 +218,13 @@ def compute(bench: pd.DataFrame) -> list[str]:
     base = top.loc[top["method"] == "bp", "median_ms"]
     out = []
     for _, row in top.iterrows():
-        ratio = f" ({row['median_ms'] / base.iloc[0]:.2g}x BP)" if len(base) else ""
-        memory = (
-            f", {row['peak_mib']:.3g} MiB" if "peak_mib" in row and row["peak_mib"] == row["peak_mib"] else ""
-        )
-        out.append(
-            f"T={row['T']:g} d={row['hidden']:g}: {row['method']} {row['median_ms']:.3g} ms{ratio}{memory}"
-        )
+        parts = []
+        if row["median_ms"] == row["median_ms"]:  # not NaN: the csv has times
+            ratio = (
+                f" ({row['median_ms'] / base.iloc[0]:.2g}x BP)" if len(base) and base.notna().all() else ""
+            )
+            parts.append(f"{row['median_ms']:.3g} ms{ratio}")
+        if "peak_mib" in row and row["peak_mib"] == row["peak_mib"]:
+            parts.append(f"{row['peak_mib']:.3g} MiB")
+        out.append(f"T={row['T']:g} d={row['hidden']:g}: {row['method']} {', '.join(parts)}")
     return out

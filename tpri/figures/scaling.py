@@ -207,19 +207,29 @@ def plot_compute(bench: pd.DataFrame, hidden: int | None = None, length: int | N
                 f"{flag} {value}: not in the csv; values: "
                 f"{', '.join(f'{v:g}' for v in sorted(bench[key].unique()))}"
             )
+    time = bench["median_ms"].notna().any()
     memory = "peak_mib" in bench and bench["peak_mib"].notna().any()
-    fig, axes = new_figure(1, 3 if memory else 2, width=3.8)
+    if not (time or memory):
+        raise DataError("compute: the csv has neither times (median_ms) nor peak memory (peak_mib)")
     by_t, by_d = bench[bench["hidden"] == hidden], bench[bench["T"] == length]
-    _panel(axes[0, 0], by_t, "T", "median_ms", "time per iteration (ms)")
-    axes[0, 0].set_title(f"{label('hidden')} = {hidden:g}")
-    _panel(axes[0, 1], by_d, "hidden", "median_ms", "time per iteration (ms)")
-    axes[0, 1].set_title(f"{label('T')} = {length:g}")
-    lines = [f"batch {batch:g}; median over the timed iterations of each setting", _bench_machine(bench)]
+    panels = []
+    if time:
+        panels += [(by_t, "T", "median_ms", "time per iteration (ms)", f"{label('hidden')} = {hidden:g}")]
+        panels += [(by_d, "hidden", "median_ms", "time per iteration (ms)", f"{label('T')} = {length:g}")]
     if memory:
-        _panel(axes[0, 2], by_t, "T", "peak_mib", "peak memory (MiB)")
-        axes[0, 2].set_title(f"{label('hidden')} = {hidden:g}")
-    else:
-        lines.append("memory panel: no peak_mib column in this csv (older benchmark.py)")
+        panels += [(by_t, "T", "peak_mib", "peak memory (MiB)", f"{label('hidden')} = {hidden:g}")]
+    fig, axes = new_figure(1, len(panels), width=3.8)
+    for ax, (rows, x, y, ylabel, title) in zip(axes[0], panels):
+        _panel(ax, rows, x, y, ylabel)
+        ax.set_title(title)
+    lines = [f"batch {batch:g}; median over the timed iterations of each setting", _bench_machine(bench)]
+    if not time:
+        lines.append("time panels: no median_ms values in this csv (benchmark.py --no-time)")
+    if not memory:
+        lines.append("memory panel: no peak_mib column in this csv (older benchmark.py, or --no-memory)")
     axes[0, 0].legend(fontsize=7)
-    set_header(fig, "Compute: time per training iteration" + (" and peak memory" if memory else ""), lines)
+    what = " and ".join(
+        w for w, has in (("time per training iteration", time), ("peak memory", memory)) if has
+    )
+    set_header(fig, f"Compute: {what}", lines)
     return fig
