@@ -503,6 +503,48 @@ def _expose_plugins() -> None:
         sys.path.append(root)
 
 
+def config_groups() -> dict[str, list[str]]:
+    """The config groups a user picks from and their options, read from the configs themselves
+    (`conf/` or the installed `tpri.conf`): `{"dataset": ["adding", ...], "hydra/launcher": [...]}`."""
+    import importlib.resources
+
+    root = importlib.resources.files("tpri.conf") if CONFIG_DIR.startswith("pkg://") else Path(CONFIG_DIR)
+    groups: dict[str, list[str]] = {}
+
+    def walk(folder, prefix: str) -> None:
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+            if entry.is_dir() and not entry.name.startswith(("_", ".")):
+                walk(entry, f"{prefix}{entry.name}/")
+            elif entry.name.endswith(".yaml") and prefix:
+                groups.setdefault(prefix.rstrip("/"), []).append(entry.name[: -len(".yaml")])
+
+    walk(root, "")
+    return groups
+
+
+def print_help() -> None:
+    """`--help`: tpri's own flags and the config groups users choose from (Hydra's generic text,
+    which also lists the internal schema/* groups, stays under --hydra-help)."""
+    prog = program()
+    lines = [
+        f"{prog}: train an RNN with target propagation (TP) or back-propagation (BP).",
+        "",
+        f"usage: {prog} [--resume DIR] [--dry-run] [-m] [key=value ...]",
+        "",
+        "  key=value       override a config key or pick a group option (dataset=mnist lr=1e-3)",
+        "  -m, --multirun  sweep: every combination of comma-separated values (-m reg=0.1,1,10)",
+        "  --resume DIR    resume the job or sweep dir DIR with its recorded config (extra key=value on top)",
+        "  --dry-run       print the jobs, the varying keys and the estimated time and memory; run nothing",
+        "  --cfg job       print the composed config (checked like a run); --info: where configs are read",
+        "  --hydra-help    Hydra's own options",
+        "",
+        "config groups (pick one option: group=option):",
+    ]
+    lines += [f"  {group}: {', '.join(options)}" for group, options in config_groups().items()]
+    lines += ["", "every key is commented in the configs; README.md has examples"]
+    print("\n".join(lines))
+
+
 def main() -> None:
     """Console entry: check every job, then hand the command to Hydra; exit 1 after a
     multirun in which some jobs failed, listing them. Hydra's argparse rejects flags between
@@ -520,6 +562,11 @@ def main() -> None:
     mark_command(sys.argv)
     argv, resume = _pop_flag(sys.argv[1:], "--resume", takes_value=True)
     argv, dry_run = _pop_flag(argv, "--dry-run")
+    if "--help" in argv or "-h" in argv:
+        with contextlib.suppress(BrokenPipeError):
+            print_help()
+        _quiet_if_stdout_closed()
+        return
     if resume is not None:
         argv = _resume(resume, argv)
     flags = [a for a in argv if a in ("-m", "--multirun")]
@@ -540,6 +587,9 @@ def main() -> None:
     FailedJobs.found, FailedJobs.sweep_dir = [], None
     try:
         _launch()
+    except BrokenPipeError:  # the reader of stdout left (`--hydra-help | head -1`): nothing lost
+        _quiet_if_stdout_closed()
+        return
     except KeyboardInterrupt:
         where = f"; resume: {resume_command(plan.output_dir)}" if plan and plan.output_dir else ""
         print(f"interrupted{where}", file=sys.stderr)
