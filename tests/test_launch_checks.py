@@ -85,11 +85,23 @@ def test_a_sweep_over_a_group_takes_a_key_every_option_has(tmp_path, monkeypatch
     # each job is still checked on its own: 48 divides neither 64 nor 784 pixels
     errors = preflight(["dataset=digits,fashion_mnist", "dataset.size_chunk=48"], True, str(CONF))
     assert [e.split(":")[0] for e in errors] == ["job 0 (dataset=digits)", "job 1 (dataset=fashion_mnist)"]
+    shown = train_cli("-m", *sweep, "--cfg", "job").stdout.split("# job ")[1:]
+    jobs = [(text.split("\n", 1)[0], yaml.safe_load(text.split("\n", 1)[1])["dataset"]) for text in shown]
+    assert [(job, d["name"], d["size_chunk"]) for job, d in jobs] == [
+        ("0: dataset=digits dataset.size_chunk=16", "digits", 16),
+        ("1: dataset=fashion_mnist dataset.size_chunk=16", "fashion_mnist", 16),
+    ]
     proc = train_cli("-m", *sweep, "max_iter=1", "eval_every=1", f"hydra.sweep.dir={tmp_path}/sweep")
     assert "2 completed" in proc.stdout
     for num, name in ((0, "digits"), (1, "fashion_mnist")):
         config = yaml.safe_load((tmp_path / "sweep" / str(num) / ".hydra" / "config.yaml").read_text())
         assert (config["dataset"]["name"], config["dataset"]["size_chunk"]) == (name, 16)
+
+
+def test_cfg_other_than_job_with_m_is_one_line():
+    proc = train_cli(*QUICK, "-m", "seed=0,1", "--cfg", "hydra", check=False)
+    line = "--cfg hydra with -m: expected --cfg job (each job's config), or drop -m"
+    assert _one_line_error(proc, 2) == line
 
 
 @pytest.mark.parametrize("multirun", [False, True])

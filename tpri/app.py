@@ -162,6 +162,19 @@ def resume_command(directory: str | Path) -> str:
 # --- the command line ------------------------------------------------------------------------
 
 
+def _print_job_configs(plan: Plan, cfg: str) -> None:
+    """`-m --cfg job`: the config of each job of the sweep (Optuna: the study's, its swept keys
+    at their defaults), resolved, then exit 0; `--cfg hydra|all` with -m: one line, exit 2."""
+    if cfg != "job":
+        print(f"--cfg {cfg} with -m: expected --cfg job (each job's config), or drop -m", file=sys.stderr)
+        sys.exit(2)
+    jobs = plan.jobs if plan.jobs is not None else [["(the study's config; its trials are drawn as it runs)"]]
+    for num, (job, config) in enumerate(zip(jobs, plan.configs)):
+        print(f"# job {num}: {' '.join(job)}")
+        print(OmegaConf.to_yaml(config), end="")
+    sys.exit(0)
+
+
 def _parse(argv: list[str]):
     from hydra._internal.utils import get_args_parser
 
@@ -199,6 +212,8 @@ def _check_command(argv: list[str], dry_run: bool = False) -> tuple[list[str], P
         print("\n".join(errors), file=sys.stderr)
     if errors:
         sys.exit(2)
+    if args.cfg and plan.multirun:  # Hydra shows one config, never a sweep's: each job's here
+        _print_job_configs(plan, args.cfg)
     preflight.CHECKED = plan
     if plan.jobs is not None and not any(o.lstrip("+~").startswith("hydra/sweeper=") for o in args.overrides):
         at = argv.index(args.overrides[0]) if args.overrides else len(argv)  # among the overrides
