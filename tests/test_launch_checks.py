@@ -63,6 +63,22 @@ def test_an_optuna_interval_in_the_sweepers_params_is_checked():
     ]
 
 
+@pytest.mark.parametrize(
+    "override, hint",
+    [
+        (
+            "hydra.sweeper.params.lr=tag(log, interval(1e-3, 1))",
+            "quote the value: \"hydra.sweeper.params.lr='tag",
+        ),
+        ("hydra.launcher.n_jobs=1,2", "give one value"),
+    ],
+)
+def test_a_sweep_of_hydras_own_keys_is_refused_by_name(override, hint):
+    errors = preflight(["sweep=tune_optuna", override], True, str(CONF))
+    assert len(errors) == 1 and errors[0].startswith(f"{override}: Hydra's own keys cannot be swept; ")
+    assert hint in errors[0]
+
+
 @needs_optuna
 def test_a_study_whose_every_trial_fails_ends_in_one_line(tmp_path):
     proc = train_cli(

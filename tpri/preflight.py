@@ -99,6 +99,7 @@ def plan(
     register_configs()
     try:
         null_groups(overrides)
+        hydra_sweeps(overrides)
     except ConfigError as err:
         return Plan([str(err)])
     with _initialize(config_dir):
@@ -334,6 +335,24 @@ def _initialize(config_dir: str):
 
 def _is_hydra(override: str) -> bool:
     return override.lstrip("+~").startswith("hydra")
+
+
+def hydra_sweeps(overrides: list[str]) -> None:
+    """A sweep of one of Hydra's own keys is refused by name (Hydra would refuse it later, in
+    two lines); a sweeper's parameter is set by quoting its value."""
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception:  # noqa: BLE001  (a malformed override is reported by the composition)
+        return
+    for override in parsed:
+        if override.is_hydra_override() and override.is_sweep_override():
+            key, _, value = override.input_line.partition("=")
+            hint = (
+                f"; to set a sweeper's parameter, quote the value: \"{key}='{value}'\""
+                if key.startswith("hydra.sweeper.params.")
+                else "; give one value"
+            )
+            raise ConfigError(f"{override.input_line}: Hydra's own keys cannot be swept{hint}")
 
 
 def null_groups(overrides: list[str]) -> None:
