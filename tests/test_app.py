@@ -108,3 +108,17 @@ def test_diagnostics_are_logged_when_asked(tmp_path):
     last = [r for r in grads if int(r["iteration"]) == 10 and int(r["step"]) == 20][0]
     # the top displacement is -lr_target * dl/dh_T: its norm is lr_target x the adjoint's
     assert float(last["displacement_norm"]) == pytest.approx(0.01 * float(last["adjoint_norm"]), rel=1e-4)
+
+
+def test_help_lists_tpri_flags_and_the_user_groups_not_the_schema(tmp_path):
+    proc = train_cli("--help", cwd=tmp_path)
+    out = proc.stdout
+    assert proc.stderr == "" and "--resume DIR" in out and "--dry-run" in out
+    groups = dict(
+        line.strip().split(": ", 1) for line in out.splitlines() if line.startswith("  ") and ": " in line
+    )
+    for group in ("dataset", "model", "optimizer", "experiment", "sweep", "logger"):
+        options = groups[group].split(", ")
+        assert options == sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+    assert not any(g.startswith("schema") for g in groups) and "schema/" not in out
+    assert not list(tmp_path.iterdir())  # help creates nothing

@@ -376,10 +376,11 @@ def test_fetch_verifies_and_leaves_no_partial_file(tmp_path):
     source.write_bytes(b"x" * 3_000_000)
     out = tmp_path / "out"
     with pytest.raises(OSError, match="md5 checksum") as error:
-        fetch([f"file://{source}"], out / "file.bin", "0" * 32)
+        fetch([f"file://{source}"], out / "file.bin", "0" * 32, dataset="x")
     assert f"file://{source}" in str(error.value)
     assert list(out.iterdir()) == []  # neither the file nor a temporary one
-    dest = fetch([f"file://{tmp_path}/absent.bin", f"file://{source}"], out / "file.bin", md5sum(source))
+    mirrors = [f"file://{tmp_path}/absent.bin", f"file://{source}"]
+    dest = fetch(mirrors, out / "file.bin", md5sum(source), dataset="x")
     assert dest.read_bytes() == source.read_bytes() and list(out.iterdir()) == [dest]
 
 

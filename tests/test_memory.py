@@ -171,9 +171,9 @@ def test_benchmark_rejects_bad_arguments(capsys, args, key):
 
 def test_benchmark_refuses_a_cell_that_cannot_fit_in_memory(tmp_path, capsys):
     out = tmp_path / "bench.csv"
-    args = ["--T", "10", "--hidden", "8", "--batch", "10000000", "--no-memory", "--out", str(out)]
+    args = ["--T", "10", "--hidden", "8", "--batch", "1000000000", "--no-memory", "--out", str(out)]
     assert benchmark.main(args) == 2
-    assert "T=10, hidden=8, batch=10000000 needs about" in capsys.readouterr().err
+    assert "T=10, hidden=8, batch=1000000000 needs about" in capsys.readouterr().err
     assert not out.exists()
 
 

@@ -30,7 +30,16 @@ from omegaconf import DictConfig, OmegaConf
 
 from tpri import preflight
 from tpri.config import ConfigError, plain_config
-from tpri.preflight import REFUSED, FailedJobs, Plan, one_line, record_failed_job
+from tpri.preflight import (
+    COMMAND_ID,
+    FAILED_JOBS,
+    REFUSED,
+    FailedJobs,
+    Plan,
+    failed_jobs,
+    one_line,
+    record_failed_job,
+)
 from tpri.resources import estimate_memory, estimate_seconds, peak
 from tpri.run import Interrupted, JobFailed, RunContext, RunDirError, RunRefused, run
 from tpri.run.provenance import mark_command
@@ -153,6 +162,19 @@ def resume_command(directory: str | Path) -> str:
 # --- the command line ------------------------------------------------------------------------
 
 
+def _print_job_configs(plan: Plan, cfg: str) -> None:
+    """`-m --cfg job`: the config of each job of the sweep (Optuna: the study's, its swept keys
+    at their defaults), resolved, then exit 0; `--cfg hydra|all` with -m: one line, exit 2."""
+    if cfg != "job":
+        print(f"--cfg {cfg} with -m: expected --cfg job (each job's config), or drop -m", file=sys.stderr)
+        sys.exit(2)
+    jobs = plan.jobs if plan.jobs is not None else [["(the study's config; its trials are drawn as it runs)"]]
+    for num, (job, config) in enumerate(zip(jobs, plan.configs)):
+        print(f"# job {num}: {' '.join(job)}")
+        print(OmegaConf.to_yaml(config), end="")
+    sys.exit(0)
+
+
 def _parse(argv: list[str]):
     from hydra._internal.utils import get_args_parser
 
@@ -190,10 +212,14 @@ def _check_command(argv: list[str], dry_run: bool = False) -> tuple[list[str], P
         print("\n".join(errors), file=sys.stderr)
     if errors:
         sys.exit(2)
+    if args.cfg and plan.multirun:  # Hydra shows one config, never a sweep's: each job's here
+        _print_job_configs(plan, args.cfg)
     preflight.CHECKED = plan
     if plan.jobs is not None and not any(o.lstrip("+~").startswith("hydra/sweeper=") for o in args.overrides):
         at = argv.index(args.overrides[0]) if args.overrides else len(argv)  # among the overrides
         argv = [*argv[:at], "hydra/sweeper=planned", *argv[at:]]
+        deferred = dict(zip(args.overrides, preflight.defer_group_keys(args.overrides, plan.swept)))
+        argv = [deferred.get(a, a) for a in argv]
     return argv, None if args.cfg else plan
 
 
@@ -426,6 +452,8 @@ def _launch() -> None:
         _hydra_main()
     except Exception as err:
         _restore_env(FULL_ERROR, user_choice)
+        if FailedJobs.sweep_dir is not None and str(err) == OPTUNA_NOTHING_COMPLETED:
+            _no_trial_completed(Path(FailedJobs.sweep_dir))
         if type(err).__name__ != "TerminatedWorkerError" or FailedJobs.sweep_dir is None:
             run_and_report(functools.partial(_reraise, err))  # Hydra's own report of it
             raise
@@ -435,6 +463,20 @@ def _launch() -> None:
 
 
 FULL_ERROR = "HYDRA_FULL_ERROR"
+# what Optuna raises when the sweeper asks for the best trial of a study none of whose completed
+OPTUNA_NOTHING_COMPLETED = "No trials are completed yet."
+
+
+def _no_trial_completed(sweep_dir: Path) -> None:
+    """One line for an Optuna study whose every trial failed (no best value), exit 1."""
+    failed = failed_jobs(str(sweep_dir), os.environ.get(COMMAND_ID, ""))
+    first = f"; the first: {failed[0]}" if failed else ""
+    print(
+        f"sweep {sweep_dir}: no trial of the study completed, so it has no best value "
+        f"({len(failed)} failed{first}; all in {sweep_dir / FAILED_JOBS})",
+        file=sys.stderr,
+    )
+    sys.exit(1)
 
 
 def _reraise(err: BaseException):
@@ -476,6 +518,48 @@ def _expose_plugins() -> None:
         sys.path.append(root)
 
 
+def config_groups() -> dict[str, list[str]]:
+    """The config groups a user picks from and their options, read from the configs themselves
+    (`conf/` or the installed `tpri.conf`): `{"dataset": ["adding", ...], "hydra/launcher": [...]}`."""
+    import importlib.resources
+
+    root = importlib.resources.files("tpri.conf") if CONFIG_DIR.startswith("pkg://") else Path(CONFIG_DIR)
+    groups: dict[str, list[str]] = {}
+
+    def walk(folder, prefix: str) -> None:
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+            if entry.is_dir() and not entry.name.startswith(("_", ".")):
+                walk(entry, f"{prefix}{entry.name}/")
+            elif entry.name.endswith(".yaml") and prefix:
+                groups.setdefault(prefix.rstrip("/"), []).append(entry.name[: -len(".yaml")])
+
+    walk(root, "")
+    return groups
+
+
+def print_help() -> None:
+    """`--help`: tpri's own flags and the config groups users choose from (Hydra's generic text,
+    which also lists the internal schema/* groups, stays under --hydra-help)."""
+    prog = program()
+    lines = [
+        f"{prog}: train an RNN with target propagation (TP) or back-propagation (BP).",
+        "",
+        f"usage: {prog} [--resume DIR] [--dry-run] [-m] [key=value ...]",
+        "",
+        "  key=value       override a config key or pick a group option (dataset=mnist lr=1e-3)",
+        "  -m, --multirun  sweep: every combination of comma-separated values (-m reg=0.1,1,10)",
+        "  --resume DIR    resume the job or sweep dir DIR with its recorded config (extra key=value on top)",
+        "  --dry-run       print the jobs, the varying keys and the estimated time and memory; run nothing",
+        "  --cfg job       print the composed config (checked like a run); --info: where configs are read",
+        "  --hydra-help    Hydra's own options",
+        "",
+        "config groups (pick one option: group=option):",
+    ]
+    lines += [f"  {group}: {', '.join(options)}" for group, options in config_groups().items()]
+    lines += ["", "every key is commented in the configs; README.md has examples"]
+    print("\n".join(lines))
+
+
 def main() -> None:
     """Console entry: check every job, then hand the command to Hydra; exit 1 after a
     multirun in which some jobs failed, listing them. Hydra's argparse rejects flags between
@@ -493,6 +577,11 @@ def main() -> None:
     mark_command(sys.argv)
     argv, resume = _pop_flag(sys.argv[1:], "--resume", takes_value=True)
     argv, dry_run = _pop_flag(argv, "--dry-run")
+    if "--help" in argv or "-h" in argv:
+        with contextlib.suppress(BrokenPipeError):
+            print_help()
+        _quiet_if_stdout_closed()
+        return
     if resume is not None:
         argv = _resume(resume, argv)
     flags = [a for a in argv if a in ("-m", "--multirun")]
@@ -513,6 +602,9 @@ def main() -> None:
     FailedJobs.found, FailedJobs.sweep_dir = [], None
     try:
         _launch()
+    except BrokenPipeError:  # the reader of stdout left (`--hydra-help | head -1`): nothing lost
+        _quiet_if_stdout_closed()
+        return
     except KeyboardInterrupt:
         where = f"; resume: {resume_command(plan.output_dir)}" if plan and plan.output_dir else ""
         print(f"interrupted{where}", file=sys.stderr)

@@ -395,8 +395,9 @@ def main(argv=None) -> int:
 
 
 def oversized_cells(grid, available: int | None = None) -> str | None:
-    """One line naming the first cell whose TP iteration (the larger of TP and BP) would not
-    fit in the available memory, by the same estimate `train.py` checks jobs with; else None."""
+    """One line naming the first cell whose iteration of the largest method (every method of the
+    benchmark runs: TP's and BP's estimates, the larger) would not fit in the available memory,
+    by the same estimate `train.py` checks jobs with; else None."""
     from tpri.config import available_memory
     from tpri.resources import estimate_memory, peak
 
@@ -412,10 +413,9 @@ def oversized_cells(grid, available: int | None = None) -> str | None:
                 "eval_size": 0,
             },
             "model": {"name": "rnn", "hidden": hidden},
-            "optimizer": {"name": "tp"},
             "batch_size": batch,
         }
-        need = peak(estimate_memory(cfg))
+        need = max(peak(estimate_memory({**cfg, "optimizer": {"name": name}})) for name in ("tp", "sgd"))
         if need > limit:
             return (
                 f"the cell T={T}, hidden={hidden}, batch={batch} needs about {need / 2**30:.1f} GiB, "

@@ -7,7 +7,7 @@ import sys
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from tpri.run.rundir import RunDirError, check_output_location
+from tpri.run.rundir import RunDirError, check_output_location, create_output_dir
 
 
 class CheckOutputDir(Callback):
@@ -22,8 +22,11 @@ class CheckOutputDir(Callback):
 
 
 def _check(path) -> None:
+    """Check, then create the dir Hydra is about to create (a location can pass the check
+    and still refuse a new dir: /proc, a full or special file system)."""
     try:
         check_output_location(str(path))
+        create_output_dir(str(path))
     except RunDirError as err:
         print(err, file=sys.stderr)
         sys.exit(1)

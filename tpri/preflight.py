@@ -28,7 +28,7 @@ from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Override
+from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
@@ -99,17 +99,26 @@ def plan(
     register_configs()
     try:
         null_groups(overrides)
+        hydra_sweeps(overrides)
     except ConfigError as err:
         return Plan([str(err)])
     with _initialize(config_dir):
         hydra = GlobalHydra.instance().hydra
         try:
             base = hydra.compose_config(
-                config_name, overrides, run_mode=RunMode.MULTIRUN, validate_sweep_overrides=False
+                config_name,
+                first_group_choices(hydra, overrides),
+                run_mode=RunMode.MULTIRUN,
+                validate_sweep_overrides=False,
             )
         except Exception as err:  # noqa: BLE001  (any composition error becomes one line)
             return Plan([one_line(err)])
         multirun = multirun or base.hydra.mode == RunMode.MULTIRUN
+        try:
+            if multirun:
+                check_sweep_options(base.hydra, [o for o in overrides if not _is_hydra(o)])
+        except ConfigError as err:
+            return Plan([str(err)])
         info = _plan_info(base, multirun)
         data = DataFiles() if check_data else None
         try:
@@ -125,6 +134,75 @@ def plan(
             return _plan_sweep(hydra, config_name, base, overrides, data)._replace(**info)
         except MissingData as err:  # the whole command: one line, whichever jobs it concerns
             return Plan([str(err)])
+
+
+def check_sweep_options(hydra_cfg: DictConfig, task_overrides: list[str]) -> None:
+    """Raise ConfigError on a launcher or sweeper option the plugin would reject only once the
+    sweep started (with a traceback): joblib's `n_jobs=0`, Optuna's `n_trials` below 1 and an
+    interval (in `hydra.sweeper.params` or on the command line) whose low end is above its
+    high end."""
+    launcher, sweeper = hydra_cfg.launcher, hydra_cfg.sweeper
+    if "joblib" in str(launcher.get("_target_", "")) and launcher.get("n_jobs") == 0:
+        raise ConfigError(
+            "hydra.launcher.n_jobs=0 is invalid; expected a number of jobs at a time >= 1, "
+            "or -1 for one per CPU (-2: all but one, ...)"
+        )
+    if "optuna" not in str(sweeper.get("_target_", "")).lower():
+        return
+    n_trials = sweeper.get("n_trials")
+    if isinstance(n_trials, int) and n_trials < 1:
+        raise ConfigError(f"hydra.sweeper.n_trials={n_trials} is invalid; expected an integer >= 1")
+    params = [(f"hydra.sweeper.params.{k}", f"{k}={v}") for k, v in (sweeper.get("params") or {}).items()]
+    for name, override in params + [(o.partition("=")[0], o) for o in task_overrides]:
+        _check_interval(name, override)
+
+
+def _check_interval(name: str, override: str) -> None:
+    """Raise ConfigError when `override` sweeps an interval with low > high."""
+    try:
+        sweep = OverridesParser.create().parse_override(override).value()
+    except Exception:  # noqa: BLE001  (a malformed sweep string is the sweeper's to report)
+        return
+    if isinstance(sweep, IntervalSweep) and sweep.start > sweep.end:
+        value = override.partition("=")[2]
+        raise ConfigError(
+            f"{name}={value} is invalid; the interval's low end ({sweep.start}) is above "
+            f"its high end ({sweep.end})"
+        )
+
+
+def first_group_choices(hydra, overrides: list[str]) -> list[str]:
+    """`overrides` with each swept config group at its first choice: the command's base config
+    then has a key that every swept option has (`-m dataset=digits,fashion_mnist
+    dataset.size_chunk=16`); each job is composed with its own choice (`JobComposer`)."""
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    repository = hydra.config_loader.repository
+    return [
+        _first_choice(p) if p.is_sweep_override() and repository.group_exists(p.key_or_group) else o
+        for o, p in zip(overrides, parsed)
+    ]
+
+
+def _first_choice(override: Override) -> str:
+    if not isinstance(override.value(), ChoiceSweep):
+        return override.input_line
+    first = next(iter(override.sweep_string_iterator()))
+    return f"{override.get_key_element()}={first}"
+
+
+def defer_group_keys(overrides: list[str], swept: tuple[str, ...]) -> list[str]:
+    """`overrides` for Hydra's launch of a planned sweep: a value for a key inside a swept
+    config group (`dataset.size_chunk=16` with `dataset=digits,fashion_mnist`) becomes a sweep
+    of one value, `choice(16)`. Hydra then applies it to each job's config rather than to the
+    base config (the group's default, which may not have the key); the jobs are the same."""
+    groups = [key for key in swept if key in GROUPS]
+    deferred = []
+    for override in overrides:
+        key, _, value = override.partition("=")
+        inside = any(key.startswith(f"{group}.") for group in groups)
+        plain = value and not key.startswith(("+", "~")) and "," not in value and "(" not in value
+        deferred.append(f"{key}=choice({value})" if inside and plain else override)
+    return deferred
 
 
 def _configs(check) -> tuple[dict, ...]:
@@ -257,6 +335,24 @@ def _initialize(config_dir: str):
 
 def _is_hydra(override: str) -> bool:
     return override.lstrip("+~").startswith("hydra")
+
+
+def hydra_sweeps(overrides: list[str]) -> None:
+    """A sweep of one of Hydra's own keys is refused by name (Hydra would refuse it later, in
+    two lines); a sweeper's parameter is set by quoting its value."""
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception:  # noqa: BLE001  (a malformed override is reported by the composition)
+        return
+    for override in parsed:
+        if override.is_hydra_override() and override.is_sweep_override():
+            key, _, value = override.input_line.partition("=")
+            hint = (
+                f"; to set a sweeper's parameter, quote the value: \"{key}='{value}'\""
+                if key.startswith("hydra.sweeper.params.")
+                else "; give one value"
+            )
+            raise ConfigError(f"{override.input_line}: Hydra's own keys cannot be swept{hint}")
 
 
 def null_groups(overrides: list[str]) -> None:

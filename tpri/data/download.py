@@ -60,9 +60,10 @@ def write_atomic(dest: Path, source: BinaryIO, md5: str | None = None) -> None:
     io.write_atomic(dest, copy)
 
 
-def fetch(urls: Sequence[str], dest: str | Path, md5: str, timeout: float = 60.0) -> Path:
+def fetch(urls: Sequence[str], dest: str | Path, md5: str, *, dataset: str, timeout: float = 60.0) -> Path:
     """Download `dest` from the first of `urls` (mirrors of one file) whose content has MD5
-    digest `md5`. Raises OSError listing every mirror's failure when none works."""
+    digest `md5`. Raises OSError, one line naming `dataset`, every mirror's failure and what
+    to do (check the network, or place the files in the folder with download=false)."""
     dest, failures = Path(dest), []
     for url in urls:
         log.info("downloading %s -> %s", url, dest)
@@ -71,8 +72,11 @@ def fetch(urls: Sequence[str], dest: str | Path, md5: str, timeout: float = 60.0
                 write_atomic(dest, response, md5)
             return dest
         except (OSError, ValueError) as e:  # URLError and HTTPError are OSErrors
-            failures.append(f"  {url}: {e}")
-    raise OSError(f"could not download {dest.name} into {dest.parent}; tried:\n" + "\n".join(failures))
+            failures.append(f"{url}: {' '.join(str(getattr(e, 'reason', None) or e).split())}")
+    raise OSError(
+        f"{dataset}: could not download {dest.name} ({'; '.join(failures)}); check the network, "
+        f"or place the files in {dest.parent} and set dataset.download=false"
+    )
 
 
 def extract_files(archive: str | Path, members: dict[str, Path]) -> None:

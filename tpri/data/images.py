@@ -372,7 +372,7 @@ def _idx_paths(name: str, folder: Path, download: bool) -> list[Path]:
         )
     for base in missing:
         file = f"{base}.gz"
-        found[base] = fetch([m + file for m in source.mirrors], folder / file, source.md5[file])
+        found[base] = fetch([m + file for m in source.mirrors], folder / file, source.md5[file], dataset=name)
     return [found[base] for base in IDX_FILES]
 
 
@@ -494,7 +494,7 @@ def _cifar_paths(folder: Path, download: bool) -> list[Path]:
         if archive.is_file():
             check_md5(archive, CIFAR_MD5)
         else:
-            fetch([CIFAR_URL], archive, CIFAR_MD5)
+            fetch([CIFAR_URL], archive, CIFAR_MD5, dataset="cifar10")
         extract_files(archive, {f"{CIFAR_FOLDER}/{p.name}": p for p in missing})
     return paths
 

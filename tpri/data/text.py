@@ -94,7 +94,7 @@ def _ptb_paths(folder: Path, download: bool) -> list[Path]:
     if missing and not download:
         raise missing_files_error("ptb", folder, [p.name for p in missing], PTB_URL)
     for p in missing:
-        fetch([PTB_URL + p.name], p, PTB_MD5[p.name])
+        fetch([PTB_URL + p.name], p, PTB_MD5[p.name], dataset="ptb")
     return paths
 
 

@@ -132,6 +132,15 @@ def check_output_location(path: str | Path) -> None:
         raise RunDirError(f"cannot use output dir {path}: {log_file} is not writable")
 
 
+def create_output_dir(path: str | Path) -> None:
+    """Create the output dir `path` (and its parents); RunDirError naming it when that fails."""
+    path = Path(path).absolute()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise RunDirError(f"cannot create output dir {path}: {_os_message(err, path)}") from None
+
+
 def _read_only_fs(folder: Path) -> bool:
     return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
 
