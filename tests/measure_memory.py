@@ -43,6 +43,12 @@ CASES = {
     # the paper's PTB job (10,000 words, batch 512, T=64, d=256, embedding 1024) on fewer
     # tokens: 536 training and test windows, so one evaluation holds 536-window predictions
     "PTB paper job, 600 tokens": ["experiment=ptb", "dataset.n_tokens=600", "dataset.n_test_tokens=600"],
+    # the same with 1,035 test windows: the evaluation's predictions set the peak
+    "PTB paper job, 1100 test tokens": [
+        "experiment=ptb",
+        "dataset.n_tokens=600",
+        "dataset.n_test_tokens=1100",
+    ],
 }
 
 CHILD = r"""
