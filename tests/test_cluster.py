@@ -34,8 +34,8 @@ LONG = [
     "dataset.length=20",
     "dataset.test_size=200",
     "dataset.eval_size=200",
-    "max_iter=10000",
-    "eval_every=1000",
+    "max_iter=30000",  # ~100 s of training on an idle 2-core machine: well past the 60 s before
+    "eval_every=1000",  # the time-limit signal (10,000 iterations took 32 s there: never interrupted)
     "checkpoint_every=1000",
     "threads=1",
 ]
@@ -155,7 +155,7 @@ def uninterrupted(tmp_path_factory):
     sweep = tmp_path_factory.mktemp("uninterrupted")
     joblib = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
     proc = _train([*LONG, *joblib, f"hydra.sweep.dir={sweep}", "-m", "seed=0,1"])
-    _, err = proc.communicate(timeout=1200)
+    _, err = proc.communicate(timeout=1800)
     assert proc.returncode == 0, err
     return {job: _metrics(sweep / job) for job in ("0", "1")}
 
@@ -185,7 +185,7 @@ def test_a_time_limit_requeues_until_completed_never_failed(slurm, uninterrupted
     sweep = tmp_path / "sweep"
     limits = ["hydra.launcher.timeout_min=2", "hydra.launcher.signal_delay_s=60"]
     proc = _train([*LONG, *SLURM, *limits, f"hydra.sweep.dir={sweep}", "-m", "seed=0,1"], slurm)
-    seen, err = _watch(proc, sweep, slurm, timeout=900)
+    seen, err = _watch(proc, sweep, slurm, timeout=1500)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     for job in ("0", "1"):
@@ -207,7 +207,7 @@ def test_scontrol_requeue_interrupts_and_the_job_resumes(slurm, uninterrupted, t
             requeued.append(summary["iteration"])
 
     proc = _train([*LONG, *SLURM, f"hydra.sweep.dir={sweep}", "-m", "seed=0"], slurm)
-    seen, err = _watch(proc, sweep, slurm, timeout=900, act=requeue_once)
+    seen, err = _watch(proc, sweep, slurm, timeout=1500, act=requeue_once)
     assert proc.returncode == 0, err
     assert requeued and seen["0"] == ["running", "interrupted", "running", "completed"], seen
     assert _metrics(sweep / "0") == uninterrupted["0"]
