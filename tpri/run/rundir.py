@@ -230,14 +230,21 @@ class RunDir:
     def _lock_dir(self) -> int | None:
         """Lock the directory itself; None where its file system has no such locks."""
         fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
+        if self._flock(fd) is not None:
+            return None  # e.g. NFS without directory locks: run.lock's lock alone guards
+        return fd
+
+    def _flock(self, fd: int) -> OSError | None:
+        """Take an exclusive flock on `fd`: None when taken; a holder gives one 'in use' line;
+        any other failure closes `fd` and is returned for the caller to judge."""
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
             os.close(fd)
             if err.errno in (errno.EAGAIN, errno.EACCES):
                 raise RunDirError(self._busy()) from None
-            return None  # e.g. NFS without directory locks: run.lock's lock alone guards
-        return fd
+            return err
+        return None
 
     def _unlock_dir(self) -> None:
         if self._dir_fd is not None:
@@ -264,19 +271,15 @@ class RunDir:
         if lock.is_symlink():
             raise RunDirError(f"{lock} is a symbolic link; remove it (tpri never follows one)")
         fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            os.close(fd)
-            if err.errno in (errno.EAGAIN, errno.EACCES):
-                raise RunDirError(self._busy()) from None
+        err = self._flock(fd)
+        if err is not None:
             if err.errno in (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
                 raise RunDirError(
                     f"{lock}: cannot lock it ({os.strerror(err.errno)}): tpri needs flock on the "
                     "output dir's filesystem (Lustre: mount with -o flock; NFS: a lock manager); "
                     "choose an output dir on a filesystem that has it"
                 ) from None
-            raise
+            raise err
         if not lock.exists() or os.stat(lock).st_ino != os.fstat(fd).st_ino:
             os.close(fd)  # the holder removed the file between our open and our lock
             return None
