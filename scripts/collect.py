@@ -6,7 +6,7 @@ python scripts/collect.py multirun --out results.csv
 
 import sys
 
-from tpri.figures.cli import collect_main
+from tpri.analysis.figures.cli import collect_main
 
 
 def main(argv=None) -> int:

@@ -32,8 +32,8 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 import tpri  # noqa: E402
-from tpri import benchmark  # noqa: E402
-from tpri.tp import TARGETS, UPDATES  # noqa: E402
+from tpri.algorithm.tp import TARGETS, UPDATES  # noqa: E402
+from tpri.analysis import benchmark  # noqa: E402
 
 TOLERANCE = 1e-10
 GRID = dict(T=(120, 784), hidden=(100, 256, 512), batch=(20, 512))

@@ -46,8 +46,8 @@ if [ ${#sweeps[@]} -eq 0 ]; then
   esac
 fi
 
-plot() {  # sweep name -> its figure(s): the kind and arguments in tpri/figures/registry.py
-  "$PYTHON" -m tpri.figures.registry "$1" "$out/$1"
+plot() {  # sweep name -> its figure(s): the kind and arguments in tpri/analysis/figures/registry.py
+  "$PYTHON" -m tpri.analysis.figures.registry "$1" "$out/$1"
 }
 
 mkdir -p "$out"

@@ -2,7 +2,7 @@
 
 import sys
 
-from tpri.figures.cli import plot_main
+from tpri.analysis.figures.cli import plot_main
 
 
 def main(argv=None) -> int:

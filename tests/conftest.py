@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from tpri.schema import register_configs
+from tpri.configs.schema import register_configs
 
 register_configs()  # conf/ extends the typed schemas stored in Hydra's ConfigStore
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
-from tpri.config import plain_config
+from tpri.configs.rules import plain_config
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "conf"

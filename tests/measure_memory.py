@@ -1,4 +1,4 @@
-"""Measure the peak memory of jobs against tpri.resources' estimate, each job in a fresh process.
+"""Measure the peak memory of jobs against tpri.configs.resources' estimate, each job in a fresh process.
 
     python tests/measure_memory.py            # the table of CASES (minutes)
 
@@ -56,9 +56,9 @@ import json, resource, sys, os
 import torch
 from hydra import compose, initialize_config_dir
 import tpri.run
-from tpri.config import plain_config
-from tpri.resources import estimate_memory, peak
-from tpri.schema import register_configs
+from tpri.configs.rules import plain_config
+from tpri.configs.resources import estimate_memory, peak
+from tpri.configs.schema import register_configs
 
 register_configs()
 with initialize_config_dir(config_dir=sys.argv[1], version_base="1.3"):

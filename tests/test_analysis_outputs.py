@@ -11,9 +11,12 @@ import pytest
 from fakeruns import write_job
 from helpers import as_nobody, can_drop_privileges
 
-from tpri.figures.cli import collect_main
+from tpri.analysis.figures.cli import collect_main
 
-COLLECT = "import sys; from tpri.figures.cli import collect_main; sys.exit(collect_main(sys.argv[1:]))"
+COLLECT = (
+    "import sys; from tpri.analysis.figures.cli import collect_main; sys.exit(collect_main(sys.argv[1:]))"
+)
+PLOT = "import sys; from tpri.analysis.figures.cli import plot_main; sys.exit(plot_main(sys.argv[1:]))"
 
 
 def _damage(job: Path, how: str) -> None:
@@ -96,13 +99,13 @@ def test_on_a_full_disk_the_previous_table_and_figure_stay_whole(tmp_path):
 cp -r {tmp_path}/runs /mnt/runs
 {sys.executable} -c '{COLLECT}' /mnt/runs > /dev/null || exit 9
 cp /mnt/runs/results.csv {tmp_path}/before.csv
-{sys.executable} -c 'import sys; from tpri.figures.cli import plot_main; sys.exit(plot_main(sys.argv[1:]))' \
+{sys.executable} -c '{PLOT}' \
     convergence /mnt/runs > /dev/null || exit 8
 cp /mnt/runs/convergence.png {tmp_path}/before.png
 head -c 2000000 /dev/zero > /mnt/filler 2>/dev/null
 echo 'extra' > /mnt/runs/0/.hydra/extra 2>/dev/null
 {sys.executable} -c '{COLLECT}' /mnt/runs; echo "collect=$?"
-{sys.executable} -c 'import sys; from tpri.figures.cli import plot_main; sys.exit(plot_main(sys.argv[1:]))' \
+{sys.executable} -c '{PLOT}' \
     convergence /mnt/runs; echo "plot=$?"
 cmp /mnt/runs/results.csv {tmp_path}/before.csv && cmp /mnt/runs/convergence.png {tmp_path}/before.png \
     && echo same

@@ -17,10 +17,10 @@ from hydra import initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from tpri.app import main
-from tpri.config import ConfigError, check_config, check_resources, plain_config
-from tpri.preflight import JobComposer, check_job
-from tpri.resources import estimate_memory, peak
-from tpri.schema import GROUPS
+from tpri.configs.resources import estimate_memory, peak
+from tpri.configs.rules import ConfigError, check_config, check_resources, plain_config
+from tpri.configs.schema import GROUPS
+from tpri.run.preflight import JobComposer, check_job
 
 PTB = ["dataset=ptb", "model=rnn_text"]
 # (overrides, the full key the one-line message must name)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from fakeruns import curve, job_config, write_job, write_multirun
 
-from tpri.collect import (
+from tpri.analysis.collect import (
     DataError,
     UsageError,
     aggregate_seeds,

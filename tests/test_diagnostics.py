@@ -5,7 +5,14 @@ import torch
 import torch.nn.functional as F
 
 import tpri
-from tpri.diagnostics import bp_adjoints, bp_gradients, cosines, direction_norm, exact_norm, step_norms
+from tpri.algorithm.diagnostics import (
+    bp_adjoints,
+    bp_gradients,
+    cosines,
+    direction_norm,
+    exact_norm,
+    step_norms,
+)
 
 
 def test_bp_adjoints_are_total_derivatives_through_the_recurrence():

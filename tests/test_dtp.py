@@ -8,9 +8,9 @@ from problems import assert_close, direction
 from problems import rnn_problem as make_problem
 
 import tpri
-from tpri.build import make_direction
-from tpri.dtp import DTP
-from tpri.tp import UPDATES
+from tpri.algorithm.dtp import DTP
+from tpri.algorithm.tp import UPDATES
+from tpri.configs.build import make_direction
 
 RECURRENT = ("rnn.weight_hh_l0", "rnn.weight_ih_l0", "rnn.bias_ih_l0", "rnn.bias_hh_l0")
 READOUT = ("readout.weight", "readout.bias")

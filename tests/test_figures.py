@@ -9,10 +9,10 @@ from fakeruns import curve, gradients, write_bench, write_job, write_multirun
 from matplotlib.collections import PolyCollection
 from matplotlib.colors import to_hex
 
-from tpri import figures
-from tpri.collect import DataError, UsageError, collect, read_gradients
-from tpri.figures import findings
-from tpri.figures.style import tick_labels
+from tpri.analysis import figures
+from tpri.analysis.collect import DataError, UsageError, collect, read_gradients
+from tpri.analysis.figures import findings
+from tpri.analysis.figures.style import tick_labels
 
 
 def assert_written(paths):

@@ -10,7 +10,7 @@ from problems import direction
 from problems import rnn_problem as make_problem
 
 import tpri
-from tpri.tp import TARGETS, UPDATES
+from tpri.algorithm.tp import TARGETS, UPDATES
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

@@ -8,9 +8,9 @@ from problems import assert_close, direction
 from torch.autograd.functional import jacobian
 
 import tpri
-from tpri.gru import GRU, PORTS
-from tpri.inverse import RNNInverse
-from tpri.tp import UPDATES
+from tpri.algorithm.gru import GRU, PORTS
+from tpri.algorithm.inverse import RNNInverse
+from tpri.algorithm.tp import UPDATES
 
 RECURRENT = ("rnn.weight_hh_l0", "rnn.weight_ih_l0", "rnn.bias_ih_l0", "rnn.bias_hh_l0")
 READOUT = ("readout.weight", "readout.bias")
@@ -202,7 +202,7 @@ def test_direction_is_gradient_of_surrogate(update):
     e = -gamma * leaf.grad[:, -1]
     v = [hs[:, -1] + e]
     for t in range(4, 0, -1):
-        u = e / c[:, t].abs().sum(1).clamp(min=tpri.gru.MIN_GAIN) ** 2
+        u = e / c[:, t].abs().sum(1).clamp(min=tpri.algorithm.gru.MIN_GAIN) ** 2
         e = sum((c[:, t, p] * u) @ A[p].T for p in range(4))
         v.insert(0, hs[:, t - 1] + e)
     model.zero_grad()

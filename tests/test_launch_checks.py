@@ -15,7 +15,7 @@ import yaml
 from datafiles import write_idx_dataset
 from helpers import CONF, ROOT, TINY, train_cli
 
-from tpri.preflight import preflight
+from tpri.run.preflight import preflight
 
 OPTUNA = importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper") is not None
 needs_optuna = pytest.mark.skipif(not OPTUNA, reason="the Optuna sweeper (tpri[launchers]) is not installed")

@@ -11,10 +11,10 @@ from problems import rnn_problem as make_problem
 from torch.profiler import ProfilerActivity, profile
 
 import tpri
-import tpri.inverse
-import tpri.models
-from tpri import benchmark
-from tpri.tp import TARGETS, UPDATES
+import tpri.algorithm.inverse
+import tpri.algorithm.models
+from tpri.algorithm.tp import TARGETS, UPDATES
+from tpri.analysis import benchmark
 
 
 @pytest.mark.parametrize("activation", ["tanh", "identity"])
@@ -58,8 +58,8 @@ def test_one_step_chunks_give_the_same_direction(monkeypatch, targets, update, a
     method = tpri.TargetProp(0.3, 0.5, targets=targets, update=update)
     whole = direction(method, model, x, y)
     E_whole = method.displacements.clone()
-    monkeypatch.setattr(tpri.inverse, "CHUNK_ELEMENTS", 1)
-    monkeypatch.setattr(tpri.models, "CHUNK_ELEMENTS", 1)
+    monkeypatch.setattr(tpri.algorithm.inverse, "CHUNK_ELEMENTS", 1)
+    monkeypatch.setattr(tpri.algorithm.models, "CHUNK_ELEMENTS", 1)
     chunked = direction(method, model, x, y)
     assert_close(chunked, whole, rtol=1e-12, atol=1e-14)
     torch.testing.assert_close(method.displacements, E_whole, rtol=1e-12, atol=1e-14)
@@ -76,8 +76,8 @@ def test_text_model_per_step_targets_unchanged_by_one_step_chunks(monkeypatch):
     for update in UPDATES:
         method = tpri.TargetProp(0.2, 1.0, update=update)
         whole = direction(method, model, x, y, loss)
-        monkeypatch.setattr(tpri.inverse, "CHUNK_ELEMENTS", 1)
-        monkeypatch.setattr(tpri.models, "CHUNK_ELEMENTS", 1)
+        monkeypatch.setattr(tpri.algorithm.inverse, "CHUNK_ELEMENTS", 1)
+        monkeypatch.setattr(tpri.algorithm.models, "CHUNK_ELEMENTS", 1)
         assert_close(direction(method, model, x, y, loss), whole, rtol=1e-12, atol=1e-14)
         monkeypatch.undo()
 

@@ -11,7 +11,7 @@ import pytest
 from helpers import ROOT, TINY
 from measure_memory import CASES, fake_mnist, fake_ptb, measure
 
-from tpri.config import is_out_of_memory, out_of_memory_hint
+from tpri.configs.rules import is_out_of_memory, out_of_memory_hint
 
 ADDRESS_SPACE = 3 * 2**29  # room for torch's imports, not for a 2.5 GB training batch
 

@@ -16,8 +16,8 @@ from helpers import CONF
 
 import tpri.data
 from tpri.app import main
-from tpri.preflight import preflight
-from tpri.schema import register_configs
+from tpri.configs.schema import register_configs
+from tpri.run.preflight import preflight
 
 # 1. its module: the options dataclass and the Task class
 TOY_MODULE = '''

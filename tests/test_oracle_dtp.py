@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 import tpri
-from tpri.dtp import DTP
+from tpri.algorithm.dtp import DTP
 
 ORACLE = json.loads((Path(__file__).parent / "data" / "oracle_dtp.json").read_text())
 

@@ -1,12 +1,12 @@
-"""The authors' settings (tpri/paper_settings.py) against what the configs compose to, and the
+"""The authors' settings (tpri/configs/paper_settings.py) against what the configs compose to, and the
 generated table docs/paper-settings.md."""
 
 from pathlib import Path
 
 import pytest
 
-from tpri import paper_settings
-from tpri.paper_settings import Entry, compare
+from tpri.configs import paper_settings
+from tpri.configs.paper_settings import Entry, compare
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,7 +24,7 @@ def test_every_config_matches_the_authors_or_names_its_deviation(built):
 def test_the_committed_table_is_the_generated_one(built):
     text, _ = built
     committed = (ROOT / paper_settings.TABLE).read_text()
-    assert committed == text, "docs/paper-settings.md is stale: run python -m tpri.paper_settings"
+    assert committed == text, "docs/paper-settings.md is stale: run python -m tpri.configs.paper_settings"
 
 
 def test_every_experiment_and_paper_sweep_has_an_entry():

@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from tpri.config import check_config
+from tpri.configs.rules import check_config
 
 SWEEPS = sorted(p.stem for p in (CONF / "sweep").glob("*.yaml"))
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
@@ -152,7 +152,7 @@ def test_winner_sweep_tunes_lr_target_for_tp_and_lr_for_bp(hydra_conf):
 
 # ----------------------------------------------------------------------------- the paper's table
 # Every experiment's and sweep's settings against the authors': tests/test_paper_settings.py
-# (the authors' values live once, in tpri/paper_settings.py).
+# (the authors' values live once, in tpri/configs/paper_settings.py).
 
 
 def test_comparison_experiments_change_only_the_method(hydra_conf):

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from fakeruns import curve, gradients, write_bench, write_job, write_multirun
 
-from tpri.figures import cli, registry
-from tpri.figures.cli import KINDS, collect_main, plot_main
+from tpri.analysis.figures import cli, registry
+from tpri.analysis.figures.cli import KINDS, collect_main, plot_main
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 RUN_KINDS = [k for k in KINDS if k != "compute"]
@@ -364,7 +364,7 @@ def test_heatmap_over_a_string_key_with_a_diverged_cell(tmp_path, capsys, quick_
 def test_every_sweep_has_one_figure_kind_in_the_registry():
     sweeps = sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "sweep").glob("*.yaml"))
     missing = [s for s in sweeps if s not in registry.NOT_PLOTTED and registry.kind_of(s) is None]
-    assert not missing  # a new sweep needs its figure kind in tpri/figures/registry.py
+    assert not missing  # a new sweep needs its figure kind in tpri/analysis/figures/registry.py
     assert set(registry.KINDS) == set(cli.PLOTS)  # every kind has a plot function and a caption
     assert registry.plot_args("sensitivity_reg") == ["sensitivity", "--key", "reg"]
     assert registry.plot_args("convergence_mnist_smoke") == ["convergence"]

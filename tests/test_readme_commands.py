@@ -40,7 +40,7 @@ SKIPPED = {
     "python train.py dataset=mnist": "downloads MNIST (network)",
     "python scripts/plot_report.py outputs/figures": "needs the figures of scripts/make_figures.sh",
 }
-MODULES = {"tpri-status": "tpri.status"}  # console scripts, run as modules (no install needed)
+MODULES = {"tpri-status": "tpri.run.status"}  # console scripts, run as modules (no install needed)
 TEMPLATE = re.compile(r"\b(NAME|KIND|DIR)\b")  # placeholders, e.g. sweep=NAME: not a command
 
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from helpers import ROOT, TINY, compose_config, train_cli
 
-from tpri.config import ConfigError
+from tpri.configs.rules import ConfigError
 from tpri.run import RunDirError, run
 
 

@@ -16,9 +16,9 @@ import pytest
 from helpers import ROOT, TINY, train_cli
 from hydra.errors import MissingConfigException
 
-from tpri.preflight import one_line
+from tpri.run.preflight import one_line
 from tpri.run.rundir import GONE, LOCK, observed_status
-from tpri.status import main as status_main
+from tpri.run.status import main as status_main
 
 ENV = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONUNBUFFERED": "1"}
 
@@ -68,7 +68,7 @@ def test_a_sigkilled_default_run_is_shown_gone_and_resumes_with_the_printed_comm
     assert f"runs/{run_dir.parent.name}/{run_dir.name}  {GONE}" in table
     assert "running" not in table.replace(GONE, "")
     with pytest.warns(UserWarning, match=r"interrupted \(process gone\)"):
-        from tpri.collect import collect
+        from tpri.analysis.collect import collect
 
         collect(tmp_path / "outputs")
 

@@ -444,7 +444,7 @@ def test_sweep_log_lines_carry_the_job_number_and_each_job_ends_with_one_summary
 
 
 def test_a_rejected_config_never_removes_a_dir_someone_holds_or_a_log_with_content(cfg, tmp_path):
-    from tpri.config import ConfigError
+    from tpri.configs.rules import ConfigError
     from tpri.run.rundir import RunDir
 
     held, logged = tmp_path / "held", tmp_path / "logged"

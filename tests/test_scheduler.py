@@ -17,11 +17,11 @@ import pytest
 from helpers import CONF, ROOT, TINY, compose_config
 from test_rundir import _wait_for_iteration, summary
 
-from tpri.budget import Budget, cgroup_memory, for_launcher, memory_here
-from tpri.config import ConfigError, check_resources
-from tpri.preflight import preflight
-from tpri.resources import estimate_memory, peak
+from tpri.configs.budget import Budget, cgroup_memory, for_launcher, memory_here
+from tpri.configs.resources import estimate_memory, peak
+from tpri.configs.rules import ConfigError, check_resources
 from tpri.run import run
+from tpri.run.preflight import preflight
 from tpri.run.provenance import scheduler
 from tpri.run.signals import LAUNCHER_ENV
 

@@ -13,7 +13,7 @@ from datafiles import write_cifar, write_idx_dataset, write_ptb
 from helpers import CONF, TINY, train_cli
 from test_bad_inputs import _corrupt, run_main
 
-from tpri.preflight import preflight
+from tpri.run.preflight import preflight
 
 QUICK = [*TINY, "max_iter=4", "eval_every=2"]
 
@@ -114,7 +114,7 @@ def test_invalid_optuna_trials_fail_and_the_study_goes_on(tmp_path, capsys, monk
 
 
 def test_two_multiruns_into_one_sweep_dir_list_only_their_own_failed_jobs(tmp_path, monkeypatch):
-    from tpri.preflight import COMMAND_ID, failed_jobs, record_failed_job
+    from tpri.run.preflight import COMMAND_ID, failed_jobs, record_failed_job
 
     for command, job in (("first", "[job 0] failed: a"), ("second", "[job 0] failed: b")):
         monkeypatch.setenv(COMMAND_ID, command)

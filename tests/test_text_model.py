@@ -9,8 +9,8 @@ from problems import assert_close
 from problems import direction as shared_direction
 
 import tpri
-from tpri.text_model import TextRNN
-from tpri.tp import UPDATES
+from tpri.algorithm.text_model import TextRNN
+from tpri.algorithm.tp import UPDATES
 
 RECURRENT = ("rnn.weight_hh_l0", "rnn.weight_ih_l0", "rnn.bias_ih_l0", "rnn.bias_hh_l0")
 READOUT = ("readout.weight", "readout.bias")

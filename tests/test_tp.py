@@ -7,7 +7,7 @@ from problems import assert_close, direction
 from problems import rnn_problem as make_problem
 
 import tpri
-from tpri.tp import TARGETS, UPDATES
+from tpri.algorithm.tp import TARGETS, UPDATES
 
 RECURRENT = ("rnn.weight_hh_l0", "rnn.weight_ih_l0", "rnn.bias_ih_l0", "rnn.bias_hh_l0")
 READOUT = ("readout.weight", "readout.bias")

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from helpers import compose_config
 
-from tpri.config import ConfigError
-from tpri.trackers import flatten, make_trackers
+from tpri.configs.rules import ConfigError
+from tpri.run.trackers import flatten, make_trackers
 
 CONFIG = {"seed": 0, "lr": 0.1, "optimizer": {"name": "tp", "reg": 10.0}, "logger": {"tensorboard": {}}}
 ROWS = [  # two evaluations, as in metrics.csv
@@ -174,7 +174,7 @@ def test_mlflow_closes_on_every_status(in_a_copy_of_the_store):
 
 
 def test_mlflow_creates_the_folder_of_a_new_default_store(tmp_path, monkeypatch):
-    from tpri.trackers import _sqlite_lock
+    from tpri.run.trackers import _sqlite_lock
 
     monkeypatch.chdir(tmp_path)
     with _sqlite_lock("sqlite:///outputs/mlflow.db"):
@@ -288,7 +288,7 @@ def test_a_tensorboard_folder_made_read_only_mid_run_drops_the_tracker_in_one_li
     script = (
         "import logging, os, sys, pathlib\n"
         "logging.basicConfig(format='%(message)s')\n"
-        "from tpri.trackers import make_trackers\n"
+        "from tpri.run.trackers import make_trackers\n"
         "run = pathlib.Path(sys.argv[1])\n"
         "(t,) = make_trackers({'tensorboard': {}}, run, 'run')\n"
         "t.log_metrics({'loss': 1.0}, 0)\n"

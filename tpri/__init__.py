@@ -14,14 +14,14 @@ Library use (no Hydra needed)::
 from importlib import metadata
 
 from tpri import data
-from tpri.dtp import DTP
-from tpri.gru import GRU, GRUInverse
-from tpri.inverse import Diverged, RNNInverse
+from tpri.algorithm.dtp import DTP
+from tpri.algorithm.gru import GRU, GRUInverse
+from tpri.algorithm.inverse import Diverged, RNNInverse
+from tpri.algorithm.models import RNN
+from tpri.algorithm.text_model import TextRNN
+from tpri.algorithm.tp import Backprop, TargetProp
 from tpri.io import UnreadableFile
-from tpri.models import RNN
 from tpri.run import load_model
-from tpri.text_model import TextRNN
-from tpri.tp import Backprop, TargetProp
 
 try:  # the one version string is pyproject.toml's, read from the installed package's metadata
     __version__ = metadata.version("tpri")

@@ -1,6 +1,6 @@
 """Hydra entry point: `python train.py ...` (repo root) or the `tpri-train` console script.
 
-Every job of the command is composed and checked first (`tpri.preflight`): a bad value in any
+Every job of the command is composed and checked first (`tpri.run.preflight`): a bad value in any
 job of a sweep stops the command before any job starts, one line per bad job.
 
 Exit codes: 0 done (completed, diverged or skipped), 1 a job failed or its directory could
@@ -28,9 +28,11 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from tpri import preflight
-from tpri.config import ConfigError, plain_config
-from tpri.preflight import (
+from tpri.configs.resources import estimate_memory, estimate_seconds, peak
+from tpri.configs.rules import ConfigError, plain_config
+from tpri.configs.schema import register_configs
+from tpri.run import Interrupted, JobFailed, RunContext, RunDirError, RunRefused, preflight, run
+from tpri.run.preflight import (
     COMMAND_ID,
     FAILED_JOBS,
     REFUSED,
@@ -40,13 +42,10 @@ from tpri.preflight import (
     one_line,
     record_failed_job,
 )
-from tpri.resources import estimate_memory, estimate_seconds, peak
-from tpri.run import Interrupted, JobFailed, RunContext, RunDirError, RunRefused, run
 from tpri.run.provenance import mark_command
 from tpri.run.rundir import GONE, RunDir, check_output_location, claim_new_dir, find_job_dirs, point_link
 from tpri.run.signals import exit_with_launcher, ignore_stray_warnings, in_worker, mark_launcher
-from tpri.schema import register_configs
-from tpri.status import FINISHED, counts_line, program, read_job
+from tpri.run.status import FINISHED, counts_line, program, read_job
 
 
 def config_source() -> str:
@@ -293,7 +292,7 @@ def sweep_name(sweep_dir: Path) -> str | None:
 
 def plot_kind(name: str | None) -> str:
     """The figure a sweep is made for: the kind its name starts with, else convergence."""
-    from tpri.figures.cli import KINDS
+    from tpri.analysis.figures.cli import KINDS
 
     return next((k for k in KINDS if name and name.startswith(k)), "convergence")
 

@@ -3,7 +3,7 @@
 A field of an options dataclass carries its range or choices in its metadata (`spec(...)`);
 `check_section(prefix, options, dataclass)` checks a mapping of options against every field
 and raises `ConfigError` with one line naming the full key, the value and what is accepted.
-The config layer (`tpri.config`, `tpri.schema`) and the owners of the options (a dataset's
+The config layer (`tpri.configs.rules`, `tpri.configs.schema`) and the owners of the options (a dataset's
 Task, the trackers) call the same checks, so each rule is written once. No torch, no Hydra.
 """
 

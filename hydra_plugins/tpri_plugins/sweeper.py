@@ -1,5 +1,5 @@
 """The default sweeper of tpri (`hydra/sweeper=planned`): Hydra's basic sweeper (the same
-jobs, numbers and batches) for a sweep that `tpri.preflight` has already composed and checked.
+jobs, numbers and batches) for a sweep that `tpri.run.preflight` has already composed and checked.
 
 - It does not compose every job a second time before launching them (Hydra's
   `validate_batch_is_legal`: minutes for a sweep of hundreds of jobs); each job is composed
@@ -8,7 +8,7 @@ jobs, numbers and batches) for a sweep that `tpri.preflight` has already compose
   rerun of a sweep submits only what is left; the others keep their dirs (`hydra.sweep.subdir`
   is pinned to each launched job's number).
 
-Both only when the preflight's plan is the plan of this very sweep (`tpri.preflight.CHECKED`
+Both only when the preflight's plan is the plan of this very sweep (`tpri.run.preflight.CHECKED`
 lists the same jobs); otherwise it is Hydra's basic sweeper. Nothing heavy is imported at
 module level: Hydra imports every plugin module at start-up.
 """
@@ -45,7 +45,7 @@ class PlannedSweeper(BasicSweeper):
         """The preflight's plan when it is this sweep's, else None (known once the sweep has
         split its jobs into batches)."""
         if self.plan is None:
-            from tpri import preflight
+            from tpri.run import preflight
 
             jobs = [list(job) for batch in self.overrides for job in batch]
             if preflight.CHECKED is not None and preflight.CHECKED.jobs == jobs:

@@ -4,7 +4,7 @@ Each dataset is a `Task` class that owns every fact about it; the rest of the pr
 the class (through `TASKS`) and never switches on a dataset's name:
 
 - `Options`: the dataclass of its options, the schema of `conf/dataset/<name>.yaml`
-  (Hydra checks the YAML against it; `tpri.config.check_config` checks plain dicts);
+  (Hydra checks the YAML against it; `tpri.configs.rules.check_config` checks plain dicts);
 - `check_rules(options)`: the rules tying its options together (its constructor calls
   `check_options`, the schema check and these rules, so both paths share one rule);
 - `shape(options)`, `steps(options)`: what it gives the model (sizes, T, bytes), for the memory

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from tpri.schema import Config
+from tpri.configs.schema import Config
 
 CHECK_EVERY_KEY = "diverge_check_every"
 WEIGHT_NORM_KEY = "diverge_weight_norm"

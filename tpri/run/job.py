@@ -7,13 +7,13 @@ import math
 
 import torch
 
-from tpri.build import make_direction, make_model, make_optimizer
-from tpri.config import ConfigError
+from tpri.algorithm.tp import Direction
+from tpri.configs.build import make_direction, make_model, make_optimizer
+from tpri.configs.rules import ConfigError
 from tpri.data import make_task
 from tpri.data.base import EVAL_CHUNK  # sequences per forward pass at evaluation
 from tpri.data.download import DataFileError
 from tpri.run.rundir import Checkpoint, trajectory_config
-from tpri.tp import Direction
 
 
 def pick_device(name: str) -> torch.device:

@@ -25,16 +25,7 @@ import torch
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from tpri.config import (
-    ConfigError,
-    check_config,
-    check_overrides,
-    check_resources,
-    is_out_of_memory,
-    out_of_memory_hint,
-    plain_config,
-)
-from tpri.diagnostics import (
+from tpri.algorithm.diagnostics import (
     bp_adjoints,
     bp_gradients,
     cosines,
@@ -43,7 +34,16 @@ from tpri.diagnostics import (
     recurrent_weight,
     step_norms,
 )
-from tpri.inverse import Diverged
+from tpri.algorithm.inverse import Diverged
+from tpri.configs.rules import (
+    ConfigError,
+    check_config,
+    check_overrides,
+    check_resources,
+    is_out_of_memory,
+    out_of_memory_hint,
+    plain_config,
+)
 from tpri.io import UnreadableFile, load_torch, save_text
 from tpri.run.divergence import DivergenceRules
 from tpri.run.job import Job
@@ -456,7 +456,7 @@ class Session:
         except OSError:
             pass
         for tracker in self.record.trackers:
-            tracker.close(status)  # never raises (tpri.trackers.Guarded)
+            tracker.close(status)  # never raises (tpri.run.trackers.Guarded)
         log.error("%s%s: %s", self.context.tag, status, reason)
 
 
@@ -471,7 +471,7 @@ class _Stop(Exception):
 def _trackers(cfg: dict, out: Path, tag: str) -> list:
     if not cfg.get("logger"):
         return []
-    from tpri.trackers import make_trackers
+    from tpri.run.trackers import make_trackers
 
     return make_trackers(cfg["logger"], out, f"{out.parent.name}/{out.name}", tag)
 

@@ -1,9 +1,9 @@
 """Every figure kind in one place: its name (the `tpri-plot KIND` sub-command, whose plot
-function is `tpri.figures.cli.PLOTS[KIND]`), its caption on the report page, and the sweeps
+function is `tpri.analysis.figures.cli.PLOTS[KIND]`), its caption on the report page, and the sweeps
 (`conf/sweep/NAME.yaml`) it draws, with the plot arguments a sweep needs.
 
-    python -m tpri.figures.registry SWEEP DIR     # plots DIR as SWEEP's figure (make_figures.sh)
-    python -m tpri.figures.registry --kinds        # the kinds, one a line
+    python -m tpri.analysis.figures.registry SWEEP DIR     # plots DIR as SWEEP's figure (make_figures.sh)
+    python -m tpri.analysis.figures.registry --kinds        # the kinds, one a line
 """
 
 from __future__ import annotations
@@ -107,17 +107,18 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(KINDS))
         return 0
     if len(argv) != 2:
-        print("usage: python -m tpri.figures.registry SWEEP DIR | --kinds", file=sys.stderr)
+        print("usage: python -m tpri.analysis.figures.registry SWEEP DIR | --kinds", file=sys.stderr)
         return 2
     sweep, runs = argv
     try:
         args = plot_args(sweep)
     except KeyError:
         print(
-            f"registry: no figure kind draws sweep {sweep} (add it to tpri.figures.registry)", file=sys.stderr
+            f"registry: no figure kind draws sweep {sweep} (add it to tpri.analysis.figures.registry)",
+            file=sys.stderr,
         )
         return 2
-    from tpri.figures.cli import plot_main  # the plot functions import matplotlib: only here
+    from tpri.analysis.figures.cli import plot_main  # the plot functions import matplotlib: only here
 
     return plot_main([args[0], runs, *args[1:]], prog=f"tpri-plot {args[0]}")
 

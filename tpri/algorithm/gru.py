@@ -12,7 +12,7 @@ and the target rule maps a displacement e at h' to
 
 (A_skip = I / (1 + r)): one regularized inverse per gate, the gains divided out like the tanh
 RNN's 1 / a'. With a single port (skip closed, reset gate open, gates frozen) it is exactly the
-tanh-RNN rule of tpri.inverse.
+tanh-RNN rule of tpri.algorithm.inverse.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from tpri.inverse import CLAMP_EPS, previous_states, regularized_pinv_t
-from tpri.models import check_float_inputs, orthogonal_
+from tpri.algorithm.inverse import CLAMP_EPS, previous_states, regularized_pinv_t
+from tpri.algorithm.models import check_float_inputs, orthogonal_
 
 PORTS = ("r", "z", "n", "skip")  # the order of `port_gains`; r, z, n is torch's gate order
 # Smallest total gain S, the tanh RNN's smallest slope a' = 1 - (1 - eps)^2 (its clamp).
@@ -31,7 +31,7 @@ MIN_GAIN = 1 - (1 - CLAMP_EPS) ** 2
 class GRUInverse:
     """Linearized layer inverses of a GRU at fixed parameters (docs/gru-tp.md).
 
-    Time is the leading axis, as in tpri.inverse.RNNInverse: `k` indexes 0-based steps and
+    Time is the leading axis, as in tpri.algorithm.inverse.RNNInverse: `k` indexes 0-based steps and
     the rule maps the displacement at step k to step k - 1.
 
     Args:
@@ -83,7 +83,7 @@ class GRU(nn.Module):
     per_step_loss = False  # the loss reads h_T only
     token_inputs = False
     label = "GRU"
-    # memory facts (tpri.resources, as tpri.models.RNN's): three gates' weights; the gate
+    # memory facts (tpri.configs.resources, as tpri.algorithm.models.RNN's): three gates' weights; the gate
     # activations a step keeps with BP, the port gains with TP; the gates at evaluation
     # (nn.GRU's forward without autograd: about 5, measured on (1000, 1000, 6) -> d=64)
     GATES, BP_FLOATS, TP_FLOATS, EVAL_FLOATS = 3, 12, 20, 5

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from tpri.inverse import CHUNK_ELEMENTS, RNNInverse, previous_states
+from tpri.algorithm.inverse import CHUNK_ELEMENTS, RNNInverse, previous_states
 
 ACTIVATIONS = ("tanh", "identity", "relu")
 INVERTIBLE = ("tanh", "identity")  # activations TP can invert exactly
@@ -60,7 +60,7 @@ class RNN(nn.Module):
     per_step_loss = False  # the loss reads h_T only
     token_inputs = False  # inputs are float vectors (B, T, n)
     label = "RNN"  # how figures name it
-    # memory facts (tpri.resources): weight blocks of the recurrence; floats of width d a
+    # memory facts (tpri.configs.resources): weight blocks of the recurrence; floats of width d a
     # training step keeps per sequence and step with BP (states, pre-activations, adjoints,
     # workspace) and in addition with TP (targets, displacements, slopes); at evaluation
     # (nn.RNN's forward without autograd: about 4, measured on (1000, 2000, 6) -> d=64)

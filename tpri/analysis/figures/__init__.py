@@ -1,4 +1,4 @@
-"""The paper's figures from the table of runs of `tpri.collect`.
+"""The paper's figures from the table of runs of `tpri.analysis.collect`.
 
     df = collect("multirun/mnist_heatmap")
     fig, diverged = plot_heatmap(df)          # lr x reg, diverged cells hatched and marked ×
@@ -29,11 +29,11 @@ def _matplotlib_config_dir() -> None:
 
 _matplotlib_config_dir()
 
-from tpri.figures.curves import plot_convergence, plot_gradients, plot_sensitivity  # noqa: E402
-from tpri.figures.grids import plot_heatmap, plot_winner, winner_table  # noqa: E402
-from tpri.figures.scaling import plot_compute, plot_length_scaling, solved_table  # noqa: E402
-from tpri.figures.style import METHOD_STYLES, header_text, label, method_style, save  # noqa: E402
-from tpri.figures.tasks import split_tasks, with_task  # noqa: E402
+from tpri.analysis.figures.curves import plot_convergence, plot_gradients, plot_sensitivity  # noqa: E402
+from tpri.analysis.figures.grids import plot_heatmap, plot_winner, winner_table  # noqa: E402
+from tpri.analysis.figures.scaling import plot_compute, plot_length_scaling, solved_table  # noqa: E402
+from tpri.analysis.figures.style import METHOD_STYLES, header_text, label, method_style, save  # noqa: E402
+from tpri.analysis.figures.tasks import split_tasks, with_task  # noqa: E402
 
 __all__ = [
     "METHOD_STYLES",

@@ -5,7 +5,7 @@ a GPU iteration would be bound by launch overhead. A CUDA graph records them onc
 them in one launch. The graph reads and writes fixed buffers, so each call copies its inputs in
 (A^T, dl/dh_T and, for per-step losses, dl/dh) and the inverse writes its slopes straight into
 the graph's E buffer, where the sweep turns them into the displacements (`linearized_sweep`,
-defined here and run eagerly by `tpri.tp` too; the caller finishes with `RNNInverse.mul_slope_`).
+defined here and run eagerly by `tpri.algorithm.tp` too; the caller finishes with `RNNInverse.mul_slope_`).
 
 Policy: on CPU tensors, or when capture fails, `run` returns None and the caller sweeps eagerly
 (same function, same numbers). A shape is captured the second time in a row it is seen, and one

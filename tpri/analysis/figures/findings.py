@@ -10,10 +10,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tpri.collect import summarize
-from tpri.figures.curves import GRADIENT_PANELS, direction_column, diverged_at, gradient_source, tuned
-from tpri.figures.style import readable, value_text
-from tpri.figures.tuning import UNTUNED, choice_of, edge_note, runs_text
+from tpri.analysis.collect import summarize
+from tpri.analysis.figures.curves import (
+    GRADIENT_PANELS,
+    direction_column,
+    diverged_at,
+    gradient_source,
+    tuned,
+)
+from tpri.analysis.figures.style import readable, value_text
+from tpri.analysis.figures.tuning import UNTUNED, choice_of, edge_note, runs_text
 
 
 def _num(value: float) -> str:

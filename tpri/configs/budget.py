@@ -1,5 +1,5 @@
 """What one job may use -- CPUs, memory, GPUs -- on the machine it will run on, for the resource
-checks (`tpri.config.check_resources`).
+checks (`tpri.configs.rules.check_resources`).
 
 - Inside a job (`here()`): the allocation first, then the machine. Memory: TPRI_MEMORY_LIMIT
   (bytes, e.g. 8e9) when set; else the SLURM allocation (SLURM_MEM_PER_NODE, or

@@ -35,8 +35,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
-from tpri.budget import Budget, for_launcher
-from tpri.config import (
+from tpri.configs.budget import Budget, for_launcher
+from tpri.configs.rules import (
     ConfigError,
     accepted,
     check_config,
@@ -46,9 +46,9 @@ from tpri.config import (
     plain_config,
     show,
 )
+from tpri.configs.schema import GROUPS, Spec, register_configs
 from tpri.data import check_files
 from tpri.run.rundir import RunDir, RunRefused
-from tpri.schema import GROUPS, Spec, register_configs
 
 REFUSED = "Refused: "  # starts the line of a job whose dir holds another run
 # sweepers that launch the expansion of hydra.sweeper.params and the command line's overrides
@@ -444,7 +444,7 @@ BP_STEP_SIZES = "lr=1e-5 for sgd (the paper's BP on temporal order, Nesterov 0.9
 def check_bp_keys(cfg: dict, overrides: list[str]) -> None:
     """Choosing optimizer=sgd or adam on the command line needs its step size there too: the
     default lr is TP's (0.1). Experiments (`experiment=*_bp`) and sweeps set it in their
-    configs. (TP-only keys given with a BP optimizer: `tpri.config.check_overrides`.)"""
+    configs. (TP-only keys given with a BP optimizer: `tpri.configs.rules.check_overrides`.)"""
     name = cfg["optimizer"]["name"]
     keys = {o.lstrip("+~").split("=", 1)[0] for o in overrides}
     if name in BP_OPTIMIZERS and "optimizer" in keys and not keys & {"lr", "optimizer.lr"}:

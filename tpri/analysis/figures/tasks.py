@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tpri.build import MODELS
-from tpri.collect import UsageError, sequence_length, swept_keys
+from tpri.analysis.collect import UsageError, sequence_length, swept_keys
+from tpri.configs.build import MODELS
 from tpri.data import TASKS
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from tpri.config import ConfigError
+from tpri.configs.rules import ConfigError
 from tpri.io import save_json
 from tpri.run.rundir import STATUSES as RUN_STATUSES
 

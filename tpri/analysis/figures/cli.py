@@ -21,8 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tpri.cli import Parser
-from tpri.collect import (
+from tpri.analysis.collect import (
     METRICS,
     DataError,
     UsageError,
@@ -34,11 +33,12 @@ from tpri.collect import (
     swept_keys,
     write_results,
 )
-from tpri.figures import curves, findings, grids, registry, scaling
-from tpri.figures.report import findings_markdown, sidecar, write_index
-from tpri.figures.style import header_text, save, value_text
-from tpri.figures.tasks import split_tasks, with_task
-from tpri.figures.tuning import choices_table
+from tpri.analysis.figures import curves, findings, grids, registry, scaling
+from tpri.analysis.figures.report import findings_markdown, sidecar, write_index
+from tpri.analysis.figures.style import header_text, save, value_text
+from tpri.analysis.figures.tasks import split_tasks, with_task
+from tpri.analysis.figures.tuning import choices_table
+from tpri.cli import Parser
 from tpri.io import save_text
 
 KINDS = list(registry.KINDS)

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from tpri.collect import DataError
-from tpri.figures.registry import KINDS
-from tpri.figures.style import plain
-from tpri.figures.tasks import SMOKE
+from tpri.analysis.collect import DataError
+from tpri.analysis.figures.registry import KINDS
+from tpri.analysis.figures.style import plain
+from tpri.analysis.figures.tasks import SMOKE
 from tpri.io import save_text
 
 MARK = "tpri-figure"  # key of the sidecar files, to tell them from other json files

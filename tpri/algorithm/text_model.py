@@ -1,7 +1,7 @@
 """A word-level language model: token embedding -> tanh RNN -> readout at every step.
 
-It is `tpri.models.RNN` run on embedded tokens, so TP reuses the RNN's layer inverses
-(`tpri.inverse.RNNInverse`) unchanged; since every state is read out (`per_step_loss`),
+It is `tpri.algorithm.models.RNN` run on embedded tokens, so TP reuses the RNN's layer inverses
+(`tpri.algorithm.inverse.RNNInverse`) unchanged; since every state is read out (`per_step_loss`),
 TargetProp gives every h_t its own local target (docs/methods.md, "Per-step losses").
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from tpri.inverse import RNNInverse
-from tpri.models import RNN, autograd_local_backward
+from tpri.algorithm.inverse import RNNInverse
+from tpri.algorithm.models import RNN, autograd_local_backward
 
 
 class TextRNN(RNN):
@@ -21,7 +21,7 @@ class TextRNN(RNN):
 
     Inputs are token ids (B, T) int64, predictions (B, T, V). `self.embedding` is the
     `nn.Embedding` E (frozen by default, as in the paper: `requires_grad` False, so no
-    optimizer moves it); `self.rnn` and `self.readout` are as in `tpri.models.RNN`.
+    optimizer moves it); `self.rnn` and `self.readout` are as in `tpri.algorithm.models.RNN`.
 
     Args:
         input_size: V, the vocabulary size.
@@ -36,7 +36,7 @@ class TextRNN(RNN):
     token_inputs = True  # inputs are token ids (B, T)
     label = "RNN language model"
     # evaluation computes the states in place (`RNN.states_in_place`): one float of width d
-    # per step (the embedded tokens count apart, tpri.resources)
+    # per step (the embedded tokens count apart, tpri.configs.resources)
     EVAL_FLOATS = 1
 
     def __init__(

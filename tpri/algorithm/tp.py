@@ -13,9 +13,9 @@ from typing import Protocol
 import torch
 from torch import Tensor, nn
 
-from tpri.capture import CapturedSweep, linearized_sweep
-from tpri.inverse import Diverged, RNNInverse
-from tpri.models import autograd_local_backward
+from tpri.algorithm.capture import CapturedSweep, linearized_sweep
+from tpri.algorithm.inverse import Diverged, RNNInverse
+from tpri.algorithm.models import autograd_local_backward
 
 TARGETS = ("linearized", "difference", "inverse")
 UPDATES = ("graph", "local")
@@ -179,7 +179,7 @@ class TargetProp(Stateless):
 
         Memory, for a model with the closed forms (`local_backward` / `graph_backward`, used on
         the CPU): the states and E, two (T, B, d) buffers, plus temporaries of at most
-        `tpri.inverse.CHUNK_ELEMENTS` (the linearized sweep keeps its slopes in E itself).
+        `tpri.algorithm.inverse.CHUNK_ELEMENTS` (the linearized sweep keeps its slopes in E itself).
         Otherwise graph mode also keeps autograd's graph of the forward, as BP does.
         """
         self.check(model)
@@ -270,7 +270,7 @@ class TargetProp(Stateless):
 
         grad_last: dl/dh_T (B, d). grad_steps: dl/dh_t (B, T, d) when every step has its own
         loss (then each step also gets its local target u_t = h_t - lr_target dl/dh_t).
-        On CUDA the linearized sweep of an RNN is replayed as a CUDA graph (`tpri.capture`):
+        On CUDA the linearized sweep of an RNN is replayed as a CUDA graph (`tpri.algorithm.capture`):
         one launch instead of ~2T; the returned E then lives in the graph's buffer, valid until
         the next call.
         """

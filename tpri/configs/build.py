@@ -6,12 +6,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tpri.dtp import DTP
-from tpri.gru import GRU
-from tpri.models import RNN
+from tpri.algorithm.dtp import DTP
+from tpri.algorithm.gru import GRU
+from tpri.algorithm.models import RNN
+from tpri.algorithm.text_model import TextRNN
+from tpri.algorithm.tp import Backprop, TargetProp
 from tpri.spec import ConfigError, show
-from tpri.text_model import TextRNN
-from tpri.tp import Backprop, TargetProp
 
 MODELS = {"rnn": RNN, "gru": GRU, "rnn_text": TextRNN}
 

@@ -15,8 +15,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from tpri.collect import DataError, family, summarize
-from tpri.figures.style import (
+from tpri.analysis.collect import DataError, family, summarize
+from tpri.analysis.figures.style import (
     DIVERGED_MARK,
     VALUE_STYLES,
     Style,
@@ -29,8 +29,15 @@ from tpri.figures.style import (
     styled,
     tick_labels,
 )
-from tpri.figures.tasks import check_pooled, header_lines, machine_line, pooled_line, refuse_mixed, with_task
-from tpri.figures.tuning import Choice, edge_note, runs_text, select
+from tpri.analysis.figures.tasks import (
+    check_pooled,
+    header_lines,
+    machine_line,
+    pooled_line,
+    refuse_mixed,
+    with_task,
+)
+from tpri.analysis.figures.tuning import Choice, edge_note, runs_text, select
 
 MAX_SEED_LINES = 3  # up to this many seeds: every seed drawn, no band
 QUANTILES = (0.25, 0.75)

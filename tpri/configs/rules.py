@@ -1,7 +1,7 @@
 """Checks of a whole config (a plain dict, as composed from conf/), before anything is written.
 
 `check_config(cfg)` raises `ConfigError` with one line naming the full key, the value and what
-is accepted: the types, ranges and choices of the typed schema (`tpri.schema`), finiteness of
+is accepted: the types, ranges and choices of the typed schema (`tpri.configs.schema`), finiteness of
 every float, unknown keys, and the options that only make sense together. `check_resources(cfg)`
 refuses a job whose estimated memory exceeds what is available, or more threads than CPUs.
 Neither needs Hydra, so the library path `tpri.run.run(cfg_dict, dir)` uses them too.
@@ -15,11 +15,11 @@ from collections.abc import Mapping
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from tpri.budget import Budget, here, memory_here
-from tpri.build import DIRECTIONS, MODELS, check_step
+from tpri.configs.budget import Budget, here, memory_here
+from tpri.configs.build import DIRECTIONS, MODELS, check_step
+from tpri.configs.resources import estimate_memory, peak
+from tpri.configs.schema import GROUPS, OPTIONAL_KEYS, UNSET_OPTIONAL, Config
 from tpri.data import TASKS
-from tpri.resources import estimate_memory, peak
-from tpri.schema import GROUPS, OPTIONAL_KEYS, UNSET_OPTIONAL, Config
 from tpri.spec import ConfigError, accepted, check_section, check_value, field_kind, show
 
 __all__ = [  # the checks of one value live in tpri.spec; re-exported for the callers here
@@ -227,7 +227,7 @@ RULES = (_optimizer_step, _inputs, _direction, _dataset, _top_level_values, _tun
 
 
 def available_memory() -> int:
-    """Bytes of memory this process may use (tpri.budget.memory_here: TPRI_MEMORY_LIMIT, the
+    """Bytes of memory this process may use (tpri.configs.budget.memory_here: TPRI_MEMORY_LIMIT, the
     SLURM allocation or cgroup limit, MemAvailable)."""
     return memory_here()[0]
 
@@ -235,7 +235,7 @@ def available_memory() -> int:
 def check_resources(cfg: dict, available: int | None = None, budget: Budget | None = None) -> None:
     """Refuse a job (checked by check_config) whose estimated peak memory exceeds what it gets,
     more threads than its CPUs, or a GPU it will not have. `budget`: what the job gets (default:
-    this process's allocation or machine, tpri.budget.here()); `available` overrides its bytes.
+    this process's allocation or machine, tpri.configs.budget.here()); `available` overrides its bytes.
     Allocates nothing."""
     budget = budget or here()
     if available is not None:

@@ -10,10 +10,10 @@ import pandas as pd
 from matplotlib.colors import LogNorm, Normalize
 from matplotlib.patches import Patch, Rectangle
 
-from tpri.collect import DataError, family, sequence_length, summarize
-from tpri.figures.style import label, new_figure, set_header, spans_decades, styled, tick_labels
-from tpri.figures.tasks import check_pooled, header_lines, pooled_line, refuse_mixed, with_task
-from tpri.figures.tuning import UNTUNED, choice_of, grid_text, select, tuned_keys
+from tpri.analysis.collect import DataError, family, sequence_length, summarize
+from tpri.analysis.figures.style import label, new_figure, set_header, spans_decades, styled, tick_labels
+from tpri.analysis.figures.tasks import check_pooled, header_lines, pooled_line, refuse_mixed, with_task
+from tpri.analysis.figures.tuning import UNTUNED, choice_of, grid_text, select, tuned_keys
 
 DIVERGED = "#B2182B"
 

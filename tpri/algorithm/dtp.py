@@ -36,9 +36,9 @@ import copy
 import torch
 from torch import Tensor, nn
 
-from tpri.inverse import previous_states
-from tpri.models import orthogonal_
-from tpri.tp import TargetProp, check_number
+from tpri.algorithm.inverse import previous_states
+from tpri.algorithm.models import orthogonal_
+from tpri.algorithm.tp import TargetProp, check_number
 
 VARIANTS = ("authors", "separate")
 
@@ -68,7 +68,7 @@ class ReverseLayer(nn.Module):
 
 class LearnedInverse:
     """The difference rule with the reverse layer g in place of psi^{-1}, in the interface of
-    tpri.inverse.RNNInverse (time-major, `k` a 0-based step mapped to step k - 1)."""
+    tpri.algorithm.inverse.RNNInverse (time-major, `k` a 0-based step mapped to step k - 1)."""
 
     def __init__(self, reverse: ReverseLayer, ux: Tensor, hs: Tensor):
         self.reverse = reverse

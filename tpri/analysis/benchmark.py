@@ -194,7 +194,7 @@ def measure_memory(
     args = [
         sys.executable,
         "-m",
-        "tpri.benchmark",
+        "tpri.analysis.benchmark",
         "--probe",
         method,
         "--T",
@@ -398,8 +398,8 @@ def oversized_cells(grid, available: int | None = None) -> str | None:
     """One line naming the first cell whose iteration of the largest method (every method of the
     benchmark runs: TP's and BP's estimates, the larger) would not fit in the available memory,
     by the same estimate `train.py` checks jobs with; else None."""
-    from tpri.config import available_memory
-    from tpri.resources import estimate_memory, peak
+    from tpri.configs.resources import estimate_memory, peak
+    from tpri.configs.rules import available_memory
 
     limit = available_memory() if available is None else available
     for T, hidden, batch in grid:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-from tpri.build import DIRECTIONS, MODELS
+from tpri.configs.build import DIRECTIONS, MODELS
 from tpri.data import TASKS
 from tpri.data.base import EVAL_CHUNK, FLOAT, Shape
 
@@ -46,7 +46,7 @@ def _per_step_state(cfg: dict) -> int:
     """Floats of width d a training step keeps per sequence and step: autograd's graph for BP;
     for TP and DTP the states and displacements only when the model updates in closed form
     (`local_backward`, `graph_backward`: local mode, graph mode off CUDA; the rest works in
-    chunks of tpri.inverse.CHUNK_ELEMENTS), else autograd's graph and the targets' floats."""
+    chunks of tpri.algorithm.inverse.CHUNK_ELEMENTS), else autograd's graph and the targets' floats."""
     cls, direction = MODELS[cfg["model"]["name"]], DIRECTIONS[cfg["optimizer"]["name"]]
     if not direction.inverts:
         return cls.BP_FLOATS

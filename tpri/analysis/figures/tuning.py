@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from tpri.collect import best_configs, swept_keys
+from tpri.analysis.collect import best_configs, swept_keys
 
 UNTUNED = "single setting, not tuned"
 

@@ -10,8 +10,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-from tpri.collect import DataError, UsageError, numeric, sequence_length, summarize
-from tpri.figures.style import (
+from tpri.analysis.collect import DataError, UsageError, numeric, sequence_length, summarize
+from tpri.analysis.figures.style import (
     DIVERGED_MARK,
     label,
     log_axis,
@@ -21,8 +21,8 @@ from tpri.figures.style import (
     styled,
     tick_labels,
 )
-from tpri.figures.tasks import header_lines, refuse_mixed, with_task
-from tpri.figures.tuning import UNTUNED, grid_text, select, tuned_keys
+from tpri.analysis.figures.tasks import header_lines, refuse_mixed, with_task
+from tpri.analysis.figures.tuning import UNTUNED, grid_text, select, tuned_keys
 
 BENCH_METHODS = {"bp": "BP", "tp_graph": "TP", "tp_local": "TP (local)", "plain_rnn": "plain RNN"}
 BENCH_COLUMNS = ["T", "hidden", "batch", "method", "median_ms"]

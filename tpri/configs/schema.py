@@ -5,7 +5,7 @@ its Task (`tpri.data`, `Task.Options`); the models' and optimizers' are here.
 Hydra validates the YAML files of `conf/` against these dataclasses (the "schema + YAML"
 pattern: each YAML file starts with `defaults: [/schema/<group>/<option>@_here_]`), so
 OmegaConf rejects a wrong type, an unknown key or a null where a value is required, naming
-the full key. `tpri.config.check_config` reads the same fields to check plain dicts (the
+the full key. `tpri.configs.rules.check_config` reads the same fields to check plain dicts (the
 library path, no Hydra) and adds ranges, finiteness and combinations. The YAML files hold the
 commented defaults; fields without a default here must be given by a YAML file.
 """
@@ -16,11 +16,11 @@ from typing import Any, Optional
 
 from omegaconf import MISSING
 
-from tpri.build import STEPS
+from tpri.algorithm.models import ACTIVATIONS
+from tpri.algorithm.tp import TARGETS, UPDATES
+from tpri.configs.build import STEPS
 from tpri.data import TASKS
-from tpri.models import ACTIVATIONS
 from tpri.spec import Spec, seed, size, spec  # noqa: F401 (Spec: re-exported)
-from tpri.tp import TARGETS, UPDATES
 
 DEVICES = ("auto", "cpu", "cuda")
 
