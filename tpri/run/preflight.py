@@ -49,6 +49,7 @@ from tpri.configs.rules import (
 from tpri.configs.schema import GROUPS, Spec, register_configs
 from tpri.data import check_files
 from tpri.run.rundir import RunDir, RunRefused
+from tpri.spec import unknown_key
 
 REFUSED = "Refused: "  # starts the line of a job whose dir holds another run
 # sweepers that launch the expansion of hydra.sweeper.params and the command line's overrides
@@ -489,7 +490,7 @@ def _one_line(err: BaseException) -> str:
         cause = cause.__cause__ or cause.__context__
     if cause is not None and getattr(cause, "full_key", None):
         if isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
-            return f"{cause.full_key}: unknown key{_accepted_keys(cause)}"
+            return unknown_key(cause.full_key, _accepted_keys(cause))
         field = _schema_field(cause)
         if isinstance(cause, ValidationError) and field is not None:
             kind, nullable = field
@@ -511,10 +512,9 @@ def _schema_field(cause) -> tuple[type, bool] | None:
     return field_kind(typing.get_type_hints(schema)[cause.key])
 
 
-def _accepted_keys(cause) -> str:
+def _accepted_keys(cause) -> list[str]:
     schema = getattr(cause, "object_type", None)
-    fields = getattr(schema, "__dataclass_fields__", None)
-    return f"; accepted: {sorted(fields)}" if fields else ""
+    return list(getattr(schema, "__dataclass_fields__", None) or [])
 
 
 # --- the end of a multirun ----------------------------------------------------------------
