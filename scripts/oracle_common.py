@@ -40,6 +40,14 @@ def load(net, init: dict, names: dict[str, str]) -> None:
     net.load_state_dict({back[k]: v for k, v in init.items()}, strict=False)
 
 
+def train(run_optim, net, loss, data: dict, iterations: int, **options):
+    """`iterations` of the authors' loop `run_optim` on the batches of `data` (no regulariser,
+    no test set, silent); `options` name their oracle, diff_mode and steps."""
+    batches = list(zip(data["x"], data["y"]))
+    run_optim(loss, lambda net: 0.0, net, batches, None, 1000, max_iter=iterations, verbose=False, **options)
+    return net
+
+
 def as_lists(tensors: dict) -> dict:
     return {k: v.tolist() for k, v in tensors.items()}
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from oracle_common import ROOT, as_lists, load, open_checkout, params, write
+from oracle_common import ROOT, as_lists, load, open_checkout, params, train, write
 
 OUT = ROOT / "tests" / "data" / "oracle_dtp.json"
 SIZES = dict(batch=4, length=6, inputs=3, hidden=5, classes=4, batches=5)
@@ -51,21 +51,18 @@ def run_authors(authors, data: dict, init: dict | None, setting: dict, iteration
     net = authors.RNN(SIZES["inputs"], SIZES["hidden"], SIZES["classes"])
     if init is not None:
         load(net, init, NAMES)
-    authors.run_optim(
-        torch.nn.CrossEntropyLoss(),
-        lambda net: 0.0,
+    loss = torch.nn.CrossEntropyLoss()
+    return train(
+        authors.run_optim,
         net,
-        list(zip(data["x"], data["y"])),
-        None,
-        1000,
+        loss,
+        data,
+        iterations,
         oracle="target_auto_enc",
         diff_mode="diff",
-        max_iter=iterations,
         noise=0.0,
-        verbose=False,
         **setting,
     )
-    return net
 
 
 def main() -> None:

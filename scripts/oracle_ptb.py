@@ -18,7 +18,7 @@ import argparse
 
 import torch
 import torch.nn.functional as F
-from oracle_common import ROOT, as_lists, load, open_checkout, params, write
+from oracle_common import ROOT, as_lists, load, open_checkout, params, train, write
 
 OUT = ROOT / "tests" / "data" / "oracle_ptb.json"
 SIZES = dict(batch=4, length=6, vocab=7, embedding=3, hidden=5, batches=5)
@@ -53,20 +53,8 @@ def run_authors(authors, data: dict, init: dict | None, iterations: int):
     net = authors.RNNText(s["embedding"], s["hidden"], vocab_size=s["vocab"], freeze_embedding=True)
     if init is not None:
         load(net, init, NAMES)
-    authors.run_optim(
-        CrossEntropySeq(),
-        lambda net: 0.0,
-        net,
-        list(zip(data["x"], data["y"])),
-        None,
-        1000,
-        oracle="target_optim",
-        diff_mode="linearized",
-        max_iter=iterations,
-        verbose=False,
-        **SETTING,
-    )
-    return net
+    options = dict(oracle="target_optim", diff_mode="linearized", **SETTING)
+    return train(authors.run_optim, net, CrossEntropySeq(), data, iterations, **options)
 
 
 def main() -> None:
