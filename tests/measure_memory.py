@@ -41,13 +41,22 @@ CASES = {
     "MNIST winner corner TP": [*MNIST, "optimizer=tp", "reg=1.0"],
     "MNIST winner corner BP": [*MNIST, "optimizer=sgd", "lr=1e-3"],
     # the paper's PTB job (10,000 words, batch 512, T=64, d=256, embedding 1024) on fewer
-    # tokens: 536 training and test windows, so one evaluation holds 536-window predictions
+    # tokens: 536 training and test windows. Its training step (batch 512) sets the peak; an
+    # evaluation holds one chunk of 104 windows' predictions (tpri.data.base.eval_chunk)
     "PTB paper job, 600 tokens": ["experiment=ptb", "dataset.n_tokens=600", "dataset.n_test_tokens=600"],
-    # the same with 1,035 test windows: the evaluation's predictions set the peak
+    # the same with 1,035 test windows: 10 chunks instead of 6, the same peak
     "PTB paper job, 1100 test tokens": [
         "experiment=ptb",
         "dataset.n_tokens=600",
         "dataset.n_test_tokens=1100",
+    ],
+    # 4,936 test windows and batch 16: the evaluation sets the peak. Holding all predictions
+    # at once (before evaluation in chunks) it was estimated at 27 GB
+    "PTB big evaluation, 5000 test tokens": [
+        "experiment=ptb",
+        "dataset.n_tokens=600",
+        "dataset.n_test_tokens=5000",
+        "batch_size=16",
     ],
 }
 

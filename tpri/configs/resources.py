@@ -6,9 +6,10 @@ step keeps from the model class, whether layer inverses are kept from the direct
 The estimate follows the shapes the code creates (float32 values, int64 token ids): a training
 step keeps a few tensors (B, T, d) per method (states, adjoints or targets and displacements,
 gate activations for the GRU), a text model's per-step logits (B, T, V), and an evaluation
-concatenates the predictions of the whole evaluation set. It is calibrated on the peak RSS
-a job adds to a process that imported torch (tests/measure_memory.py prints the ratios); the
-imported libraries' own memory (a few hundred MB) is not counted, their first use is (RUNTIME).
+holds one chunk's states and predictions at a time (tpri.data.base.eval_chunk). It is
+calibrated on the peak RSS a job adds to a process that imported torch (tests/measure_memory.py
+prints the ratios); the imported libraries' own memory (a few hundred MB) is not counted, their
+first use is (RUNTIME).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import math
 
 from tpri.configs.build import DIRECTIONS, MODELS
 from tpri.data import TASKS
-from tpri.data.base import EVAL_CHUNK, FLOAT, Shape
+from tpri.data.base import FLOAT, Shape, eval_chunk
 
 # what torch's first forward and backward add to a process (thread pools, kernel workspaces):
 # the gap between the measured peak of CPU jobs and their tensors, about 170 MB
@@ -77,17 +78,18 @@ def _training(cfg: dict, shape: Shape) -> int:
 
 
 def _evaluation(cfg: dict, shape: Shape) -> int:
+    """One forward pass of an evaluation, the largest of its chunks (tpri.data.base.eval_chunk):
+    its states (EVAL_FLOATS of width d per step, a text model's embedded tokens), its predictions
+    and their log-softmax (the cross-entropy's); beside them what a TP or DTP step leaves held
+    (the last batch's displacements). The chunks' losses are plain numbers: one chunk at a time."""
     d = cfg["model"]["hidden"]
     floats = MODELS[cfg["model"]["name"]].EVAL_FLOATS
-    chunk = min(EVAL_CHUNK, max(shape.n_test, shape.n_eval))
-    embedded = cfg["model"].get("embedding_dim", 0)  # a text model's embedded tokens
+    chunk = min(eval_chunk(shape.outputs, shape.length, shape.per_step), max(shape.n_test, shape.n_eval))
+    embedded = cfg["model"].get("embedding_dim", 0)
     states = chunk * shape.length * FLOAT * (d * floats + embedded)
-    # TP and DTP keep the last batch's displacements (B, T, d) through the evaluation
     direction = DIRECTIONS[cfg["optimizer"]["name"]]
     kept = cfg["batch_size"] * shape.length * FLOAT * d if direction.inverts else 0
-    per_seq = FLOAT * shape.outputs * (shape.length if shape.per_step else 1)
-    # both splits' predictions, and the log-softmax of the larger one
-    predictions = per_seq * (shape.n_test + shape.n_eval + max(shape.n_test, shape.n_eval))
+    predictions = 2 * chunk * FLOAT * shape.outputs * (shape.length if shape.per_step else 1)
     return states + predictions + kept
 
 
@@ -134,7 +136,8 @@ def estimate_seconds(cfg: dict) -> float:
     macs = gates * d * (d + n) + (d * shape.outputs if shape.per_step else 0)
     step = shape.length * (STEP_SECONDS + MAC_SECONDS * batch * macs)
     evaluated = shape.n_test + shape.n_eval
-    chunks = math.ceil(shape.n_test / EVAL_CHUNK) + math.ceil(shape.n_eval / EVAL_CHUNK)
+    chunk = eval_chunk(shape.outputs, shape.length, shape.per_step)
+    chunks = math.ceil(shape.n_test / chunk) + math.ceil(shape.n_eval / chunk)
     evaluation = shape.length * (chunks * STEP_SECONDS + MAC_SECONDS / 3 * evaluated * macs)
     evaluations = cfg["max_iter"] // cfg["eval_every"] + 1
     return START_SECONDS + cfg["max_iter"] * step + evaluations * evaluation

@@ -21,7 +21,17 @@ OBJECTIVES = ("classification", "regression", "language_model")
 # The paper's accuracy rule for the adding problem: a prediction is right when |error| < 0.04.
 REGRESSION_TOLERANCE = 0.04
 FLOAT, INDEX = 4, 8  # bytes of a float32 value, of an int64 token id
-EVAL_CHUNK = 1000  # sequences per forward pass when a model is evaluated on a task's fixed sets
+EVAL_CHUNK = 1000  # at most this many sequences per forward pass when a model is evaluated
+EVAL_BYTES = 256 * 2**20  # and at most this many bytes of one forward pass's predictions
+
+
+def eval_chunk(outputs: int, length: int, per_step: bool) -> int:
+    """Sequences per forward pass when a model is evaluated on a task's fixed sets: EVAL_CHUNK,
+    fewer when their predictions (`outputs` floats per sequence, or per step of `length` steps
+    when `per_step`) would exceed EVAL_BYTES; at least 1. The facts are `Shape`'s (outputs,
+    length, per_step); `tpri.run.job` evaluates in such chunks, `tpri.configs.resources` counts them."""
+    per_sequence = FLOAT * outputs * (length if per_step else 1)
+    return max(1, min(EVAL_CHUNK, EVAL_BYTES // per_sequence))
 
 
 def data_folder(data_dir: str) -> Path:

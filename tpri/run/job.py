@@ -6,12 +6,13 @@ from __future__ import annotations
 import math
 
 import torch
+from torch import Tensor
 
 from tpri.algorithm.tp import Direction
 from tpri.configs.build import make_direction, make_model, make_optimizer
 from tpri.configs.rules import ConfigError
 from tpri.data import make_task
-from tpri.data.base import EVAL_CHUNK  # sequences per forward pass at evaluation
+from tpri.data.base import Task, eval_chunk
 from tpri.data.download import DataFileError
 from tpri.run.rundir import Checkpoint, trajectory_config
 
@@ -85,13 +86,34 @@ class Job:
     @torch.no_grad()
     def evaluate(self) -> dict:
         row = {}
+        per_step = self.task.objective == "language_model"  # predictions (B, T, V)
         for split, (x, y) in self.eval_sets.items():
-            pred = torch.cat([self.model(xb) for xb in x.split(EVAL_CHUNK)])
-            row[f"{split}_loss"] = self.task.loss(pred, y).item()
-            row[f"{split}_accuracy"] = self.task.accuracy(pred, y)
+            chunk = eval_chunk(self.task.output_size, x.shape[1], per_step)
+            row[f"{split}_loss"], row[f"{split}_accuracy"] = evaluate_set(self.model, self.task, x, y, chunk)
         if self.task.objective == "language_model":
             row["test_perplexity"] = math.exp(min(row["test_loss"], 50.0))
         return row
+
+
+@torch.no_grad()
+def evaluate_set(model, task: Task, x: Tensor, y: Tensor, chunk: int) -> tuple[float, float]:
+    """(loss, accuracy) of `model` on the set (x, y) by `task`'s rules, `chunk` sequences per
+    forward pass: each chunk's loss and accuracy weighted by its sequences (every chunk has the
+    same steps, so this is the mean over all sequences, or sequences x steps), summed in float64.
+    With one chunk the numbers are exactly `task.loss` and `task.accuracy` of one pass; a NaN or
+    inf loss in any chunk makes the loss NaN or inf. Only one chunk's predictions are held."""
+    loss = accuracy = 0.0
+    for xb, yb in zip(x.split(chunk), y.split(chunk)):
+        chunk_loss, chunk_accuracy = _chunk_metrics(model, task, xb, yb)
+        loss += chunk_loss * len(xb)
+        accuracy += chunk_accuracy * len(xb)
+    return loss / len(x), accuracy / len(x)
+
+
+def _chunk_metrics(model, task: Task, x: Tensor, y: Tensor) -> tuple[float, float]:
+    """One forward pass's loss and accuracy; its predictions are freed on return."""
+    pred = model(x)
+    return task.loss(pred, y).item(), task.accuracy(pred, y)
 
 
 def _build(group: str, make):
