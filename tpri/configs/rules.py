@@ -307,7 +307,7 @@ SHRINK = {  # the keys that size each part of the estimate
 
 def out_of_memory_hint(cfg: dict) -> str:
     """What to shrink when a job ran out of memory: the keys that size a training step, then
-    those of an evaluation (EVAL_CHUNK sequences at a time) and of the dataset."""
+    those of an evaluation (tpri.data.base.eval_chunk sequences at a time) and of the dataset."""
     keys = []
     for part in ("training batch", "evaluation", "dataset"):
         keys += [k for k in SHRINK[part](cfg).split(", ") if k and k not in keys]
