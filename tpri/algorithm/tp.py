@@ -122,6 +122,9 @@ class Backprop(Stateless):
 
     displacements = None
     Options = BackpropOptions
+    label = "BP"  # how tables and figures name it
+    LABELLED = ()  # options a label names when they differ from the constructor's default
+    named_by_step = True  # a label always names its step: BP (SGD), BP (Adam)
 
     inverts = False  # propagates targets through layer inverses
     step_factors = False  # keeps d x d factors of every step's regularized inverse
@@ -168,6 +171,9 @@ class TargetProp(Stateless):
     """
 
     Options = TargetPropOptions
+    label = "TP"
+    LABELLED = ("targets", "update", "per_step")  # the defaults are the paper's TP
+    named_by_step = False  # a label names a step other than SGD only
     inverts = True  # propagates targets through layer inverses
     step_factors = True  # keeps d x d factors of every step's regularized inverse
     REVERSE_FLOATS = 0  # (B, T, d) tensors of a learned reverse layer's training (DTP's)
