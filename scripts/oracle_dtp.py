@@ -16,14 +16,10 @@ compares.
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import sys
-from pathlib import Path
 
 import torch
+from oracle_common import ROOT, as_lists, load, open_checkout, params, train, write
 
-ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "tests" / "data" / "oracle_dtp.json"
 SIZES = dict(batch=4, length=6, inputs=3, hidden=5, classes=4, batches=5)
 SETTINGS = {  # larger steps than the paper's so that 5 iterations move every parameter visibly
@@ -50,54 +46,33 @@ def problem(seed: int = 0) -> dict:
     return {"x": x, "y": y}
 
 
-def params(net) -> dict:
-    return {NAMES[k]: v.detach().clone() for k, v in net.state_dict().items()}
-
-
 def run_authors(authors, data: dict, init: dict | None, setting: dict, iterations: int):
     """The authors' net after `iterations` of their loop (from `init` when given)."""
     net = authors.RNN(SIZES["inputs"], SIZES["hidden"], SIZES["classes"])
     if init is not None:
-        back = {v: k for k, v in NAMES.items()}
-        net.load_state_dict({back[k]: v for k, v in init.items()})
-    batches = list(zip(data["x"], data["y"]))
-    authors.run_optim(
-        torch.nn.CrossEntropyLoss(),
-        lambda net: 0.0,
+        load(net, init, NAMES)
+    loss = torch.nn.CrossEntropyLoss()
+    return train(
+        authors.run_optim,
         net,
-        batches,
-        None,
-        1000,
+        loss,
+        data,
+        iterations,
         oracle="target_auto_enc",
         diff_mode="diff",
-        max_iter=iterations,
         noise=0.0,
-        verbose=False,
         **setting,
     )
-    return net
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("authors", type=Path, help="a checkout of github.com/vroulet/tpri")
-    parser.add_argument("--commit", default="", help="its commit, when it is not a git work tree")
-    args = parser.parse_args()
-    sys.path.insert(0, str(args.authors))
-    torch.set_default_dtype(torch.float64)
-    torch.manual_seed(0)
+    commit = open_checkout(__doc__.splitlines()[0])
     from src.model.rnn import RNN
     from src.optim.run_optimizer import run_optim
 
     authors = argparse.Namespace(RNN=RNN, run_optim=run_optim)
     data = problem()
-    init = params(run_authors(authors, data, None, SETTINGS["plain"], 0))
-    commit = (
-        args.commit
-        or subprocess.run(
-            ["git", "-C", str(args.authors), "rev-parse", "HEAD"], capture_output=True, text=True
-        ).stdout.strip()
-    )
+    init = params(run_authors(authors, data, None, SETTINGS["plain"], 0), NAMES)
     record = {
         "produced_by": (
             "scripts/oracle_dtp.py: the authors' run_optim (oracle target_auto_enc, diff_mode diff) "
@@ -107,20 +82,13 @@ def main() -> None:
         "sizes": SIZES,
         "x": data["x"].tolist(),
         "y": data["y"].tolist(),
-        "init": {k: v.tolist() for k, v in init.items()},
+        "init": as_lists(init),
         "settings": {},
     }
     for name, setting in SETTINGS.items():
-        after = {n: params(run_authors(authors, data, init, setting, n)) for n in (1, 5)}
-        record["settings"][name] = {
-            **setting,
-            "after": {str(n): {k: v.tolist() for k, v in p.items()} for n, p in after.items()},
-        }
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    from tpri.io import save_text
-
-    save_text(json.dumps(record, indent=1) + "\n", OUT)
-    print(f"wrote {OUT}")
+        after = {n: params(run_authors(authors, data, init, setting, n), NAMES) for n in (1, 5)}
+        record["settings"][name] = {**setting, "after": {str(n): as_lists(p) for n, p in after.items()}}
+    write(record, OUT)
 
 
 if __name__ == "__main__":

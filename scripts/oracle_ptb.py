@@ -15,15 +15,11 @@ tpri's TargetProp (optimizer.per_step='authors') and compares.
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import sys
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from oracle_common import ROOT, as_lists, load, open_checkout, params, train, write
 
-ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "tests" / "data" / "oracle_ptb.json"
 SIZES = dict(batch=4, length=6, vocab=7, embedding=3, hidden=5, batches=5)
 SETTING = dict(lr=0.3, lr_target=0.5, reg=1.0)  # large enough to move every parameter in 5 steps
@@ -52,52 +48,23 @@ def problem(seed: int = 0) -> dict:
     return {"x": ids[..., :-1], "y": ids[..., 1:]}
 
 
-def params(net) -> dict:
-    return {NAMES[k]: v.detach().clone() for k, v in net.state_dict().items() if k in NAMES}
-
-
 def run_authors(authors, data: dict, init: dict | None, iterations: int):
     s = SIZES
     net = authors.RNNText(s["embedding"], s["hidden"], vocab_size=s["vocab"], freeze_embedding=True)
     if init is not None:
-        back = {v: k for k, v in NAMES.items()}
-        net.load_state_dict({back[k]: v for k, v in init.items()}, strict=False)
-    authors.run_optim(
-        CrossEntropySeq(),
-        lambda net: 0.0,
-        net,
-        list(zip(data["x"], data["y"])),
-        None,
-        1000,
-        oracle="target_optim",
-        diff_mode="linearized",
-        max_iter=iterations,
-        verbose=False,
-        **SETTING,
-    )
-    return net
+        load(net, init, NAMES)
+    options = dict(oracle="target_optim", diff_mode="linearized", **SETTING)
+    return train(authors.run_optim, net, CrossEntropySeq(), data, iterations, **options)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("authors", type=Path, help="a checkout of github.com/vroulet/tpri")
-    parser.add_argument("--commit", default="", help="its commit, when it is not a git work tree")
-    args = parser.parse_args()
-    sys.path.insert(0, str(args.authors))
-    torch.set_default_dtype(torch.float64)
-    torch.manual_seed(0)
+    commit = open_checkout(__doc__.splitlines()[0])
     from src.model.rnn_text import RNNText
     from src.optim.run_optimizer import run_optim
 
     authors = argparse.Namespace(RNNText=RNNText, run_optim=run_optim)
     data = problem()
-    init = params(run_authors(authors, data, None, 0))
-    commit = (
-        args.commit
-        or subprocess.run(
-            ["git", "-C", str(args.authors), "rev-parse", "HEAD"], capture_output=True, text=True
-        ).stdout.strip()
-    )
+    init = params(run_authors(authors, data, None, 0), NAMES)
     record = {
         "produced_by": (
             "scripts/oracle_ptb.py: the authors' run_optim (oracle target_optim, diff_mode linearized, "
@@ -108,16 +75,10 @@ def main() -> None:
         "setting": SETTING,
         "x": data["x"].tolist(),
         "y": data["y"].tolist(),
-        "init": {k: v.tolist() for k, v in init.items()},
-        "after": {
-            str(n): {k: v.tolist() for k, v in params(run_authors(authors, data, init, n)).items()}
-            for n in (1, 5)
-        },
+        "init": as_lists(init),
+        "after": {str(n): as_lists(params(run_authors(authors, data, init, n), NAMES)) for n in (1, 5)},
     }
-    from tpri.io import save_text
-
-    save_text(json.dumps(record, indent=1) + "\n", OUT)
-    print(f"wrote {OUT}")
+    write(record, OUT)
 
 
 if __name__ == "__main__":

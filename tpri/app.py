@@ -32,6 +32,7 @@ from tpri.analysis.figures.registry import plot_command
 from tpri.configs.resources import estimate_memory, estimate_seconds, peak
 from tpri.configs.rules import ConfigError, plain_config
 from tpri.configs.schema import register_configs
+from tpri.configs.source import CONFIG_DIR
 from tpri.run import Interrupted, JobFailed, RunContext, RunDirError, RunRefused, preflight, run
 from tpri.run.preflight import (
     COMMAND_ID,
@@ -48,18 +49,6 @@ from tpri.run.rundir import GONE, RunDir, check_output_location, claim_new_dir, 
 from tpri.run.signals import exit_with_launcher, ignore_stray_warnings, in_worker, mark_launcher
 from tpri.run.status import FINISHED, counts_line, program, read_job
 
-
-def config_source() -> str:
-    """Where Hydra reads the configs (`tpri-train --info` shows it): the copy of conf/ shipped in a
-    wheel as the package tpri.conf, else the conf/ beside this package in a checkout (python
-    train.py, editable install)."""
-    here = Path(__file__).resolve().parent
-    if (here / "conf" / "config.yaml").is_file():
-        return "pkg://tpri.conf"
-    return str(here.parent / "conf")
-
-
-CONFIG_DIR = config_source()
 # Hydra's root logger is at INFO: alembic (imported by Optuna's sweeper, run by MLflow's store)
 # would print "setup plugin ..." / migration lines.
 logging.getLogger("alembic").setLevel(logging.WARNING)

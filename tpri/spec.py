@@ -1,10 +1,16 @@
-"""What a config field accepts, and the check of one value or one section against it.
+"""What an option accepts, and the check of one value or one section against it.
 
 A field of an options dataclass carries its range or choices in its metadata (`spec(...)`);
 `check_section(prefix, options, dataclass)` checks a mapping of options against every field
 and raises `ConfigError` with one line naming the full key, the value and what is accepted.
-The config layer (`tpri.configs.rules`, `tpri.configs.schema`) and the owners of the options (a dataset's
-Task, the trackers) call the same checks, so each rule is written once. No torch, no Hydra.
+`check_arguments(arguments, *dataclasses)` applies the same fields to a constructor's
+arguments, worded for a library call ("lr_target must be ..., got ...").
+
+The owner of the options declares them once: a dataset's Task (`Task.Options`), a model
+(`RNN.Options`), an update direction (`TargetProp.Options`), the optimizer's step
+(`tpri.algorithm.steps`), a tracker (`tpri.run.trackers`). Its constructor and the config
+check (`tpri.configs.rules`, Hydra through `tpri.configs.schema`) read the same fields, so each
+rule is written once. No torch, no Hydra.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import dataclasses
 import math
 import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from omegaconf import MISSING
@@ -23,18 +29,36 @@ SEED_MAX = 2**32 - 1  # the widest range every consumer of a seed accepts (sciki
 
 @dataclass(frozen=True)
 class Spec:
-    """What a field accepts beyond its type: bounds (open or closed), choices, a seed."""
+    """What a field accepts beyond its type: bounds (open or closed), choices; or, for a value
+    the scalar types do not describe (a mapping, a list), a `test` and its `text`."""
 
     ge: float | None = None  # value >= ge
     gt: float | None = None  # value > gt
     le: float | None = None
     lt: float | None = None
     choices: tuple = ()
+    test: Callable[[Any], bool] | None = None  # replaces the type test of a non-null value
+    text: str = ""  # what is accepted, in words (replaces the text made from the rest)
 
 
 def spec(default: Any = MISSING, **accepted) -> Any:
-    """A dataclass field with what it accepts in its metadata (read by check_config)."""
-    return field(default=default, metadata={"spec": Spec(**accepted)})
+    """A dataclass field with what it accepts in its metadata (read by check_section); a
+    mutable default (dict, list) is copied for each instance."""
+    metadata = {"spec": Spec(**accepted)}
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def same_as(schema: type, name: str, default: Any = MISSING) -> Any:
+    """A field accepting what field `name` of the dataclass `schema` accepts (one rule, two keys:
+    the top-level `reg` and `optimizer.reg`)."""
+    return field(default=default, metadata={"spec": field_spec(schema, name)})
+
+
+def field_spec(schema: type, name: str) -> Spec:
+    """The Spec of field `name` of the dataclass `schema` (an empty one when it has none)."""
+    return schema.__dataclass_fields__[name].metadata.get("spec", Spec())
 
 
 def seed() -> Any:
@@ -82,6 +106,8 @@ def _num(v: float) -> str:
 
 def accepted(kind: type, nullable: bool, spec: Spec) -> str:
     """What a field accepts, in words."""
+    if spec.text:
+        return spec.text
     if spec.choices:
         text = f"one of {list(spec.choices)}"
     elif kind is bool:
@@ -127,17 +153,39 @@ def _in_range(spec: Spec, v) -> bool:
     )
 
 
-def check_value(key: str, value, annotation, spec: Spec) -> None:
-    """Raise ConfigError unless `value` fits its schema field: the type `annotation`
-    (int, float, bool, str, Optional[...]) and `spec` (range, choices)."""
+def fits(value, annotation, spec: Spec) -> bool:
+    """Whether `value` fits a field: the type `annotation` (int, float, bool, str,
+    Optional[...]) and `spec` (range, choices, test)."""
     kind, nullable = field_kind(annotation)
     if value is None and nullable:
-        return
+        return True
+    if spec.test is not None:
+        return spec.test(value)
     ok = _type_ok(kind, value) and (not spec.choices or value in spec.choices)
     if ok and kind in (int, float):
         ok = _in_range(spec, value) and (kind is int or _in_range(spec, _as_float32(value)))
-    if not ok:
-        raise ConfigError(f"{key}={show(value)} is invalid; expected {accepted(kind, nullable, spec)}")
+    return ok
+
+
+def check_value(key: str, value, annotation, spec: Spec) -> None:
+    """Raise ConfigError ("KEY=VALUE is invalid; expected ...") unless `value` fits its field."""
+    if not fits(value, annotation, spec):
+        raise ConfigError(
+            f"{key}={show(value)} is invalid; expected {accepted(*field_kind(annotation), spec)}"
+        )
+
+
+def check_arguments(arguments: dict, *schemas: type) -> None:
+    """Raise ConfigError ("NAME must be ..., got VALUE", a ValueError) for the first of a
+    constructor's `arguments` that does not fit its field in one of the dataclasses `schemas`
+    (the owner's options): the rules of the config check, worded for a library call."""
+    fields = {f.name: (schema, f) for schema in schemas for f in dataclasses.fields(schema)}
+    for name, value in arguments.items():
+        schema, entry = fields[name]
+        annotation = typing.get_type_hints(schema)[name]
+        spec = entry.metadata.get("spec", Spec())
+        if not fits(value, annotation, spec):
+            raise ConfigError(f"{name} must be {accepted(*field_kind(annotation), spec)}, got {value!r}")
 
 
 def check_section(prefix: str, section: dict, schema: type, optional=(), skip=()) -> None:
@@ -148,7 +196,7 @@ def check_section(prefix: str, section: dict, schema: type, optional=(), skip=()
     hints = typing.get_type_hints(schema)
     for key in section:
         if key not in fields:
-            raise ConfigError(f"{prefix}{key}: unknown key; accepted: {sorted(fields)}")
+            raise ConfigError(unknown_key(prefix + key, fields))
     for name, entry in fields.items():
         spec = entry.metadata.get("spec", Spec())
         if name not in section:
@@ -156,6 +204,12 @@ def check_section(prefix: str, section: dict, schema: type, optional=(), skip=()
                 continue
             raise ConfigError(f"{prefix}{name}: missing; expected {accepted(*field_kind(hints[name]), spec)}")
         check_value(prefix + name, section[name], hints[name], spec)
+
+
+def unknown_key(key: str, accepted_names) -> str:
+    """The line for a key the schema does not have (the config check, Hydra's, the trackers')."""
+    names = ", ".join(accepted_names)
+    return f"{key}: unknown option; accepted: {names}" if names else f"{key}: unknown option"
 
 
 def show(value) -> str:

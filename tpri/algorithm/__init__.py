@@ -1,7 +1,7 @@
 """The algorithm layer (torch only; imports no config, run or analysis code).
 
 Modules: `inverse` (the regularized inverse of an RNN step), `tp` (the update directions:
-`TargetProp`, `Backprop`), `dtp` (difference target propagation, DTP-PI), `capture` (the
-hidden states and targets a direction records), `diagnostics`, and the models `models`
-(`RNN`), `gru` (`GRU`, `GRUInverse`) and `text_model` (`TextRNN`).
+`TargetProp`, `Backprop`), `dtp` (difference target propagation, DTP-PI), `capture` (TP's
+linearized sweep replayed as a CUDA graph), `diagnostics` (how TP's direction relates to BP),
+and the models `models` (`RNN`), `gru` (`GRU`, `GRUInverse`) and `text_model` (`TextRNN`).
 """

@@ -32,15 +32,28 @@ TargetProp's.
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from tpri.algorithm.inverse import previous_states
 from tpri.algorithm.models import orthogonal_
-from tpri.algorithm.tp import TargetProp, check_number
+from tpri.algorithm.steps import SGDStep, check_step
+from tpri.algorithm.tp import TargetOptions, TargetProp
+from tpri.spec import check_arguments, spec
 
 VARIANTS = ("authors", "separate")
+
+
+@dataclass
+class DTPOptions(TargetOptions):
+    """DTP's options: the config section `optimizer` (dtp) less the step's options (whose
+    momentum and Nesterov flag its reverse layer shares, STEP_OPTIONS)."""
+
+    variant: str = spec(choices=VARIANTS)
+    lr_reverse: float = spec(ge=0)
+    noise: float = spec(ge=0)
 
 
 class ReverseLayer(nn.Module):
@@ -101,6 +114,9 @@ class DTP(TargetProp):
     After a call, `reverse_loss` holds the reconstruction loss of that call's step.
     """
 
+    Options = DTPOptions
+    label = "DTP-PI"
+    LABELLED = ("variant", "update")  # the default variant is the authors'
     STEP_OPTIONS = ("momentum", "nesterov")  # step options of the forward optimizer it shares
     # (B, T, d) tensors the reverse layer's training step holds at once (the states, the
     # previous ones, noise, noisy states, f of them, the drive, g's graph and its gradient):
@@ -120,12 +136,11 @@ class DTP(TargetProp):
         nesterov: bool = False,
     ):
         super().__init__(lr_target, reg=0.0, targets="difference", update=update)
-        if variant not in VARIANTS:
-            raise ValueError(f"variant: unknown DTP variant {variant!r}; accepted: {list(VARIANTS)}")
-        self.lr_reverse = check_number("lr_reverse", lr_reverse, 0.0, strict=False)
-        self.noise = check_number("noise", noise, 0.0, strict=False)
-        self.momentum = check_number("momentum", momentum, 0.0, strict=False)
-        self.variant, self.nesterov, self.seed = variant, bool(nesterov), seed
+        check_arguments(dict(variant=variant, lr_reverse=lr_reverse, noise=noise), DTPOptions)
+        check_arguments(dict(momentum=momentum, nesterov=nesterov), SGDStep)
+        check_step(dict(momentum=momentum, nesterov=nesterov))
+        self.lr_reverse, self.noise, self.momentum = float(lr_reverse), float(noise), float(momentum)
+        self.variant, self.nesterov, self.seed = variant, nesterov, seed
         self.generator = torch.Generator().manual_seed(seed)
         self.reverse: ReverseLayer | None = None
         self.optimizer: torch.optim.SGD | None = None

@@ -17,11 +17,14 @@ tanh-RNN rule of tpri.algorithm.inverse.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
 
 from tpri.algorithm.inverse import CLAMP_EPS, previous_states, regularized_pinv_t
-from tpri.algorithm.models import check_float_inputs, orthogonal_
+from tpri.algorithm.models import Sizes, check_float_inputs, orthogonal_
+from tpri.spec import check_arguments, size
 
 PORTS = ("r", "z", "n", "skip")  # the order of `port_gains`; r, z, n is torch's gate order
 # Smallest total gain S, the tanh RNN's smallest slope a' = 1 - (1 - eps)^2 (its clamp).
@@ -62,6 +65,13 @@ class GRUInverse:
         return out.addcmul_(e, self.skip_weights[k])  # + the skip port
 
 
+@dataclass
+class GRUOptions:
+    """GRU's options: the config section `model` (gru)."""
+
+    hidden: int = size()
+
+
 class GRU(nn.Module):
     """GRU with a linear readout of the last state (sequence -> label), trainable by TP.
 
@@ -87,12 +97,12 @@ class GRU(nn.Module):
     # activations a step keeps with BP, the port gains with TP; the gates at evaluation
     # (nn.GRU's forward without autograd: about 5, measured on (1000, 1000, 6) -> d=64)
     GATES, BP_FLOATS, TP_FLOATS, EVAL_FLOATS = 3, 12, 20, 5
+    Options = GRUOptions
 
     def __init__(self, input_size: int, hidden: int, output_size: int):
         super().__init__()
-        for key, value in (("input_size", input_size), ("hidden", hidden), ("output_size", output_size)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"model.{key} must be an integer >= 1, got {value!r}")
+        sizes = dict(input_size=input_size, output_size=output_size)
+        check_arguments(dict(hidden=hidden, **sizes), GRUOptions, Sizes)
         self.rnn = nn.GRU(input_size, hidden, batch_first=True)
         self.readout = nn.Linear(hidden, output_size)
         self.reset_parameters()

@@ -9,13 +9,32 @@ and `forward(x) = predict(states(x))`, so BP is plain autograd on `model(x)`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
 
 from tpri.algorithm.inverse import CHUNK_ELEMENTS, RNNInverse, previous_states
+from tpri.spec import check_arguments, size, spec
 
 ACTIVATIONS = ("tanh", "identity", "relu")
 INVERTIBLE = ("tanh", "identity")  # activations TP can invert exactly
+
+
+@dataclass
+class Sizes:
+    """What a task gives every model (from the task, not config keys)."""
+
+    input_size: int = size()
+    output_size: int = size()
+
+
+@dataclass
+class RNNOptions:
+    """RNN's options: the config section `model` (rnn)."""
+
+    hidden: int = size()
+    activation: str = spec(choices=ACTIVATIONS)
 
 
 def autograd_local_backward(model: nn.Module, inputs: Tensor, h: Tensor, E: Tensor) -> None:
@@ -65,16 +84,12 @@ class RNN(nn.Module):
     # workspace) and in addition with TP (targets, displacements, slopes); at evaluation
     # (nn.RNN's forward without autograd: about 4, measured on (1000, 2000, 6) -> d=64)
     GATES, BP_FLOATS, TP_FLOATS, EVAL_FLOATS = 1, 5, 6, 4
+    Options = RNNOptions
 
     def __init__(self, input_size: int, hidden: int, output_size: int, activation: str = "tanh"):
         super().__init__()
-        if activation not in ACTIVATIONS:
-            raise ValueError(
-                f"model.activation: unknown activation {activation!r}; accepted: {list(ACTIVATIONS)}"
-            )
-        for key, value in (("input_size", input_size), ("hidden", hidden), ("output_size", output_size)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"model.{key} must be an integer >= 1, got {value!r}")
+        sizes = dict(input_size=input_size, output_size=output_size)
+        check_arguments(dict(hidden=hidden, activation=activation, **sizes), RNNOptions, Sizes)
         self.activation = activation
         nonlinearity = "relu" if activation == "relu" else "tanh"
         self.rnn = nn.RNN(input_size, hidden, batch_first=True, nonlinearity=nonlinearity)

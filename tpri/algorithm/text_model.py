@@ -7,11 +7,22 @@ TargetProp gives every h_t its own local target (docs/methods.md, "Per-step loss
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
 
 from tpri.algorithm.inverse import RNNInverse
-from tpri.algorithm.models import RNN, autograd_local_backward
+from tpri.algorithm.models import RNN, RNNOptions, Sizes, autograd_local_backward
+from tpri.spec import check_arguments, size, spec
+
+
+@dataclass
+class TextRNNOptions(RNNOptions):
+    """TextRNN's options: the config section `model` (rnn_text)."""
+
+    embedding_dim: int = size()
+    freeze_embedding: bool = spec()
 
 
 class TextRNN(RNN):
@@ -38,6 +49,7 @@ class TextRNN(RNN):
     # evaluation computes the states in place (`RNN.states_in_place`): one float of width d
     # per step (the embedded tokens count apart, tpri.configs.resources)
     EVAL_FLOATS = 1
+    Options = TextRNNOptions
 
     def __init__(
         self,
@@ -48,10 +60,8 @@ class TextRNN(RNN):
         freeze_embedding: bool = True,
         activation: str = "tanh",
     ):
-        if not isinstance(embedding_dim, int) or embedding_dim < 1:
-            raise ValueError(f"model.embedding_dim must be an integer >= 1, got {embedding_dim!r}")
-        if not isinstance(input_size, int) or input_size < 1:
-            raise ValueError(f"model.input_size must be an integer >= 1, got {input_size!r}")
+        options = dict(embedding_dim=embedding_dim, freeze_embedding=freeze_embedding)
+        check_arguments(dict(input_size=input_size, **options), TextRNNOptions, Sizes)
         super().__init__(embedding_dim, hidden, output_size, activation)
         self.embedding = nn.Embedding(input_size, embedding_dim)
         self.embedding.weight.requires_grad_(not freeze_embedding)

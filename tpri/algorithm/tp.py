@@ -7,7 +7,7 @@ returns the batch loss; any `torch.optim` optimizer then steps on these directio
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
 from typing import Protocol
 
 import torch
@@ -16,19 +16,33 @@ from torch import Tensor, nn
 from tpri.algorithm.capture import CapturedSweep, linearized_sweep
 from tpri.algorithm.inverse import Diverged, RNNInverse
 from tpri.algorithm.models import autograd_local_backward
+from tpri.spec import ConfigError, check_arguments, spec
 
 TARGETS = ("linearized", "difference", "inverse")
 UPDATES = ("graph", "local")
 PER_STEP = ("tpri", "authors")  # how per-step local targets enter (text model): TargetProp.per_step_sweep
 
 
-def check_number(key: str, value, low: float, strict: bool) -> float:
-    """`value` as a float; ValueError naming `key` unless it is a finite number > low (strict)
-    or >= low."""
-    bad = not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
-    if bad or (value <= low if strict else value < low):
-        raise ValueError(f"{key} must be a finite number {'>' if strict else '>='} {low}, got {value!r}")
-    return float(value)
+@dataclass
+class BackpropOptions:
+    """Back-propagation has no options of its own (its optimizer section holds the step's)."""
+
+
+@dataclass
+class TargetOptions:
+    """What every target-propagation direction takes (TargetProp, DTP)."""
+
+    lr_target: float = spec(ge=0)
+    update: str = spec(choices=UPDATES)
+
+
+@dataclass
+class TargetPropOptions(TargetOptions):
+    """TargetProp's options: the config section `optimizer` (tp) less the step's options."""
+
+    reg: float = spec(ge=0)
+    targets: str = spec(choices=TARGETS)
+    per_step: str = spec(choices=PER_STEP)
 
 
 # what TP reads of a model (tpri.RNN, GRU and TextRNN have all of it)
@@ -69,6 +83,12 @@ class Direction(Protocol):
     """What the training loop needs of an update direction (Backprop, TargetProp, DTP)."""
 
     displacements: Tensor | None  # TP's last v_t - h_t, (B, T, d); None for BP
+    Options: type  # the dataclass of its options (tpri.spec fields), read by the config check
+
+    @classmethod
+    def check_rules(cls, options: dict, prefix: str = "") -> None:
+        """Raise ConfigError when options that each fit `Options` do not fit together (keys
+        named `prefix` + name: "optimizer." on the config path)."""
 
     def check(self, model: nn.Module) -> None:
         """Raise ValueError when the direction cannot train `model`."""
@@ -101,12 +121,20 @@ class Backprop(Stateless):
     """Back-propagation (through time): the direction is the gradient of the loss."""
 
     displacements = None
+    Options = BackpropOptions
+    label = "BP"  # how tables and figures name it
+    LABELLED = ()  # options a label names when they differ from the constructor's default
+    named_by_step = True  # a label always names its step: BP (SGD), BP (Adam)
 
     inverts = False  # propagates targets through layer inverses
     step_factors = False  # keeps d x d factors of every step's regularized inverse
 
     def check(self, model: nn.Module) -> None:
         """BP trains any differentiable model."""
+
+    @classmethod
+    def check_rules(cls, options: dict, prefix: str = "") -> None:
+        """BP has no options of its own."""
 
     @classmethod
     def check_model(cls, model_class: type, model_options: dict, options: dict) -> None:
@@ -142,6 +170,10 @@ class TargetProp(Stateless):
     Raises `tpri.Diverged` on a failed factorisation or non-finite targets.
     """
 
+    Options = TargetPropOptions
+    label = "TP"
+    LABELLED = ("targets", "update", "per_step")  # the defaults are the paper's TP
+    named_by_step = False  # a label names a step other than SGD only
     inverts = True  # propagates targets through layer inverses
     step_factors = True  # keeps d x d factors of every step's regularized inverse
     REVERSE_FLOATS = 0  # (B, T, d) tensors of a learned reverse layer's training (DTP's)
@@ -154,16 +186,10 @@ class TargetProp(Stateless):
         update: str = "graph",
         per_step: str = "tpri",
     ):
-        self.lr_target = check_number("lr_target", lr_target, 0.0, strict=False)
-        self.reg = check_number("reg", reg, 0.0, strict=False)
-        if targets not in TARGETS:
-            raise ValueError(f"targets: unknown rule {targets!r}; accepted: {list(TARGETS)}")
-        if update not in UPDATES:
-            raise ValueError(f"update: unknown mode {update!r}; accepted: {list(UPDATES)}")
-        if per_step not in PER_STEP:
-            raise ValueError(f"per_step: unknown rule {per_step!r}; accepted: {list(PER_STEP)}")
-        if per_step == "authors" and targets != "linearized":
-            raise ValueError(f"per_step='authors' is defined for targets='linearized', got {targets!r}")
+        options = dict(lr_target=lr_target, reg=reg, targets=targets, update=update, per_step=per_step)
+        check_arguments(options, TargetPropOptions)
+        self.check_rules(options)
+        self.lr_target, self.reg = float(lr_target), float(reg)
         self.targets, self.update, self.per_step = targets, update, per_step
         self.displacements: Tensor | None = None
         self._capture = CapturedSweep()  # the CUDA graph of the linearized sweep, if any
@@ -254,14 +280,17 @@ class TargetProp(Stateless):
             model.check_tp(self.targets)
 
     @classmethod
-    def check_model(cls, model_class: type, model_options: dict, options: dict) -> None:
-        """The rule of `check` from the config sections: the model's `check_tp_options`, and
-        per_step='authors' only with the linearized targets."""
-        if options.get("per_step", "tpri") == "authors" and options.get("targets") != "linearized":
-            raise ValueError(
-                f"optimizer.per_step='authors' is defined for optimizer.targets='linearized', "
-                f"got {options.get('targets')!r}"
+    def check_rules(cls, options: dict, prefix: str = "") -> None:
+        """per_step='authors' is defined for the linearized targets only."""
+        targets = options.get("targets", "linearized")
+        if options.get("per_step", "tpri") == "authors" and targets != "linearized":
+            raise ConfigError(
+                f"{prefix}per_step='authors' is defined for {prefix}targets='linearized', got {targets!r}"
             )
+
+    @classmethod
+    def check_model(cls, model_class: type, model_options: dict, options: dict) -> None:
+        """The rule of `check` from the config sections: the model's `check_tp_options`."""
         if hasattr(model_class, "check_tp_options"):
             model_class.check_tp_options(model_options, options.get("targets", "linearized"))
 

@@ -265,7 +265,7 @@ OWN_SWEEPS = {"length_scaling": "tpri's own figure (share of seeds solving vs T)
 
 
 def _conf_dir() -> str:
-    from tpri.app import CONFIG_DIR
+    from tpri.configs.source import CONFIG_DIR
 
     return CONFIG_DIR
 

@@ -108,10 +108,6 @@ def check_config(cfg: dict) -> None:
         if name not in options:
             raise ConfigError(f"{group}.name={name!r} is invalid; expected one of {sorted(options)}")
     check_section("", {k: v for k, v in cfg.items() if k not in GROUPS}, Config, OPTIONAL_KEYS, skip=GROUPS)
-    if cfg.get("logger") is not None and not isinstance(cfg["logger"], dict):
-        raise ConfigError(
-            f"logger={cfg['logger']!r} is invalid; expected null or a mapping {{tracker: options}}"
-        )
     for group, options in GROUPS.items():
         check_section(f"{group}.", cfg[group], options[cfg[group]["name"]])
     for rule in RULES:
@@ -156,7 +152,9 @@ def _inputs(cfg: dict) -> None:
 
 def _direction(cfg: dict) -> None:
     model, optimizer = cfg["model"], cfg["optimizer"]
-    _owner_rule(DIRECTIONS[optimizer["name"]].check_model, MODELS[model["name"]], model, optimizer)
+    direction = DIRECTIONS[optimizer["name"]]
+    _owner_rule(direction.check_rules, optimizer, "optimizer.")
+    _owner_rule(direction.check_model, MODELS[model["name"]], model, optimizer)
 
 
 def _dataset(cfg: dict) -> None:

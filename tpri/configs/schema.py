@@ -1,6 +1,9 @@
 """The typed schema of every config option: one dataclass per config group option, each field
-typed and carrying the range or choices it accepts (`spec`). A dataset's dataclass lives with
-its Task (`tpri.data`, `Task.Options`); the models' and optimizers' are here.
+typed and carrying the range or choices it accepts (`spec`). Each option's fields are declared by
+its owner: a dataset's Task (`Task.Options`, tpri.data), a model (`RNN.Options`), an update
+direction (`TargetProp.Options`) and its step (`tpri.algorithm.steps`); this module joins them
+under the option's name (the registries `tpri.data.TASKS`, `tpri.configs.build.MODELS` and
+`OPTIMIZERS`) and declares the top-level keys.
 
 Hydra validates the YAML files of `conf/` against these dataclasses (the "schema + YAML"
 pattern: each YAML file starts with `defaults: [/schema/<group>/<option>@_here_]`), so
@@ -10,99 +13,39 @@ library path, no Hydra) and adds ranges, finiteness and combinations. The YAML f
 commented defaults; fields without a default here must be given by a YAML file.
 """
 
+import dataclasses
+import typing
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Optional
 
 from omegaconf import MISSING
 
-from tpri.algorithm.models import ACTIVATIONS
-from tpri.algorithm.tp import TARGETS, UPDATES
-from tpri.configs.build import STEPS
+from tpri.algorithm.steps import Step
+from tpri.algorithm.tp import TargetPropOptions
+from tpri.configs.build import MODELS, OPTIMIZERS
 from tpri.data import TASKS
-from tpri.spec import Spec, seed, size, spec  # noqa: F401 (Spec: re-exported)
+from tpri.spec import Spec, same_as, seed, size, spec  # noqa: F401 (Spec: re-exported)
 
 DEVICES = ("auto", "cpu", "cuda")
 
 
-# --- model/ ---------------------------------------------------------------------------------
+def option(name: str, *parts: type) -> type:
+    """The schema of the config group option `name`: its `name` field, then the fields of the
+    owners' options dataclasses `parts` (a model's; a direction's and its step's)."""
+    fields = [("name", str, spec(choices=(name,)))]
+    for part in parts:
+        hints = typing.get_type_hints(part)
+        fields += [(f.name, hints[f.name], _copy(f)) for f in dataclasses.fields(part)]
+    title = "".join(word.capitalize() for word in name.split("_"))
+    return dataclasses.make_dataclass(f"{title}Options", fields)
 
 
-@dataclass
-class RNN:
-    name: str = spec(choices=("rnn",))
-    hidden: int = size()
-    activation: str = spec(choices=ACTIVATIONS)
-
-
-@dataclass
-class GRU:
-    name: str = spec(choices=("gru",))
-    hidden: int = size()
-
-
-@dataclass
-class TextRNN:
-    name: str = spec(choices=("rnn_text",))
-    hidden: int = size()
-    embedding_dim: int = size()
-    freeze_embedding: bool = MISSING
-    activation: str = spec(choices=ACTIVATIONS)
-
-
-# --- optimizer/ -----------------------------------------------------------------------------
-
-
-def _lr() -> Any:
-    return spec(gt=0)
-
-
-def _momentum() -> Any:
-    return spec(ge=0, lt=1)
-
-
-@dataclass
-class SGD:
-    name: str = spec(choices=("sgd",))
-    step: str = spec(choices=STEPS)
-    lr: float = _lr()
-    momentum: float = _momentum()
-    nesterov: bool = MISSING
-
-
-@dataclass
-class Adam:
-    name: str = spec(choices=("adam",))
-    step: str = spec(choices=("adam",))
-    lr: float = _lr()
-
-
-@dataclass
-class TP:
-    name: str = spec(choices=("tp",))
-    lr_target: float = spec(ge=0)
-    reg: float = spec(ge=0)
-    targets: str = spec(choices=TARGETS)
-    update: str = spec(choices=UPDATES)
-    per_step: str = spec(choices=("tpri", "authors"))
-    step: str = spec(choices=STEPS)
-    lr: float = _lr()
-    momentum: float = _momentum()
-    nesterov: bool = MISSING
-
-
-@dataclass
-class DTP:
-    name: str = spec(choices=("dtp",))
-    variant: str = spec(choices=("authors", "separate"))
-    lr_target: float = spec(ge=0)
-    lr_reverse: float = spec(ge=0)
-    noise: float = spec(ge=0)
-    update: str = spec(choices=UPDATES)
-    step: str = spec(choices=STEPS)
-    lr: float = _lr()
-    momentum: float = _momentum()
-    nesterov: bool = MISSING
+def _copy(entry: dataclasses.Field) -> Any:
+    """A new field with the default and the spec of `entry`."""
+    if entry.default_factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=entry.default_factory, metadata=entry.metadata)
+    return dataclasses.field(default=entry.default, metadata=entry.metadata)
 
 
 # --- the top level (conf/config.yaml) -------------------------------------------------------
@@ -114,9 +57,9 @@ class Config:
     model: Any = MISSING
     optimizer: Any = MISSING
     seed: int = seed()
-    lr: float = _lr()
-    reg: float = spec(ge=0)
-    lr_target: float = spec(ge=0)
+    lr: float = same_as(Step, "lr")  # the values optimizer.lr, .reg, .lr_target follow
+    reg: float = same_as(TargetPropOptions, "reg")
+    lr_target: float = same_as(TargetPropOptions, "lr_target")
     max_iter: int = size()
     batch_size: int = size()
     eval_every: int = size()
@@ -130,7 +73,9 @@ class Config:
     diverge_check_every: int = spec(0, ge=0)
     diverge_weight_norm: Optional[float] = spec(1.0e3, gt=0)
     # experiment tracking: null or {tracker name: its options} (checked by the tracking layer)
-    logger: Any = None
+    logger: Any = spec(
+        None, test=lambda v: v is None or isinstance(v, dict), text="null or a mapping {tracker: options}"
+    )
     # the step size a paper-figure sweep tunes (experiment winner_tp / winner_bp)
     tuned_lr: Optional[float] = spec(None, gt=0)
     # true: train the job in its dir again from iteration 0, its checkpoint set aside
@@ -153,8 +98,8 @@ class DatasetOptions(Mapping):
 
 GROUPS: dict[str, Mapping[str, type]] = {
     "dataset": DatasetOptions(),
-    "model": {"rnn": RNN, "gru": GRU, "rnn_text": TextRNN},
-    "optimizer": {"sgd": SGD, "adam": Adam, "tp": TP, "dtp": DTP},
+    "model": {name: option(name, cls.Options) for name, cls in MODELS.items()},
+    "optimizer": {name: option(name, cls.Options, step) for name, (cls, step) in OPTIMIZERS.items()},
 }
 # top-level keys that need not be given (their schema default applies)
 OPTIONAL_KEYS = ("diverge_check_every", "diverge_weight_norm", "logger", "tuned_lr")

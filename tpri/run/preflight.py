@@ -35,7 +35,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
+from tpri.algorithm.tp import Backprop
 from tpri.configs.budget import Budget, for_launcher
+from tpri.configs.build import DIRECTIONS
 from tpri.configs.rules import (
     ConfigError,
     accepted,
@@ -49,6 +51,7 @@ from tpri.configs.rules import (
 from tpri.configs.schema import GROUPS, Spec, register_configs
 from tpri.data import check_files
 from tpri.run.rundir import RunDir, RunRefused
+from tpri.spec import unknown_key
 
 REFUSED = "Refused: "  # starts the line of a job whose dir holds another run
 # sweepers that launch the expansion of hydra.sweeper.params and the command line's overrides
@@ -437,7 +440,6 @@ def inspect_job(
     return JobCheck(None, config=plain)
 
 
-BP_OPTIMIZERS = ("sgd", "adam")
 BP_STEP_SIZES = "lr=1e-5 for sgd (the paper's BP on temporal order, Nesterov 0.9), lr=1e-3 for adam"
 
 
@@ -447,7 +449,7 @@ def check_bp_keys(cfg: dict, overrides: list[str]) -> None:
     configs. (TP-only keys given with a BP optimizer: `tpri.configs.rules.check_overrides`.)"""
     name = cfg["optimizer"]["name"]
     keys = {o.lstrip("+~").split("=", 1)[0] for o in overrides}
-    if name in BP_OPTIMIZERS and "optimizer" in keys and not keys & {"lr", "optimizer.lr"}:
+    if DIRECTIONS[name] is Backprop and "optimizer" in keys and not keys & {"lr", "optimizer.lr"}:
         raise ConfigError(
             f"optimizer={name} needs its step size on the command line (the default lr={cfg['lr']} "
             f"is TP's): e.g. {BP_STEP_SIZES}"
@@ -489,7 +491,7 @@ def _one_line(err: BaseException) -> str:
         cause = cause.__cause__ or cause.__context__
     if cause is not None and getattr(cause, "full_key", None):
         if isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
-            return f"{cause.full_key}: unknown key{_accepted_keys(cause)}"
+            return unknown_key(cause.full_key, _accepted_keys(cause))
         field = _schema_field(cause)
         if isinstance(cause, ValidationError) and field is not None:
             kind, nullable = field
@@ -511,10 +513,9 @@ def _schema_field(cause) -> tuple[type, bool] | None:
     return field_kind(typing.get_type_hints(schema)[cause.key])
 
 
-def _accepted_keys(cause) -> str:
+def _accepted_keys(cause) -> list[str]:
     schema = getattr(cause, "object_type", None)
-    fields = getattr(schema, "__dataclass_fields__", None)
-    return f"; accepted: {sorted(fields)}" if fields else ""
+    return list(getattr(schema, "__dataclass_fields__", None) or [])
 
 
 # --- the end of a multirun ----------------------------------------------------------------

@@ -25,13 +25,14 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from tpri.configs.rules import ConfigError
+from tpri.configs.schema import Config
 from tpri.io import save_json
 from tpri.run.rundir import STATUSES as RUN_STATUSES
+from tpri.spec import ConfigError, check_section, check_value, field_spec, spec
 
 log = logging.getLogger("tpri")
 
@@ -77,18 +78,16 @@ def _numbers(metrics: dict) -> dict[str, float]:
 
 
 # ---- options ---------------------------------------------------------------------------------------
+# tpri.spec fields, as a dataset's or a model's options: `test` and `text` where a scalar type does
+# not say what is accepted; `check_section` checks `logger.<name>` against them.
 
 
-def _opt(default, accepted: str, test: Callable[[Any], bool]):
-    """A dataclass field whose metadata says what values are accepted."""
-    meta = {"accepted": accepted, "test": test}
-    if isinstance(default, (dict, list)):  # mutable: a fresh copy per instance
-        return field(default_factory=lambda: type(default)(default), metadata=meta)
-    return field(default=default, metadata=meta)
+def _text(v) -> bool:
+    return isinstance(v, str)
 
 
-def _str_or_none(v) -> bool:
-    return v is None or isinstance(v, str)
+def _non_empty(v) -> bool:
+    return isinstance(v, str) and v != ""
 
 
 def _str_list(v) -> bool:
@@ -100,17 +99,22 @@ def _tag_dict(v) -> bool:
     return isinstance(v, dict) and all(isinstance(k, str) and isinstance(t, scalar) for k, t in v.items())
 
 
+def _string(default=None, text: str = "a string or null") -> Any:
+    """A field taking any string (empty too) or null."""
+    return spec(default, test=_text, text=text)
+
+
 @dataclass(frozen=True)
 class TensorBoardOptions:
-    save_dir: str | None = _opt(None, "a path or null (null: <run dir>/tensorboard)", _str_or_none)
+    save_dir: str | None = _string(text="a path or null (null: <run dir>/tensorboard)")
 
 
 @dataclass(frozen=True)
 class MLflowOptions:
-    tracking_uri: str = _opt("sqlite:///outputs/mlflow.db", "a tracking URI", lambda v: isinstance(v, str))
-    experiment_name: str = _opt("tpri", "a non-empty string", lambda v: isinstance(v, str) and v != "")
-    run_name: str | None = _opt(None, "a string or null (null: the run's name)", _str_or_none)
-    tags: dict = _opt({}, "a mapping of tag names to strings or numbers", _tag_dict)
+    tracking_uri: str = spec("sqlite:///outputs/mlflow.db", test=_text, text="a tracking URI")
+    experiment_name: str = spec("tpri", test=_non_empty, text="a non-empty string")
+    run_name: str | None = _string(text="a string or null (null: the run's name)")
+    tags: dict = spec({}, test=_tag_dict, text="a mapping of tag names to strings or numbers")
 
 
 WANDB_MODES = ("offline", "online", "disabled")
@@ -118,13 +122,13 @@ WANDB_MODES = ("offline", "online", "disabled")
 
 @dataclass(frozen=True)
 class WandbOptions:
-    project: str = _opt("tpri", "a non-empty string", lambda v: isinstance(v, str) and v != "")
-    entity: str | None = _opt(None, "a string or null", _str_or_none)
-    mode: str = _opt("offline", "one of ['offline', 'online', 'disabled']", lambda v: v in WANDB_MODES)
-    dir: str | None = _opt(None, "a path or null (null: the run dir)", _str_or_none)
-    name: str | None = _opt(None, "a string or null (null: the run's name)", _str_or_none)
-    group: str | None = _opt(None, "a string or null", _str_or_none)
-    tags: list = _opt([], "a list of strings", _str_list)
+    project: str = spec("tpri", test=_non_empty, text="a non-empty string")
+    entity: str | None = _string()
+    mode: str = spec("offline", choices=WANDB_MODES)
+    dir: str | None = _string(text="a path or null (null: the run dir)")
+    name: str | None = _string(text="a string or null (null: the run's name)")
+    group: str | None = _string()
+    tags: list = spec([], test=_str_list, text="a list of strings")
 
 
 def parse_options(name: str, options_type: type, raw: dict | None):
@@ -132,14 +136,7 @@ def parse_options(name: str, options_type: type, raw: dict | None):
     raw = {} if raw is None else raw
     if not isinstance(raw, dict):
         raise ConfigError(f"logger.{name}={raw!r} is invalid; expected a mapping of options or null")
-    known = {f.name: f for f in fields(options_type)}
-    for key, value in raw.items():
-        if key not in known:
-            raise ConfigError(f"logger.{name}.{key}: unknown option; accepted: {', '.join(known)}")
-        if not known[key].metadata["test"](value):
-            raise ConfigError(
-                f"logger.{name}.{key}={value!r} is invalid; expected {known[key].metadata['accepted']}"
-            )
+    check_section(f"logger.{name}.", raw, options_type, optional=[f.name for f in fields(options_type)])
     return options_type(**raw)
 
 
@@ -441,8 +438,7 @@ def make_trackers(logger_cfg: dict | None, run_dir: Path, run_name: str, tag: st
     line), and those already started are closed as failed."""
     if logger_cfg is None:
         return []
-    if not isinstance(logger_cfg, dict):
-        raise ConfigError(f"logger={logger_cfg!r} is invalid; expected null or a mapping of tracker names")
+    check_value("logger", logger_cfg, Any, field_spec(Config, "logger"))  # the config's rule
     for name in logger_cfg:
         if name not in TRACKERS:
             raise ConfigError(f"logger.{name}: unknown tracker; accepted: {', '.join(TRACKERS)}")
