@@ -31,6 +31,7 @@ from tpri.data.base import Shape, Task, TensorTask
 from tpri.data.images import CIFAR10, MNIST, Digits, FashionMNIST, cifar10, digits, fashion_mnist, mnist
 from tpri.data.synthetic import AddingTask, TemporalOrderTask
 from tpri.data.text import PTBTask
+from tpri.spec import check_choice
 
 TASKS: dict[str, type[Task]] = {
     "temporal_order": TemporalOrderTask,
@@ -44,9 +45,9 @@ TASKS: dict[str, type[Task]] = {
 
 
 def task_class(name: str) -> type[Task]:
-    """The Task class registered as `name`; ValueError naming dataset.name otherwise."""
-    if name not in TASKS:
-        raise ValueError(f"dataset.name: unknown dataset {name!r}; accepted: {sorted(TASKS)}")
+    """The Task class registered as `name`; ConfigError (a ValueError) naming dataset.name
+    otherwise."""
+    check_choice("dataset.name", name, sorted(TASKS))
     return TASKS[name]
 
 
