@@ -33,14 +33,9 @@ from tpri.data.synthetic import AddingTask, TemporalOrderTask
 from tpri.data.text import PTBTask
 from tpri.spec import check_choice
 
+# the registry: each Task class under its `name`, the config option `dataset=<name>`
 TASKS: dict[str, type[Task]] = {
-    "temporal_order": TemporalOrderTask,
-    "adding": AddingTask,
-    "digits": Digits,
-    "mnist": MNIST,
-    "fashion_mnist": FashionMNIST,
-    "cifar10": CIFAR10,
-    "ptb": PTBTask,
+    task.name: task for task in (TemporalOrderTask, AddingTask, Digits, MNIST, FashionMNIST, CIFAR10, PTBTask)
 }
 
 
