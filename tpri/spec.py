@@ -175,6 +175,12 @@ def check_value(key: str, value, annotation, spec: Spec) -> None:
         )
 
 
+def check_choice(key: str, value, choices) -> None:
+    """Raise ConfigError unless `value` is one of `choices` (a registry's names: a dataset,
+    a model, an optimizer), in the words of `check_value`."""
+    check_value(key, value, Any, Spec(choices=tuple(choices)))
+
+
 def check_arguments(arguments: dict, *schemas: type) -> None:
     """Raise ConfigError ("NAME must be ..., got VALUE", a ValueError) for the first of a
     constructor's `arguments` that does not fit its field in one of the dataclasses `schemas`

@@ -20,7 +20,7 @@ from tpri.configs.build import DIRECTIONS, MODELS, check_step
 from tpri.configs.resources import estimate_memory, peak
 from tpri.configs.schema import GROUPS, OPTIONAL_KEYS, UNSET_OPTIONAL, Config
 from tpri.data import TASKS
-from tpri.spec import ConfigError, accepted, check_section, check_value, field_kind, show
+from tpri.spec import ConfigError, accepted, check_choice, check_section, check_value, field_kind, show
 
 __all__ = [  # the checks of one value live in tpri.spec; re-exported for the callers here
     "ConfigError",
@@ -104,9 +104,7 @@ def check_config(cfg: dict) -> None:
                 f"{group}: no option chosen ({group}={show(section)}); choose one "
                 f"with {group}=NAME, NAME one of {sorted(options)}"
             )
-        name = section.get("name")
-        if name not in options:
-            raise ConfigError(f"{group}.name={name!r} is invalid; expected one of {sorted(options)}")
+        check_choice(f"{group}.name", section.get("name"), sorted(options))
     check_section("", {k: v for k, v in cfg.items() if k not in GROUPS}, Config, OPTIONAL_KEYS, skip=GROUPS)
     for group, options in GROUPS.items():
         check_section(f"{group}.", cfg[group], options[cfg[group]["name"]])
