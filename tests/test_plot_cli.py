@@ -448,3 +448,23 @@ def test_sweep_and_sweeps_commands(sweep, tmp_path, capsys, quick_save):
     assert plot_main(["sweep", "sensitivity_lr", str(sweep)]) == 0
     command = json.loads((sweep / "sensitivity_lr.json").read_text())["command"]
     assert command == f"tpri-plot sensitivity {sweep} --key lr"
+
+
+def test_every_file_tpri_plot_writes_goes_through_the_atomic_writer(sweep, tmp_path, monkeypatch):
+    import tpri.io
+
+    through = []
+    real = tpri.io.write_atomic
+    monkeypatch.setattr(
+        tpri.io, "write_atomic", lambda path, write: through.append(path) or real(path, write)
+    )
+    out = tmp_path / "figures"
+    bench = write_bench(tmp_path / "bench" / "benchmark.csv")
+    for argv in (["convergence", sweep], ["winner", sweep], ["compute", bench]):
+        assert plot_main([str(a) for a in [*argv, "--out", out]]) == 0
+    assert plot_main(["report", str(out)]) == 0
+    written = files(out)
+    assert {"convergence.png", "convergence.pdf", "convergence_chosen.csv", "winner.csv", "index.html"} <= {
+        p.name for p in written
+    }
+    assert written == {Path(p) for p in through}
