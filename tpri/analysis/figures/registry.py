@@ -3,9 +3,9 @@
 report page and the sweeps (`conf/sweep/NAME.yaml`) it draws, with the options each sweep needs.
 
 Functions are named as "module:function" and imported only when a figure is made, so that
-reading the registry imports neither matplotlib nor pandas. Adding a figure kind: its function in
-`tpri.analysis.figures.kinds` (drawing with a plot module), its findings in `findings`, one entry
-here, and its sweep YAMLs.
+reading the registry imports neither matplotlib nor pandas. Adding a figure kind: its functions
+(the seven kinds' are in `kinds` and `findings`, drawing with a plot module), one entry here,
+and its sweep YAMLs (docs/figures.md, "Adding a figure kind").
 """
 
 from __future__ import annotations
