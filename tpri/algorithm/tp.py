@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from tpri.algorithm.capture import CapturedSweep, linearized_sweep
 from tpri.algorithm.inverse import Diverged, RNNInverse
 from tpri.algorithm.models import autograd_local_backward
-from tpri.spec import ConfigError, check_arguments, spec
+from tpri.spec import check_arguments, spec
 
 TARGETS = ("linearized", "difference", "inverse")
 UPDATES = ("graph", "local")
@@ -87,7 +87,7 @@ class Direction(Protocol):
 
     @classmethod
     def check_rules(cls, options: dict, prefix: str = "") -> None:
-        """Raise ConfigError when options that each fit `Options` do not fit together (keys
+        """Raise ValueError when options that each fit `Options` do not fit together (keys
         named `prefix` + name: "optimizer." on the config path)."""
 
     def check(self, model: nn.Module) -> None:
@@ -284,7 +284,7 @@ class TargetProp(Stateless):
         """per_step='authors' is defined for the linearized targets only."""
         targets = options.get("targets", "linearized")
         if options.get("per_step", "tpri") == "authors" and targets != "linearized":
-            raise ConfigError(
+            raise ValueError(
                 f"{prefix}per_step='authors' is defined for {prefix}targets='linearized', got {targets!r}"
             )
 

@@ -9,7 +9,7 @@ import torch
 
 from tpri.algorithm.tp import Direction
 from tpri.configs.build import make_direction, make_model, make_optimizer
-from tpri.configs.rules import ConfigError
+from tpri.configs.rules import ConfigError, check_device_here
 from tpri.data import make_task
 from tpri.data.base import EVAL_CHUNK  # sequences per forward pass at evaluation
 from tpri.data.download import DataFileError
@@ -19,10 +19,7 @@ from tpri.run.rundir import Checkpoint, trajectory_config
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            "device='cuda' was asked for but CUDA is not available; accepted here: 'auto', 'cpu'"
-        )
+    check_device_here(name)
     return torch.device(name)
 
 
