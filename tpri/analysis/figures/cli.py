@@ -187,6 +187,8 @@ def _run(action, prog: str) -> int:
             code, message = 2, str(e)
         except DataError as e:
             code, message = 1, str(e)
+        except BrokenPipeError:  # the reader of stdout left (`| head`): stop as a pipe's writer does
+            return stop_writing_stdout()
         except OSError as e:  # a read-only (archived) dir, a full disk: earlier files stay whole
             code, message = 1, cannot_write(e)
     for warning in caught:
@@ -195,6 +197,14 @@ def _run(action, prog: str) -> int:
     if code:
         print(f"{prog}: error: {message}", file=sys.stderr)
     return code
+
+
+def stop_writing_stdout() -> int:
+    """After the reader of stdout closed the pipe: point stdout at /dev/null (so that the exit's
+    flush raises nothing) and return 141, the status of a writer ended by SIGPIPE."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 141
 
 
 def cannot_write(err: OSError) -> str:
