@@ -31,7 +31,7 @@ from tpri.analysis.figures.kinds import Output
 from tpri.analysis.figures.registry import KINDS
 from tpri.analysis.figures.report import findings_markdown, sidecar, write_index
 from tpri.analysis.figures.style import header_text, save
-from tpri.cli import Parser
+from tpri.cli import Parser, stop_writing_stdout
 from tpri.io import save_text
 
 # ----------------------------------------------------------------------------- arguments
@@ -197,14 +197,6 @@ def _run(action, prog: str) -> int:
     if code:
         print(f"{prog}: error: {message}", file=sys.stderr)
     return code
-
-
-def stop_writing_stdout() -> int:
-    """After the reader of stdout closed the pipe: point stdout at /dev/null (so that the exit's
-    flush raises nothing) and return 141, the status of a writer ended by SIGPIPE."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    return 141
 
 
 def cannot_write(err: OSError) -> str:
