@@ -111,3 +111,10 @@ def test_the_logger_key_is_checked_by_one_rule(tmp_path):
         == ("logger=['tensorboard'] is invalid; expected null or a mapping {tracker: options}")
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_default_model_the_figures_assume_is_the_configs_default():
+    """A record without model.name ran conf/config.yaml's default model: the figures name it so."""
+    from tpri.configs.build import DEFAULT_MODEL
+
+    assert compose_config([])["model"]["name"] == DEFAULT_MODEL

@@ -28,6 +28,7 @@ __all__ = [
 ]
 
 MODELS = {"rnn": RNN, "gru": GRU, "rnn_text": TextRNN}
+DEFAULT_MODEL = "rnn"  # conf/config.yaml's default model (tests/test_option_rules.py checks they agree)
 
 # optimizer config name -> (the class computing the update direction, the options of its step)
 OPTIMIZERS = {
