@@ -33,6 +33,7 @@ from tpri.configs.resources import estimate_memory, estimate_seconds, peak
 from tpri.configs.rules import ConfigError, plain_config
 from tpri.configs.schema import register_configs
 from tpri.configs.source import CONFIG_DIR
+from tpri.io import log_handler
 from tpri.run import Interrupted, JobFailed, RunContext, RunDirError, RunRefused, preflight, run
 from tpri.run.preflight import (
     COMMAND_ID,
@@ -393,7 +394,7 @@ def _log_to(log_file: Path) -> None:
     fmt = logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     root = logging.getLogger()
     root.setLevel(logging.INFO)
-    for handler in (logging.StreamHandler(sys.stdout), logging.FileHandler(log_file)):
+    for handler in (logging.StreamHandler(sys.stdout), log_handler(log_file)):
         handler.setFormatter(fmt)
         root.addHandler(handler)
 

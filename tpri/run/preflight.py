@@ -50,6 +50,7 @@ from tpri.configs.rules import (
 )
 from tpri.configs.schema import GROUPS, Spec, register_configs
 from tpri.data import check_files
+from tpri.io import append_line
 from tpri.run.rundir import RunDir, RunRefused
 from tpri.spec import unknown_key
 
@@ -558,5 +559,4 @@ def record_failed_job(sweep_dir: str, line: str) -> None:
     parallel jobs do not mix)."""
     path = Path(sweep_dir) / FAILED_JOBS
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(f"{os.environ.get(COMMAND_ID, '')}\t{' '.join(line.split())}\n")
+    append_line(f"{os.environ.get(COMMAND_ID, '')}\t{' '.join(line.split())}", path)
