@@ -36,18 +36,23 @@ budget=${1:-smoke}
 out=${OUT:-outputs/figures}
 read -r -a extra <<< "${HYDRA_ARGS:-}"
 
-sweeps=("$@")
-if [ ${#sweeps[@]} -eq 0 ]; then
+yamls=()
+for name in "$@"; do yamls+=("conf/sweep/$name.yaml"); done
+if [ ${#yamls[@]} -eq 0 ]; then
   case $budget in
-    smoke) mapfile -t sweeps < <(ls conf/sweep/*_smoke.yaml | xargs -n1 basename | sed 's/\.yaml$//') ;;
-    paper) mapfile -t sweeps < <(ls conf/sweep/*.yaml | xargs -n1 basename | sed 's/\.yaml$//' \
-                                 | grep -v -e '_smoke$' -e '^tune_optuna$') ;;  # registry.NOT_PLOTTED
+    smoke) yamls=(conf/sweep/*_smoke.yaml) ;;
+    paper) for yaml in conf/sweep/*.yaml; do [[ $yaml == *_smoke.yaml ]] || yamls+=("$yaml"); done ;;
     *) echo "usage: $0 [smoke|paper] [sweep ...]" >&2; exit 2 ;;
   esac
 fi
+# those that make a figure, checked before anything runs (tpri-plot sweeps reads the registry,
+# tpri/analysis/figures/registry.py; a sweep it lists as making no figure is left out)
+list=$("$PYTHON" -m tpri.analysis.figures sweeps "${yamls[@]}") || exit 2
+[ -n "$list" ] || { echo "$0: none of these sweeps makes a figure" >&2; exit 2; }
+mapfile -t sweeps <<< "$list"
 
-plot() {  # sweep name -> its figure(s): the kind and arguments in tpri/analysis/figures/registry.py
-  "$PYTHON" -m tpri.analysis.figures.registry "$1" "$out/$1"
+tpri_plot() {  # tpri-plot, run by the python found above (the venv need not be activated)
+  "$PYTHON" -m tpri.analysis.figures "$@"
 }
 
 mkdir -p "$out"
@@ -60,6 +65,7 @@ for name in "${sweeps[@]}"; do
     exit 1
   fi
   echo "   sweep: $((SECONDS - start)) s"
-  plot "$name" | grep -E '\.(png|pdf|csv)$' | sed 's/^/   /'
+  # the figure(s) of sweep $name: its kind and options in the registry
+  tpri_plot sweep "$name" "$out/$name" | grep -E '\.(png|pdf|csv)$' | sed 's/^/   /'
 done
-"$PYTHON" scripts/plot_report.py "$out" | sed 's/^/== /'   # index.html: every figure below $out
+tpri_plot report "$out" | sed 's/^/== /'   # index.html: every figure below $out

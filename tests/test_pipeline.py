@@ -3,16 +3,16 @@ hyperparameters, and sweep -> plot runs end to end through the real CLI at a tin
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
-from helpers import CONF, ROOT, train_cli
+from helpers import CONF, train_cli
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
+from tpri.analysis.figures.cli import plot_main
 from tpri.configs.rules import check_config
 
 SWEEPS = sorted(p.stem for p in (CONF / "sweep").glob("*.yaml"))
@@ -40,12 +40,9 @@ def _resolved(cfg) -> dict:
     return {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k != "hydra"}
 
 
-def _script(name: str):
-    """The `main` of scripts/<name>.py (the scripts are not a package)."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+def _plot(kind: str):
+    """`tpri-plot KIND` as a function of its remaining arguments."""
+    return lambda argv: plot_main([kind, *argv])
 
 
 def _assert_figure(out_dir: Path, name: str) -> None:
@@ -168,7 +165,7 @@ def test_comparison_experiments_change_only_the_method(hydra_conf):
 
 
 def test_convergence_pipeline(tmp_path):
-    """sweep=convergence_smoke (TP vs BP, 2 seeds) -> plot_convergence."""
+    """sweep=convergence_smoke (TP vs BP, 2 seeds) -> tpri-plot convergence."""
     runs = tmp_path / "runs"
     grid = "hydra.sweeper.params.lr=1e-2"  # one step size of the smoke grid
     train_cli(
@@ -179,12 +176,12 @@ def test_convergence_pipeline(tmp_path):
     assert {s["config"]["optimizer"]["name"] for s in summaries} == {"tp", "sgd"}
     assert sorted(s["config"]["seed"] for s in summaries) == [0, 0, 1, 1]
     assert all(s["status"] == "completed" and s["iteration"] == 20 for s in summaries)
-    assert _script("plot_convergence")([str(runs), "--out", str(tmp_path / "fig")]) == 0
+    assert _plot("convergence")([str(runs), "--out", str(tmp_path / "fig")]) == 0
     _assert_figure(tmp_path / "fig", "convergence")
 
 
 def test_heatmap_pipeline(tmp_path):
-    """sweep=heatmap_smoke on digits, a 2 x 2 grid -> plot_heatmap (diverged cells marked)."""
+    """sweep=heatmap_smoke on digits, a 2 x 2 grid -> tpri-plot heatmap (diverged cells marked)."""
     runs = tmp_path / "runs"
     train_cli(
         "sweep=heatmap_smoke",
@@ -204,12 +201,12 @@ def test_heatmap_pipeline(tmp_path):
         (100, 1e-3),
         (100, 1e3),
     }
-    assert _script("plot_heatmap")([str(runs)]) == 0
+    assert _plot("heatmap")([str(runs)]) == 0
     _assert_figure(runs, "heatmap")
 
 
 def test_sensitivity_pipeline(tmp_path):
-    """sweep=sensitivity_smoke on digits, 2 values of lr_target -> plot_sensitivity."""
+    """sweep=sensitivity_smoke on digits, 2 values of lr_target -> tpri-plot sensitivity."""
     runs = tmp_path / "runs"
     train_cli(
         "sweep=sensitivity_smoke",
@@ -223,7 +220,7 @@ def test_sensitivity_pipeline(tmp_path):
     summaries = _summaries(runs)
     assert [s["config"]["lr_target"] for s in summaries] == [1e-6, 1e-2]
     assert all(s["status"] == "completed" and s["iteration"] == 10 for s in summaries)
-    assert _script("plot_sensitivity")([str(runs), "--key", "lr_target", "--out", str(tmp_path)]) == 0
+    assert _plot("sensitivity")([str(runs), "--key", "lr_target", "--out", str(tmp_path)]) == 0
     _assert_figure(tmp_path, "sensitivity_lr_target")
 
 
@@ -252,11 +249,11 @@ def test_optuna_sweep_runs_two_trials(tmp_path):
 @pytest.mark.parametrize(
     "sweep, plot, args, n_jobs",
     [
-        ("gradients_smoke", "plot_gradients", [], 2),
-        ("winner_smoke", "plot_winner", ["hydra.sweeper.params.tuned_lr=1e-2", "model.hidden=16"], 6),
+        ("gradients_smoke", "gradients", [], 2),
+        ("winner_smoke", "winner", ["hydra.sweeper.params.tuned_lr=1e-2", "model.hidden=16"], 6),
         (
             "length_scaling_smoke",
-            "plot_length_scaling",
+            "length_scaling",
             ["hydra.sweeper.params.seed=0", "hydra.sweeper.params.lr=1e-2"],
             6,
         ),
@@ -266,10 +263,5 @@ def test_other_smoke_pipelines(tmp_path, sweep, plot, args, n_jobs):
     runs = tmp_path / "runs"
     train_cli(f"sweep={sweep}", "max_iter=10", "eval_every=5", *args, f"hydra.sweep.dir={runs}")
     assert len(_summaries(runs)) == n_jobs
-    assert _script(plot)([str(runs)]) == 0
-    _assert_figure(
-        runs,
-        {"plot_gradients": "gradients", "plot_winner": "winner", "plot_length_scaling": "length_scaling"}[
-            plot
-        ],
-    )
+    assert _plot(plot)([str(runs)]) == 0
+    _assert_figure(runs, plot)

@@ -1,16 +1,20 @@
-"""The analysis command lines (`tpri-collect`, `tpri-plot KIND`, the scripts/ wrappers):
+"""The analysis command lines (`tpri-collect`, `tpri-plot KIND`, scripts/collect.py):
 one figure per task, one line and exit 1 or 2 on bad input with nothing written, index.html."""
 
 import importlib.util
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from fakeruns import curve, gradients, write_bench, write_job, write_multirun
 
-from tpri.analysis.figures import cli, registry
-from tpri.analysis.figures.cli import KINDS, collect_main, plot_main
+from tpri.analysis.figures import cli, kinds, registry
+from tpri.analysis.figures.cli import collect_main, plot_main
+from tpri.analysis.figures.registry import KINDS
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 RUN_KINDS = [k for k in KINDS if k != "compute"]
@@ -177,7 +181,10 @@ def test_mixed_tasks_give_one_figure_per_task(tmp_path, capsys, quick_save):
     assert "adding, RNN, T=30" in header and "temporal order" not in header
 
 
-def test_every_kind_through_its_script_then_the_report(sweep, tmp_path, capsys, quick_save):
+def test_every_kind_through_tpri_plot_then_the_report(sweep, tmp_path, capsys, quick_save):
+    def tpri_plot(*argv):
+        return plot_main([str(a) for a in argv])
+
     def script(name, argv):
         spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
         module = importlib.util.module_from_spec(spec)
@@ -187,25 +194,25 @@ def test_every_kind_through_its_script_then_the_report(sweep, tmp_path, capsys, 
     out = tmp_path / "figures"
     bench = write_bench(tmp_path / "bench" / "benchmark.csv")
     assert script("collect", [sweep]) == 0
-    assert script("plot_convergence", [sweep / "results.csv", "--out", out]) == 0
-    assert script("plot_heatmap", [sweep, "--out", out, "--where", "optimizer=tp"]) == 0
-    assert script("plot_sensitivity", [sweep, "--out", out, "--key", "lr"]) == 0
-    assert script("plot_gradients", [sweep, "--out", out]) == 0
-    assert script("plot_length_scaling", [sweep, "--out", out]) == 0
-    assert script("plot_winner", [sweep, "--out", out]) == 0
-    assert script("plot_compute", [bench, "--out", out]) == 0
+    assert tpri_plot("convergence", sweep / "results.csv", "--out", out) == 0
+    assert tpri_plot("heatmap", sweep, "--out", out, "--where", "optimizer=tp") == 0
+    assert tpri_plot("sensitivity", sweep, "--out", out, "--key", "lr") == 0
+    assert tpri_plot("gradients", sweep, "--out", out) == 0
+    assert tpri_plot("length_scaling", sweep, "--out", out) == 0
+    assert tpri_plot("winner", sweep, "--out", out) == 0
+    assert tpri_plot("compute", bench, "--out", out) == 0
     names = ["convergence", "heatmap", "sensitivity_lr", "gradients", "length_scaling", "winner", "compute"]
     printed = capsys.readouterr().out
     for name in names:
         assert str(out / f"{name}.png") in printed and (out / f"{name}.pdf").exists()
     assert (out / "winner.csv").exists()
-    assert script("plot_report", [out]) == 0
-    assert script("plot_report", [out, "--out", out / "index.html", "--markdown"]) == 0  # again
+    assert tpri_plot("report", out) == 0
+    assert tpri_plot("report", out, "--out", out / "index.html", "--markdown") == 0  # again
     assert "- `convergence.png` (temporal order, RNN, T=60, d=100;" in capsys.readouterr().out
     page = (out / "index.html").read_text()
     for name in names:
         assert f'<img src="{name}.png"' in page
-    assert "python scripts/plot_sensitivity.py" in page and "--key lr" in page
+    assert "tpri-plot sensitivity" in page and "--key lr" in page
     assert "8 runs." in page and "4 seeds" not in page
     assert "<td>BP (SGD, Nesterov 0.9)</td><td>4</td><td>4</td>" in page
     assert "step size γ_θ (lr)" in page and "$" not in page  # mathtext made plain
@@ -365,7 +372,99 @@ def test_every_sweep_has_one_figure_kind_in_the_registry():
     sweeps = sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "sweep").glob("*.yaml"))
     missing = [s for s in sweeps if s not in registry.NOT_PLOTTED and registry.kind_of(s) is None]
     assert not missing  # a new sweep needs its figure kind in tpri/analysis/figures/registry.py
-    assert set(registry.KINDS) == set(cli.PLOTS)  # every kind has a plot function and a caption
+    assert registry.unplotted(sweeps) == []
+    assert registry.unplotted(["tune_optuna", "heatmap", "no_such_sweep"]) == ["no_such_sweep"]
     assert registry.plot_args("sensitivity_reg") == ["sensitivity", "--key", "reg"]
     assert registry.plot_args("convergence_mnist_smoke") == ["convergence"]
-    assert registry.main(["no_such_sweep", "dir"]) == 2
+    assert plot_main(["sweep", "no_such_sweep", "dir"]) == 2
+
+
+@pytest.mark.parametrize("name", list(KINDS))
+def test_every_kind_has_its_functions_caption_and_options(name):
+    kind = KINDS[name]
+    assert callable(registry.load(kind.make)) and kind.caption.endswith(".") and kind.help
+    assert kind.findings is None or callable(registry.load(kind.findings))
+    assert kind.source in cli.SOURCES
+    for sweep, options in kind.sweep_options.items():
+        assert registry.kind_of(sweep) is kind
+        source = "results.csv" if kind.source == "runs" else "bench.csv"
+        cli.build_parser("tpri-plot").parse_args([name, source, *options])  # SystemExit if not its own
+
+
+def test_reading_the_registry_imports_no_plotting_library():
+    loaded = "sorted({'matplotlib', 'pandas'} & set(sys.modules))"
+    code = f"import sys, tpri.analysis.figures.registry; print({loaded})"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert proc.stdout.strip() == "[]"
+
+
+def toy_figure(args):
+    """A figure kind added by one registry entry (see the test below)."""
+    from matplotlib.figure import Figure
+
+    runs = kinds.runs_of(args)
+    return [kinds.Output(args.kind, Figure(), runs, facts=(runs, args.scale))]
+
+
+def toy_findings(runs, scale):
+    return [f"{runs['job_dir'].nunique()} runs at scale {scale}"]
+
+
+def test_a_kind_added_by_one_registry_entry_plots_with_its_caption_and_findings(
+    sweep, capsys, monkeypatch, quick_save
+):
+    module = toy_figure.__module__
+    toy = registry.Kind(
+        "toy",
+        "a toy figure",
+        "A toy caption.",
+        make=f"{module}:toy_figure",
+        findings=f"{module}:toy_findings",
+        options=(registry.option("--scale", type=float, default=1.0),),
+        sweeps=("toy*",),
+        sweep_options={"toy_big": ("--scale", "2")},
+    )
+    monkeypatch.setitem(registry.KINDS, "toy", toy)
+    assert plot_main(["sweep", "toy_big", str(sweep)]) == 0
+    info = json.loads((sweep / "toy.json").read_text())
+    assert info["caption"] == "A toy caption."
+    assert info["findings"] == ["8 runs at scale 2.0"]
+    assert info["command"] == f"tpri-plot toy {sweep} --scale 2"
+    assert plot_main(["toy", str(sweep), "--scale", "x"]) == 2
+    assert "argument --scale: invalid float value: 'x'" in capsys.readouterr().err
+
+
+def test_sweep_and_sweeps_commands(sweep, tmp_path, capsys, quick_save):
+    conf = Path(__file__).parents[1] / "conf" / "sweep"
+    yamls = [conf / f"{name}.yaml" for name in ("heatmap_smoke", "tune_optuna", "sensitivity_lr")]
+    assert plot_main(["sweeps", *map(str, yamls)]) == 0
+    assert capsys.readouterr().out.split() == ["heatmap_smoke", "sensitivity_lr"]
+    unknown = tmp_path / "no_kind.yaml"
+    unknown.write_text("")
+    assert_one_line_error(capsys, plot_main(["sweeps", str(unknown)]), 2, "sweeps no_kind: no figure kind")
+    assert_one_line_error(capsys, plot_main(["sweeps", str(tmp_path / "x.yaml")]), 2, "no such file")
+    assert_one_line_error(capsys, plot_main(["sweep", "tune_optuna", str(sweep)]), 2, "makes no figure")
+    assert plot_main(["sweep", "sensitivity_lr", str(sweep)]) == 0
+    command = json.loads((sweep / "sensitivity_lr.json").read_text())["command"]
+    assert command == f"tpri-plot sensitivity {sweep} --key lr"
+
+
+def test_every_file_tpri_plot_writes_goes_through_the_atomic_writer(sweep, tmp_path, monkeypatch):
+    import tpri.io
+
+    through = []
+    real = tpri.io.write_atomic
+    monkeypatch.setattr(
+        tpri.io, "write_atomic", lambda path, write: through.append(path) or real(path, write)
+    )
+    out = tmp_path / "figures"
+    bench = write_bench(tmp_path / "bench" / "benchmark.csv")
+    for argv in (["convergence", sweep], ["winner", sweep], ["compute", bench]):
+        assert plot_main([str(a) for a in [*argv, "--out", out]]) == 0
+    assert plot_main(["report", str(out)]) == 0
+    written = files(out)
+    assert {"convergence.png", "convergence.pdf", "convergence_chosen.csv", "winner.csv", "index.html"} <= {
+        p.name for p in written
+    }
+    assert written == {Path(p) for p in through}

@@ -38,9 +38,12 @@ SKIPPED = {
     "scripts/make_figures.sh": "every smoke sweep (minutes); run by tests/test_pipeline.py's figure checks",
     "python scripts/benchmark.py --winner": "allocates about 3 GB per process (the paper's winner corner)",
     "python train.py dataset=mnist": "downloads MNIST (network)",
-    "python scripts/plot_report.py outputs/figures": "needs the figures of scripts/make_figures.sh",
+    "tpri-plot report outputs/figures": "needs the figures of scripts/make_figures.sh",
 }
-MODULES = {"tpri-status": "tpri.run.status"}  # console scripts, run as modules (no install needed)
+MODULES = {
+    "tpri-status": "tpri.run.status",
+    "tpri-plot": "tpri.analysis.figures",
+}  # console scripts, run as modules (no install needed)
 TEMPLATE = re.compile(r"\b(NAME|KIND|DIR)\b")  # placeholders, e.g. sweep=NAME: not a command
 
 

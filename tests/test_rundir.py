@@ -427,7 +427,7 @@ def test_sweep_log_lines_carry_the_job_number_and_each_job_ends_with_one_summary
         f"sweep done: 2 jobs: 2 completed, 0 diverged, 0 failed, 0 interrupted; {tmp_path}",
         f"  table:   tpri-status {tmp_path}",
         f"  collect: python scripts/collect.py {tmp_path}",
-        f"  plot:    python scripts/plot_convergence.py {tmp_path}",
+        f"  plot:    tpri-plot convergence {tmp_path}",
     ]
     lines = [line for line in out if "[tpri]" in line]
     for job in "01":

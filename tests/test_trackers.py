@@ -1,6 +1,7 @@
 """Experiment trackers: options are checked before anything starts, and what each tracker records
 is read back with its own reader (TensorBoard's EventAccumulator, MlflowClient, the wandb Run)."""
 
+import json
 import multiprocessing
 import os
 import shutil
@@ -194,6 +195,28 @@ def test_wandb_runs_offline_in_the_run_dir(tmp_path, monkeypatch):
     tracker.close("completed")
     (offline,) = (tmp_path / "wandb").glob("offline-run-*")
     assert list(offline.glob("run-*.wandb"))
+
+
+def test_a_resumed_job_continues_its_wandb_run(tmp_path, monkeypatch):
+    """The run's id is kept in trackers.json and reused: both stretches are one W&B run (offline:
+    offline-run folders of that one id, which `wandb sync` merges; two stretches in the same
+    second get the suffix -1)."""
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    (first,) = make_trackers({"wandb": {}}, tmp_path, "job")
+    first.log_metrics(ROWS[0], step=ROWS[0]["iteration"])
+    first.close("interrupted")
+    run_id = first.tracker.run.id
+    assert json.loads((tmp_path / "trackers.json").read_text())["wandb"] == {"run_id": run_id}
+    (second,) = make_trackers({"wandb": {}}, tmp_path, "job")
+    assert second.tracker.run.id == run_id
+    second.log_metrics(ROWS[1], step=ROWS[1]["iteration"])
+    second.close("completed")
+    offline = sorted((tmp_path / "wandb").glob("offline-run-*"))
+    assert offline and all(f"-{run_id}" in folder.name for folder in offline)
+    # another run dir starts its own run
+    (other,) = make_trackers({"wandb": {}}, tmp_path / "other", "job")
+    assert other.tracker.run.id != run_id
+    other.close("completed")
 
 
 # ---- a tracker never takes training down -----------------------------------------------------------

@@ -28,10 +28,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from tpri.analysis.figures.registry import plot_command
 from tpri.configs.resources import estimate_memory, estimate_seconds, peak
 from tpri.configs.rules import ConfigError, plain_config
 from tpri.configs.schema import register_configs
 from tpri.configs.source import CONFIG_DIR
+from tpri.io import log_handler
 from tpri.run import Interrupted, JobFailed, RunContext, RunDirError, RunRefused, preflight, run
 from tpri.run.preflight import (
     COMMAND_ID,
@@ -257,13 +259,11 @@ def sweep_summary(sweep_dir: Path, plan: Plan) -> str:
     counts = Counter(read_job(d)["status"] for d in dirs if d.is_dir())
     checkout = program() != "tpri-train"
     collect = "python scripts/collect.py" if checkout else "tpri-collect"
-    kind = plot_kind(sweep_name(sweep_dir))
-    plot = f"python scripts/plot_{kind}.py" if checkout else f"tpri-plot {kind}"
     lines = [
         f"sweep done: {counts_line(counts, FINISHED[:4])}; {sweep_dir}",
         f"  table:   tpri-status {sweep_dir}",
         f"  collect: {collect} {sweep_dir}",
-        f"  plot:    {plot} {sweep_dir}",
+        f"  plot:    {plot_command(sweep_name(sweep_dir), sweep_dir)}",
     ]
     if counts[GONE] or counts["interrupted"] or counts["failed"]:
         lines.append(f"  resume:  {resume_command(sweep_dir)}")
@@ -277,13 +277,6 @@ def sweep_name(sweep_dir: Path) -> str | None:
         return record["hydra"]["runtime"]["choices"].get("sweep")
     except Exception:  # noqa: BLE001  (no record: a plain -m sweep)
         return None
-
-
-def plot_kind(name: str | None) -> str:
-    """The figure a sweep is made for: the kind its name starts with, else convergence."""
-    from tpri.analysis.figures.cli import KINDS
-
-    return next((k for k in KINDS if name and name.startswith(k)), "convergence")
 
 
 def print_plan(plan: Plan) -> None:
@@ -401,7 +394,7 @@ def _log_to(log_file: Path) -> None:
     fmt = logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     root = logging.getLogger()
     root.setLevel(logging.INFO)
-    for handler in (logging.StreamHandler(sys.stdout), logging.FileHandler(log_file)):
+    for handler in (logging.StreamHandler(sys.stdout), log_handler(log_file)):
         handler.setFormatter(fmt)
         root.addHandler(handler)
 

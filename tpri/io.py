@@ -1,15 +1,18 @@
-"""The one file writer of tpri: every file the project writes goes through `write_atomic`.
+"""The one file writer of tpri: every file the project writes goes through this module.
 
-A temp file is written beside the destination, flushed, fsynced and renamed over it, so a
-kill or a full disk at any instant leaves either the previous file or the new one, whole.
-The file gets the permissions an ordinary `open()` would (0666 minus the umask), so
-collaborators who can read `train.log` can read the results too.
+Files are written whole by `write_atomic`: a temp file is written beside the destination,
+flushed, fsynced and renamed over it, so a kill or a full disk at any instant leaves either the
+previous file or the new one, whole. The file gets the permissions an ordinary `open()` would
+(0666 minus the umask), so collaborators who can read `train.log` can read the results too.
+The two logs grow by whole lines instead: a sweep's failed_jobs.txt, which parallel jobs share
+(`append_line`), and the `train.log` of a run started without Hydra (`log_handler`).
 """
 
 from __future__ import annotations
 
 import glob
 import json
+import logging
 import os
 import re
 import tempfile
@@ -58,6 +61,21 @@ def _naming(err: OSError, path: Path) -> OSError:
     if err.errno is None:
         return err
     return type(err)(err.errno, err.strerror, str(path))
+
+
+def append_line(line: str, path: str | Path) -> None:
+    """Add `line` and a newline to the log at `path` in one write() in append mode, so that the
+    lines of parallel writers never mix; the log is created if needed, never rewritten."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        os.write(fd, f"{line}\n".encode())
+    finally:
+        os.close(fd)
+
+
+def log_handler(path: str | Path) -> logging.Handler:
+    """A logging handler that appends each record to the log at `path` as one line."""
+    return logging.FileHandler(path, encoding="utf-8")
 
 
 def save_bytes(data: bytes, path: str | Path) -> None:

@@ -175,17 +175,24 @@ def check_value(key: str, value, annotation, spec: Spec) -> None:
         )
 
 
+def check_choice(key: str, value, choices) -> None:
+    """Raise ConfigError unless `value` is one of `choices` (a registry's names: a dataset,
+    a model, an optimizer), in the words of `check_value`."""
+    check_value(key, value, Any, Spec(choices=tuple(choices)))
+
+
 def check_arguments(arguments: dict, *schemas: type) -> None:
-    """Raise ConfigError ("NAME must be ..., got VALUE", a ValueError) for the first of a
-    constructor's `arguments` that does not fit its field in one of the dataclasses `schemas`
-    (the owner's options): the rules of the config check, worded for a library call."""
+    """Raise ValueError ("NAME must be ..., got VALUE") for the first of a constructor's
+    `arguments` that does not fit its field in one of the dataclasses `schemas` (the owner's
+    options): the rules of the config check, worded for a library call (a job names the
+    config group in front of it)."""
     fields = {f.name: (schema, f) for schema in schemas for f in dataclasses.fields(schema)}
     for name, value in arguments.items():
         schema, entry = fields[name]
         annotation = typing.get_type_hints(schema)[name]
         spec = entry.metadata.get("spec", Spec())
         if not fits(value, annotation, spec):
-            raise ConfigError(f"{name} must be {accepted(*field_kind(annotation), spec)}, got {value!r}")
+            raise ValueError(f"{name} must be {accepted(*field_kind(annotation), spec)}, got {value!r}")
 
 
 def check_section(prefix: str, section: dict, schema: type, optional=(), skip=()) -> None:

@@ -115,6 +115,8 @@ class DTP(TargetProp):
     """
 
     Options = DTPOptions
+    label = "DTP-PI"
+    LABELLED = ("variant", "update")  # the default variant is the authors'
     STEP_OPTIONS = ("momentum", "nesterov")  # step options of the forward optimizer it shares
     # (B, T, d) tensors the reverse layer's training step holds at once (the states, the
     # previous ones, noise, noisy states, f of them, the drive, g's graph and its gradient):

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from tpri.algorithm.capture import CapturedSweep, linearized_sweep
 from tpri.algorithm.inverse import Diverged, RNNInverse
 from tpri.algorithm.models import autograd_local_backward
-from tpri.spec import ConfigError, check_arguments, spec
+from tpri.spec import check_arguments, spec
 
 TARGETS = ("linearized", "difference", "inverse")
 UPDATES = ("graph", "local")
@@ -87,7 +87,7 @@ class Direction(Protocol):
 
     @classmethod
     def check_rules(cls, options: dict, prefix: str = "") -> None:
-        """Raise ConfigError when options that each fit `Options` do not fit together (keys
+        """Raise ValueError when options that each fit `Options` do not fit together (keys
         named `prefix` + name: "optimizer." on the config path)."""
 
     def check(self, model: nn.Module) -> None:
@@ -122,6 +122,9 @@ class Backprop(Stateless):
 
     displacements = None
     Options = BackpropOptions
+    label = "BP"  # how tables and figures name it
+    LABELLED = ()  # options a label names when they differ from the constructor's default
+    named_by_step = True  # a label always names its step: BP (SGD), BP (Adam)
 
     inverts = False  # propagates targets through layer inverses
     step_factors = False  # keeps d x d factors of every step's regularized inverse
@@ -168,6 +171,9 @@ class TargetProp(Stateless):
     """
 
     Options = TargetPropOptions
+    label = "TP"
+    LABELLED = ("targets", "update", "per_step")  # the defaults are the paper's TP
+    named_by_step = False  # a label names a step other than SGD only
     inverts = True  # propagates targets through layer inverses
     step_factors = True  # keeps d x d factors of every step's regularized inverse
     REVERSE_FLOATS = 0  # (B, T, d) tensors of a learned reverse layer's training (DTP's)
@@ -278,7 +284,7 @@ class TargetProp(Stateless):
         """per_step='authors' is defined for the linearized targets only."""
         targets = options.get("targets", "linearized")
         if options.get("per_step", "tpri") == "authors" and targets != "linearized":
-            raise ConfigError(
+            raise ValueError(
                 f"{prefix}per_step='authors' is defined for {prefix}targets='linearized', got {targets!r}"
             )
 

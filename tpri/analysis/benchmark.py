@@ -41,6 +41,7 @@ from tpri.cli import Parser
 from tpri.io import save_text
 
 METHODS = ("plain_rnn", "bp", "tp_graph", "tp_local")
+TASK = tpri.data.TemporalOrderTask  # what every cell trains on: the temporal order task, length T
 WINNER = (784, 512, 512)  # the paper's largest cell of the winner sweep: T, d, batch
 COLUMNS = (
     "T",
@@ -105,7 +106,7 @@ def make_runner(name: str, task, hidden: int, device: torch.device) -> Runner:
 
 
 def make_batches(T: int, batch: int, count: int, device: torch.device):
-    task = tpri.data.make_task("temporal_order", length=T)
+    task = TASK(length=T)
     gen = torch.Generator().manual_seed(0)
     return task, [tuple(t.to(device) for t in task.sample(batch, gen)) for _ in range(count)]
 
@@ -398,6 +399,7 @@ def oversized_cells(grid, available: int | None = None) -> str | None:
     """One line naming the first cell whose iteration of the largest method (every method of the
     benchmark runs: TP's and BP's estimates, the larger) would not fit in the available memory,
     by the same estimate `train.py` checks jobs with; else None."""
+    from tpri.configs.build import DEFAULT_MODEL
     from tpri.configs.resources import estimate_memory, peak
     from tpri.configs.rules import available_memory
 
@@ -405,14 +407,14 @@ def oversized_cells(grid, available: int | None = None) -> str | None:
     for T, hidden, batch in grid:
         cfg = {
             "dataset": {
-                "name": "temporal_order",
+                "name": TASK.name,
                 "length": T,
                 "bits": 1,
                 "variable_length": False,
                 "test_size": 0,
                 "eval_size": 0,
             },
-            "model": {"name": "rnn", "hidden": hidden},
+            "model": {"name": DEFAULT_MODEL, "hidden": hidden},
             "batch_size": batch,
         }
         need = max(peak(estimate_memory({**cfg, "optimizer": {"name": name}})) for name in ("tp", "sgd"))

@@ -15,6 +15,7 @@ status. Bad input raises `UsageError` (a wrong argument: exit 2 on a command lin
 from __future__ import annotations
 
 import csv
+import inspect
 import json
 import math
 import warnings
@@ -25,9 +26,12 @@ import pandas as pd
 import yaml
 from omegaconf import OmegaConf
 
+from tpri.configs.build import DIRECTIONS, OPTIMIZERS
+from tpri.configs.schema import GROUPS
 from tpri.data import TASKS
 from tpri.io import save_text
 from tpri.run.rundir import GONE, find_job_dirs, observed_status
+from tpri.spec import field_spec
 
 ID_COLUMNS = [
     "job_dir",
@@ -57,7 +61,6 @@ METRICS = [
     "update_norm",
     "w_spectral_norm",
 ]
-GROUPS = ["dataset", "model", "optimizer"]
 # columns that summarize() and the figures add: neither configuration nor raw metrics
 DERIVED = ["last_iteration", "T", "family", "solved", "diverged", "task"]
 DERIVED_PREFIXES = ("cos_", "auc_", "final_", "best_")
@@ -241,23 +244,30 @@ def _momentum(config: dict) -> list[str]:
 
 def method_label(config: dict) -> str:
     """A readable name of the method: TP, BP (SGD, Nesterov 0.9), BP (Adam), DTP-PI,
-    TP (difference, local), ... Only what differs from the paper's TP is named."""
+    TP (difference, local), ... Only what differs from the paper's TP is named: the options
+    the direction class lists in LABELLED, when not at its constructor's default."""
     name = str(config.get("optimizer.name"))
-    if name in ("sgd", "adam"):
-        words = ["SGD", *_momentum(config)] if name == "sgd" else ["Adam"]
-        return f"BP ({', '.join(words)})"
-    if name not in ("tp", "dtp"):
+    if name not in DIRECTIONS:
         return name.upper()
-    keys = [("targets", "linearized"), ("update", "graph"), ("per_step", "tpri"), ("step", "sgd")]
-    if name == "dtp":  # the authors' DTP by default; tpri's variant named
-        keys = [("variant", "authors"), ("update", "graph"), ("step", "sgd")]
-    words = [str(config.get(f"optimizer.{k}", default)) for k, default in keys]
-    words = [w for w, (_, default) in zip(words, keys) if w != default]
-    words = [{"adam": "Adam", "authors": "authors' per-step rule"}.get(w, w) for w in words]
-    if config.get("optimizer.step", "sgd") == "sgd":
+    direction = DIRECTIONS[name]
+    defaults = inspect.signature(direction).parameters
+    words = [str(config.get(f"optimizer.{k}", defaults[k].default)) for k in direction.LABELLED]
+    words = [w for w, k in zip(words, direction.LABELLED) if w != defaults[k].default]
+    step = str(config.get("optimizer.step", first_step(name)))
+    if direction.named_by_step or step != first_step(name):
+        words.append(step)
+    words = [WORDS.get(w, w) for w in words]
+    if step == "sgd":
         words += _momentum(config)
-    base = "TP" if name == "tp" else "DTP-PI"
-    return f"{base} ({', '.join(words)})" if words else base
+    return f"{direction.label} ({', '.join(words)})" if words else direction.label
+
+
+def first_step(name: str) -> str:
+    """The step of optimizer `name` when its config leaves `step` out: its first choice."""
+    return field_spec(OPTIMIZERS[name][1], "step").choices[0]
+
+
+WORDS = {"sgd": "SGD", "adam": "Adam", "authors": "authors' per-step rule"}  # option values in labels
 
 
 def read_job(job: Path, root: Path) -> pd.DataFrame:

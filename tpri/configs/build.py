@@ -14,6 +14,7 @@ from tpri.algorithm.models import RNN
 from tpri.algorithm.steps import STEP_KEYS, STEPS, AdamStep, SGDStep, check_step, make_optimizer
 from tpri.algorithm.text_model import TextRNN
 from tpri.algorithm.tp import Backprop, TargetProp
+from tpri.spec import check_choice
 
 __all__ = [
     "DIRECTIONS",
@@ -27,6 +28,7 @@ __all__ = [
 ]
 
 MODELS = {"rnn": RNN, "gru": GRU, "rnn_text": TextRNN}
+DEFAULT_MODEL = "rnn"  # conf/config.yaml's default model (tests/test_option_rules.py checks they agree)
 
 # optimizer config name -> (the class computing the update direction, the options of its step)
 OPTIMIZERS = {
@@ -38,22 +40,16 @@ OPTIMIZERS = {
 DIRECTIONS = {name: direction for name, (direction, _) in OPTIMIZERS.items()}
 
 
-def _unknown(key: str, value, accepted) -> ValueError:
-    return ValueError(f"{key}: unknown option {value!r}; accepted: {sorted(accepted)}")
-
-
 def make_model(name: str, input_size: int, output_size: int, **options) -> nn.Module:
     """The model `name` (a key of MODELS) for a task's input and output sizes."""
-    if name not in MODELS:
-        raise _unknown("model.name", name, MODELS)
+    check_choice("model.name", name, sorted(MODELS))
     return MODELS[name](input_size=input_size, output_size=output_size, **options)
 
 
 def make_direction(name: str, **options):
     """The update direction (Backprop, TargetProp, ...) of optimizer config `name`; the step
     options (STEP_KEYS) are ignored here, except those the direction names in STEP_OPTIONS."""
-    if name not in DIRECTIONS:
-        raise _unknown("optimizer.name", name, DIRECTIONS)
+    check_choice("optimizer.name", name, sorted(DIRECTIONS))
     cls = DIRECTIONS[name]
     shared = getattr(cls, "STEP_OPTIONS", ())  # step options the direction also reads (DTP)
     rest = {k: v for k, v in options.items() if k not in STEP_KEYS or k in shared}

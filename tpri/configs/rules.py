@@ -18,9 +18,9 @@ from omegaconf import DictConfig, OmegaConf
 from tpri.configs.budget import Budget, here, memory_here
 from tpri.configs.build import DIRECTIONS, MODELS, check_step
 from tpri.configs.resources import estimate_memory, peak
-from tpri.configs.schema import GROUPS, OPTIONAL_KEYS, UNSET_OPTIONAL, Config
+from tpri.configs.schema import DEVICES, GROUPS, OPTIONAL_KEYS, UNSET_OPTIONAL, Config
 from tpri.data import TASKS
-from tpri.spec import ConfigError, accepted, check_section, check_value, field_kind, show
+from tpri.spec import ConfigError, accepted, check_choice, check_section, check_value, field_kind, show
 
 __all__ = [  # the checks of one value live in tpri.spec; re-exported for the callers here
     "ConfigError",
@@ -104,9 +104,7 @@ def check_config(cfg: dict) -> None:
                 f"{group}: no option chosen ({group}={show(section)}); choose one "
                 f"with {group}=NAME, NAME one of {sorted(options)}"
             )
-        name = section.get("name")
-        if name not in options:
-            raise ConfigError(f"{group}.name={name!r} is invalid; expected one of {sorted(options)}")
+        check_choice(f"{group}.name", section.get("name"), sorted(options))
     check_section("", {k: v for k, v in cfg.items() if k not in GROUPS}, Config, OPTIONAL_KEYS, skip=GROUPS)
     for group, options in GROUPS.items():
         check_section(f"{group}.", cfg[group], options[cfg[group]["name"]])
@@ -267,10 +265,7 @@ def _check_gpu(cfg: dict, parts: dict[str, int], gpus: int | None) -> None:
                 "(hydra.launcher.gpus_per_node=0); set it to 1, or device=auto or cpu"
             )
         return
-    if cfg["device"] == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            "device='cuda' was asked for but CUDA is not available; accepted here: ['auto', 'cpu']"
-        )
+    check_device_here(cfg["device"])
     if cfg["device"] == "cpu" or not torch.cuda.is_available():
         return
     need = parts["parameters"] + max(parts["training batch"], parts["evaluation"])
@@ -280,6 +275,16 @@ def _check_gpu(cfg: dict, parts: dict[str, int], gpus: int | None) -> None:
             f"memory: this job needs about {_gb(need)} on the GPU, more than its "
             f"{_gb(have)}; shrink {SHRINK['training batch'](cfg)} or use device=cpu"
         )
+
+
+def check_device_here(device: str) -> None:
+    """ConfigError when `device` (a choice of the config key `device`) is cuda and torch sees
+    no CUDA on this machine (the preflight check and the job's own, at start)."""
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        here = [d for d in DEVICES if d != "cuda"]
+        raise ConfigError(f"device='cuda' was asked for but CUDA is not available; accepted here: {here}")
 
 
 def _gb(n: float) -> str:

@@ -31,22 +31,18 @@ from tpri.data.base import Shape, Task, TensorTask
 from tpri.data.images import CIFAR10, MNIST, Digits, FashionMNIST, cifar10, digits, fashion_mnist, mnist
 from tpri.data.synthetic import AddingTask, TemporalOrderTask
 from tpri.data.text import PTBTask
+from tpri.spec import check_choice
 
+# the registry: each Task class under its `name`, the config option `dataset=<name>`
 TASKS: dict[str, type[Task]] = {
-    "temporal_order": TemporalOrderTask,
-    "adding": AddingTask,
-    "digits": Digits,
-    "mnist": MNIST,
-    "fashion_mnist": FashionMNIST,
-    "cifar10": CIFAR10,
-    "ptb": PTBTask,
+    task.name: task for task in (TemporalOrderTask, AddingTask, Digits, MNIST, FashionMNIST, CIFAR10, PTBTask)
 }
 
 
 def task_class(name: str) -> type[Task]:
-    """The Task class registered as `name`; ValueError naming dataset.name otherwise."""
-    if name not in TASKS:
-        raise ValueError(f"dataset.name: unknown dataset {name!r}; accepted: {sorted(TASKS)}")
+    """The Task class registered as `name`; ConfigError (a ValueError) naming dataset.name
+    otherwise."""
+    check_choice("dataset.name", name, sorted(TASKS))
     return TASKS[name]
 
 

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from tpri.algorithm.tp import Direction
 from tpri.configs.build import make_direction, make_model, make_optimizer
-from tpri.configs.rules import ConfigError
+from tpri.configs.rules import ConfigError, check_device_here
 from tpri.data import make_task
 from tpri.data.base import Task, eval_chunk
 from tpri.data.download import DataFileError
@@ -20,10 +20,7 @@ from tpri.run.rundir import Checkpoint, trajectory_config
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            "device='cuda' was asked for but CUDA is not available; accepted here: 'auto', 'cpu'"
-        )
+    check_device_here(name)
     return torch.device(name)
 
 

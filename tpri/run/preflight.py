@@ -35,7 +35,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
+from tpri.algorithm.tp import Backprop
 from tpri.configs.budget import Budget, for_launcher
+from tpri.configs.build import DIRECTIONS
 from tpri.configs.rules import (
     ConfigError,
     accepted,
@@ -48,6 +50,7 @@ from tpri.configs.rules import (
 )
 from tpri.configs.schema import GROUPS, Spec, register_configs
 from tpri.data import check_files
+from tpri.io import append_line
 from tpri.run.rundir import RunDir, RunRefused
 from tpri.spec import unknown_key
 
@@ -438,7 +441,6 @@ def inspect_job(
     return JobCheck(None, config=plain)
 
 
-BP_OPTIMIZERS = ("sgd", "adam")
 BP_STEP_SIZES = "lr=1e-5 for sgd (the paper's BP on temporal order, Nesterov 0.9), lr=1e-3 for adam"
 
 
@@ -448,7 +450,7 @@ def check_bp_keys(cfg: dict, overrides: list[str]) -> None:
     configs. (TP-only keys given with a BP optimizer: `tpri.configs.rules.check_overrides`.)"""
     name = cfg["optimizer"]["name"]
     keys = {o.lstrip("+~").split("=", 1)[0] for o in overrides}
-    if name in BP_OPTIMIZERS and "optimizer" in keys and not keys & {"lr", "optimizer.lr"}:
+    if DIRECTIONS[name] is Backprop and "optimizer" in keys and not keys & {"lr", "optimizer.lr"}:
         raise ConfigError(
             f"optimizer={name} needs its step size on the command line (the default lr={cfg['lr']} "
             f"is TP's): e.g. {BP_STEP_SIZES}"
@@ -557,5 +559,4 @@ def record_failed_job(sweep_dir: str, line: str) -> None:
     parallel jobs do not mix)."""
     path = Path(sweep_dir) / FAILED_JOBS
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(f"{os.environ.get(COMMAND_ID, '')}\t{' '.join(line.split())}\n")
+    append_line(f"{os.environ.get(COMMAND_ID, '')}\t{' '.join(line.split())}", path)

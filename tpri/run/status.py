@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from tpri.cli import Parser
+from tpri.cli import Parser, stop_writing_stdout
 from tpri.run.rundir import GONE, RECORD, SUMMARY, find_job_dirs, lock_holder, observed_status
 
 COLUMNS = ("job", "status", "iteration", "best", "final", "lock")
@@ -106,8 +106,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = Parser(prog="tpri-status", description="The jobs below a dir of runs, as a table.")
     parser.add_argument("dirs", nargs="*", type=Path, default=[Path("outputs")], metavar="DIR")
     args = parser.parse_args(argv)
+    try:
+        return show(args.dirs)
+    except BrokenPipeError:  # `tpri-status | head`
+        return stop_writing_stdout()
+
+
+def show(dirs: list[Path]) -> int:
+    """Print the table of each dir; 2 when one is not a dir."""
     code = 0
-    for root in args.dirs:
+    for root in dirs:
         if not root.is_dir():
             print(
                 f"tpri-status: {root}: no such dir (expected a run, a sweep or an outputs dir)",

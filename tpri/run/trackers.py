@@ -338,11 +338,16 @@ class MLflowTracker:
 
 class WandbTracker:
     """A Weights & Biases run, offline unless `mode: online`; offline runs land in
-    <dir>/wandb/offline-run-* (`wandb sync` uploads them later)."""
+    <dir>/wandb/offline-run-* (`wandb sync` uploads them later). A resumed job continues its run:
+    the run's id is kept in <run dir>/trackers.json and passed back (`resume="allow"`), so an
+    online store appends to the same run and `wandb sync` of offline stretches merges them."""
 
     def __init__(self, options: WandbOptions, run_dir: Path, run_name: str):
         wandb = _import("wandb", "wandb")
+        kept = recall_id(run_dir, "wandb").get("run_id")
+        continued = dict(id=kept, resume="allow") if isinstance(kept, str) and kept else {}
         self.run = wandb.init(
+            **continued,
             project=options.project,
             entity=options.entity,
             mode=options.mode,
@@ -353,6 +358,7 @@ class WandbTracker:
             reinit="create_new",
             settings=wandb.Settings(console="off", silent=True),
         )
+        keep_id(run_dir, "wandb", {"run_id": self.run.id})
 
     def log_params(self, config: dict) -> None:
         self.run.config.update(config, allow_val_change=True)

@@ -10,6 +10,7 @@ off-screen with no pyplot state and no global style change, sometimes with the n
 drew. Each figure's header names the task as run, T, d, batch, iterations and seeds.
 """
 
+import importlib
 import os
 import tempfile
 
@@ -29,27 +30,18 @@ def _matplotlib_config_dir() -> None:
 
 _matplotlib_config_dir()
 
-from tpri.analysis.figures.curves import plot_convergence, plot_gradients, plot_sensitivity  # noqa: E402
-from tpri.analysis.figures.grids import plot_heatmap, plot_winner, winner_table  # noqa: E402
-from tpri.analysis.figures.scaling import plot_compute, plot_length_scaling, solved_table  # noqa: E402
-from tpri.analysis.figures.style import METHOD_STYLES, header_text, label, method_style, save  # noqa: E402
-from tpri.analysis.figures.tasks import split_tasks, with_task  # noqa: E402
+# public name -> its module, imported on first use: reading the registry imports no matplotlib
+_HOME = {
+    **dict.fromkeys(["plot_convergence", "plot_gradients", "plot_sensitivity"], "curves"),
+    **dict.fromkeys(["plot_heatmap", "plot_winner", "winner_table"], "grids"),
+    **dict.fromkeys(["plot_compute", "plot_length_scaling", "solved_table"], "scaling"),
+    **dict.fromkeys(["METHOD_STYLES", "header_text", "label", "method_style", "save"], "style"),
+    **dict.fromkeys(["split_tasks", "with_task"], "tasks"),
+}
+__all__ = sorted(_HOME)
 
-__all__ = [
-    "METHOD_STYLES",
-    "header_text",
-    "label",
-    "method_style",
-    "plot_compute",
-    "plot_convergence",
-    "plot_gradients",
-    "plot_heatmap",
-    "plot_length_scaling",
-    "plot_sensitivity",
-    "plot_winner",
-    "save",
-    "solved_table",
-    "split_tasks",
-    "winner_table",
-    "with_task",
-]
+
+def __getattr__(name: str):
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)

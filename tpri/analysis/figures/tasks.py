@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from tpri.analysis.collect import UsageError, sequence_length, swept_keys
-from tpri.configs.build import MODELS
+from tpri.configs.build import DEFAULT_MODEL, MODELS
 from tpri.data import TASKS
 
 
@@ -41,7 +41,7 @@ def task_name(row: pd.Series) -> str:
     if _truthy(_get(row, "dataset.permute", False)):
         words.insert(0, "permuted")
     words += _variant(row, name)[0]
-    model = str(_get(row, "model.name", _get(row, "model", "rnn")))
+    model = str(_get(row, "model.name", _get(row, "model", DEFAULT_MODEL)))
     return f"{' '.join(words)}, {MODELS[model].label if model in MODELS else model}"
 
 
@@ -51,8 +51,8 @@ def _slug(row: pd.Series, with_length: bool) -> str:
     if _truthy(_get(row, "dataset.permute", False)):
         parts.append("permuted")
     parts += _variant(row, name)[1]
-    model = str(_get(row, "model.name", _get(row, "model", "rnn")))
-    if model != "rnn":
+    model = str(_get(row, "model.name", _get(row, "model", DEFAULT_MODEL)))
+    if model != DEFAULT_MODEL:
         parts.append(model)
     if with_length and np.isfinite(row["T"]):
         parts.append(f"T{row['T']:g}")
