@@ -364,6 +364,7 @@ def write_csv(rows: list[dict], path: Path) -> None:
 def main(argv=None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)  # as in a job (tpri.run.job.Job): every method alike
     if args.probe:  # the child process of measure_memory
         peak = probe_memory(
             args.probe, args.T[0], args.hidden[0], args.batch[0], args.memory_iters, args.device
