@@ -296,13 +296,17 @@ SHRINK = {  # the keys that size each part of the estimate
     "training batch": lambda cfg: _keys(
         cfg, "batch_size", "dataset.length", "model.hidden", "dataset.size_chunk"
     ),
+    # one chunk (tpri.data.base.eval_chunk) of states and predictions, and the kept displacements;
+    # the sets' sizes matter only below one chunk
     "evaluation": lambda cfg: _keys(
         cfg,
+        "dataset.length",
+        "model.hidden",
+        "model.embedding_dim",
+        "batch_size",
         "dataset.test_size",
         "dataset.eval_size",
         "dataset.n_test_tokens",
-        "dataset.length",
-        "model.hidden",
     ),
     "dataset": lambda cfg: _keys(
         cfg, "dataset.n_train", "dataset.n_tokens", "dataset.test_size", "dataset.eval_size", "dataset.length"
