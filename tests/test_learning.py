@@ -84,17 +84,28 @@ def test_papers_temporal_order_60_tp_solves_it_where_bp_stays_at_chance():
     assert bp < 0.35
 
 
-def test_a_job_flushes_float32_denormals_to_zero():
+def test_a_job_flushes_float32_denormals_to_zero_and_restores_the_flag(tmp_path, monkeypatch):
     """TP's targets and BP's adjoints shrink step by step over long sequences; x86 computes on
     float32 denormals (< 1.2e-38) 5-10x slower (TP at T=120, d=256, B=128: 295 ms an iteration
-    against 127 ms flushed), so a job counts them as 0."""
+    against 127 ms flushed), so a job counts them as 0 while it trains, and gives the process
+    its flag back (the CPU flag also flushes Python's floats: lr=1e-320 must stay 1e-320)."""
     import torch
     from helpers import TINY, compose_config
 
-    from tpri.run import Job
+    from tpri.run import Job, run
 
+    def flushed() -> bool:
+        return (torch.tensor([1e-39]) * 1.0).item() == 0.0
+
+    seen = []
+    evaluate = Job.evaluate
+    monkeypatch.setattr(Job, "evaluate", lambda self: seen.append(flushed()) or evaluate(self))
     torch.set_flush_denormal(False)
-    tiny = torch.tensor([1e-39], dtype=torch.float32)
-    assert (tiny * 1.0).item() > 0  # a denormal, before the job
-    Job(compose_config([*TINY, "max_iter=1"]))
-    assert (tiny * 1.0).item() == 0.0
+    run(compose_config([*TINY, "max_iter=2", "eval_every=1"]), tmp_path / "off")
+    assert seen and all(seen) and not flushed() and 1e-320 > 0
+    torch.set_flush_denormal(True)  # a process that flushes already keeps flushing
+    try:
+        run(compose_config([*TINY, "max_iter=2", "eval_every=1"]), tmp_path / "on")
+        assert flushed()
+    finally:
+        torch.set_flush_denormal(False)

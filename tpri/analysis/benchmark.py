@@ -39,6 +39,7 @@ from torch import nn
 import tpri
 from tpri.cli import Parser
 from tpri.io import save_text
+from tpri.run.job import denormals_flushed
 
 METHODS = ("plain_rnn", "bp", "tp_graph", "tp_local")
 TASK = tpri.data.TemporalOrderTask  # what every cell trains on: the temporal order task, length T
@@ -364,7 +365,12 @@ def write_csv(rows: list[dict], path: Path) -> None:
 def main(argv=None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    torch.set_flush_denormal(True)  # as in a job (tpri.run.job.Job): every method alike
+    with denormals_flushed():  # as in a job: every method alike
+        return measure(args)
+
+
+def measure(args) -> int:
+    """The probe (a child process) or the grid, as the parsed arguments ask; the exit code."""
     if args.probe:  # the child process of measure_memory
         peak = probe_memory(
             args.probe, args.T[0], args.hidden[0], args.batch[0], args.memory_iters, args.device

@@ -3,6 +3,7 @@ batch generator and evaluation sets; their resumable state; evaluation."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -24,6 +25,21 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+@contextlib.contextmanager
+def denormals_flushed():
+    """Within: float32 values below 1.2e-38 count as 0. TP's targets and BP's adjoints shrink step
+    by step through long sequences, and x86 CPUs compute on such denormals 5-10x slower. The CPU
+    flag also flushes Python's own float arithmetic in this thread, so it is restored on exit
+    (config checks outside see 1e-320 as 1e-320)."""
+    was_on = (torch.tensor([1e-39]) * 1.0).item() == 0.0  # torch has no getter for the flag
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        if not was_on:
+            torch.set_flush_denormal(False)
+
+
 class Job:
     """Everything one run needs, built from a checked config."""
 
@@ -31,9 +47,6 @@ class Job:
         self.cfg = cfg
         if cfg["threads"] > 0:
             torch.set_num_threads(cfg["threads"])
-        # float32 values below 1.2e-38 count as 0: TP's targets and BP's adjoints shrink step by
-        # step through long sequences, and x86 CPUs compute on such denormals 5-10x slower
-        torch.set_flush_denormal(True)
         self.device = pick_device(cfg["device"])
         self.task = _build("dataset", lambda: make_task(**cfg["dataset"]))
         torch.manual_seed(cfg["seed"])

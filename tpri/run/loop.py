@@ -46,7 +46,7 @@ from tpri.configs.rules import (
 )
 from tpri.io import UnreadableFile, load_torch, save_text
 from tpri.run.divergence import DivergenceRules
-from tpri.run.job import Job
+from tpri.run.job import Job, denormals_flushed
 from tpri.run.provenance import now, provenance, stretch, whole_git
 from tpri.run.record import Record, csv_text
 from tpri.run.rundir import (
@@ -111,7 +111,7 @@ def _run_checked(cfg: dict, output_dir: str | Path, context: RunContext) -> dict
     gone = launcher_gone()
     if gone:
         raise RunDirError(f"{output_dir}: not started, {gone}")
-    with SignalCatcher() as signals, RunDir(output_dir) as rundir:
+    with SignalCatcher() as signals, RunDir(output_dir) as rundir, denormals_flushed():
         prev = rundir.read_previous()
         for note in prev.notes:
             log.warning("%s%s", context.tag, note)
