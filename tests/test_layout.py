@@ -119,3 +119,48 @@ def test_checks_see_a_circle_and_an_upward_import(tmp_path, monkeypatch):
         test_imports_point_down("tpri.algorithm.fake")
     with pytest.raises(AssertionError, match="import circle: tpri.algorithm.fake -> tpri.run.fake2"):
         test_no_circles()
+
+
+def dataset_switches(module: str, names: set[str]) -> list[int]:
+    """Lines where `module` compares with, or keys a dict by, a dataset's name written as a literal."""
+
+    def literals(node) -> set[str]:
+        items = node.elts if isinstance(node, (ast.Tuple, ast.List, ast.Set)) else [node]
+        return {i.value for i in items if isinstance(i, ast.Constant) and isinstance(i.value, str)}
+
+    lines = []
+    for node in ast.walk(ast.parse(MODULES[module].read_text())):
+        if isinstance(node, ast.Compare):
+            found = set().union(*(literals(n) for n in [node.left, *node.comparators]))
+        elif isinstance(node, ast.Dict):
+            found = set().union(*(literals(k) for k in node.keys if k is not None))
+        elif isinstance(node, ast.MatchValue):
+            found = literals(node.value)
+        else:
+            continue
+        lines += [node.lineno] if found & names else []
+    return lines
+
+
+def test_only_the_data_package_and_the_paper_settings_switch_on_a_dataset_name():
+    """A dataset's facts live in its Task class; the one exception is the table of the authors'
+    values per experiment (configs/paper_settings.py)."""
+    from tpri.data import TASKS
+
+    switching = {
+        m: lines
+        for m in MODULES
+        if not (m == "tpri.data" or m.startswith("tpri.data."))
+        for lines in [dataset_switches(m, set(TASKS))]
+        if lines
+    }
+    assert set(switching) <= {"tpri.configs.paper_settings"}, switching
+
+
+def test_the_dataset_switch_check_sees_a_switch(tmp_path, monkeypatch):
+    fake = tmp_path / "fake.py"
+    fake.write_text('def f(name):\n    sizes = {"ptb": 1}\n    return name in ("mnist", "x") or sizes\n')
+    monkeypatch.setitem(MODULES, "tpri.run.fake", fake)
+    assert dataset_switches("tpri.run.fake", {"mnist", "ptb"}) == [2, 3]
+    with pytest.raises(AssertionError, match="tpri.run.fake"):
+        test_only_the_data_package_and_the_paper_settings_switch_on_a_dataset_name()
