@@ -445,6 +445,9 @@ def test_sweep_and_sweeps_commands(sweep, tmp_path, capsys, quick_save):
     assert_one_line_error(capsys, plot_main(["sweeps", str(unknown)]), 2, "sweeps no_kind: no figure kind")
     assert_one_line_error(capsys, plot_main(["sweeps", str(tmp_path / "x.yaml")]), 2, "no such file")
     assert_one_line_error(capsys, plot_main(["sweep", "tune_optuna", str(sweep)]), 2, "makes no figure")
+    # the plot's own error is the one line, with its code
+    missing = str(tmp_path / "nonexistent")
+    assert_one_line_error(capsys, plot_main(["sweep", "convergence_smoke", missing]), 2, "no such file")
     assert plot_main(["sweep", "sensitivity_lr", str(sweep)]) == 0
     command = json.loads((sweep / "sensitivity_lr.json").read_text())["command"]
     assert command == f"tpri-plot sensitivity {sweep} --key lr"

@@ -219,6 +219,26 @@ def test_a_resumed_job_continues_its_wandb_run(tmp_path, monkeypatch):
     other.close("completed")
 
 
+@pytest.mark.parametrize("damage", ["refused id", "directory"])
+def test_a_damaged_wandb_id_file_starts_a_new_run(tmp_path, monkeypatch, damage):
+    """A kept id W&B refuses starts a new run (and is replaced); trackers.json that cannot be
+    written leaves the run going, its id not kept."""
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    ids = tmp_path / "trackers.json"
+    if damage == "refused id":
+        ids.write_text('{"wandb": {"run_id": "bad/id:?#"}}')
+    else:
+        ids.mkdir()
+    (tracker,) = make_trackers({"wandb": {}}, tmp_path, "job")
+    run_id = tracker.tracker.run.id
+    assert run_id != "bad/id:?#"
+    tracker.log_metrics(ROWS[0], step=ROWS[0]["iteration"])
+    tracker.close("completed")
+    assert not tracker.dropped
+    if damage == "refused id":
+        assert json.loads(ids.read_text())["wandb"] == {"run_id": run_id}
+
+
 # ---- a tracker never takes training down -----------------------------------------------------------
 
 

@@ -71,6 +71,13 @@ def size() -> Any:
     return spec(ge=1)
 
 
+@dataclass
+class Seeded:
+    """The `seed` argument of a constructor that draws random numbers (DTP's reverse layer)."""
+
+    seed: int = seed()
+
+
 class ConfigError(ValueError):
     """A configuration value is missing, of the wrong type or out of range."""
 

@@ -41,7 +41,7 @@ from tpri.algorithm.inverse import previous_states
 from tpri.algorithm.models import orthogonal_
 from tpri.algorithm.steps import SGDStep, check_step
 from tpri.algorithm.tp import TargetOptions, TargetProp
-from tpri.spec import check_arguments, spec
+from tpri.spec import Seeded, check_arguments, spec
 
 VARIANTS = ("authors", "separate")
 
@@ -138,6 +138,7 @@ class DTP(TargetProp):
         super().__init__(lr_target, reg=0.0, targets="difference", update=update)
         check_arguments(dict(variant=variant, lr_reverse=lr_reverse, noise=noise), DTPOptions)
         check_arguments(dict(momentum=momentum, nesterov=nesterov), SGDStep)
+        check_arguments(dict(seed=seed), Seeded)
         check_step(dict(momentum=momentum, nesterov=nesterov))
         self.lr_reverse, self.noise, self.momentum = float(lr_reverse), float(noise), float(momentum)
         self.variant, self.nesterov, self.seed = variant, nesterov, seed

@@ -345,8 +345,23 @@ class WandbTracker:
     def __init__(self, options: WandbOptions, run_dir: Path, run_name: str):
         wandb = _import("wandb", "wandb")
         kept = recall_id(run_dir, "wandb").get("run_id")
-        continued = dict(id=kept, resume="allow") if isinstance(kept, str) and kept else {}
-        self.run = wandb.init(
+        kept = kept if isinstance(kept, str) and kept else None
+        try:
+            self.run = self._start(wandb, options, run_dir, run_name, kept)
+        except Exception:  # noqa: BLE001 - a kept id W&B refuses (a damaged trackers.json): a new run
+            if kept is None:
+                raise
+            log.warning("logger.wandb: the run id kept in %s was refused; starting a new run", IDS_FILE)
+            self.run = self._start(wandb, options, run_dir, run_name, None)
+        try:
+            keep_id(run_dir, "wandb", {"run_id": self.run.id})
+        except OSError as err:
+            log.warning("logger.wandb: run id not kept (%s); a resumed job starts a new run", one_line(err))
+
+    @staticmethod
+    def _start(wandb, options: WandbOptions, run_dir: Path, run_name: str, run_id: str | None):
+        continued = dict(id=run_id, resume="allow") if run_id else {}
+        return wandb.init(
             **continued,
             project=options.project,
             entity=options.entity,
@@ -358,7 +373,6 @@ class WandbTracker:
             reinit="create_new",
             settings=wandb.Settings(console="off", silent=True),
         )
-        keep_id(run_dir, "wandb", {"run_id": self.run.id})
 
     def log_params(self, config: dict) -> None:
         self.run.config.update(config, allow_val_change=True)

@@ -179,6 +179,7 @@ def sweeps(args) -> None:
 
 def _run(action, prog: str) -> int:
     """Run `action()`, printing warnings and errors as lines; the exit code."""
+    message = None  # an action that returns a code has printed its own error line
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -194,7 +195,7 @@ def _run(action, prog: str) -> int:
     for warning in caught:
         if issubclass(warning.category, UserWarning):
             print(f"{prog}: warning: {warning.message}", file=sys.stderr)
-    if code:
+    if message is not None:
         print(f"{prog}: error: {message}", file=sys.stderr)
     return code
 
