@@ -103,7 +103,7 @@ class Job:
         for split, (x, y) in self.eval_sets.items():
             chunk = eval_chunk(self.task.output_size, x.shape[1], per_step)
             row[f"{split}_loss"], row[f"{split}_accuracy"] = evaluate_set(self.model, self.task, x, y, chunk)
-        if self.task.objective == "language_model":
+        if per_step:
             row["test_perplexity"] = math.exp(min(row["test_loss"], 50.0))
         return row
 
